@@ -1,0 +1,108 @@
+//! Edge <-> central messages. One request frame and one response frame per
+//! QUIC bidirectional stream.
+//!
+//! The downlink is a compacted change feed: every entity central holds carries
+//! the sequence number of its last change, deletions stay as tombstones for a
+//! retention period, and "changes since cursor N" returns every entity and
+//! tombstone whose sequence is above N, in sequence order, one page at a time.
+//! Asking from cursor 0 therefore yields a full snapshot. A cursor older than
+//! the oldest retained tombstone is answered with [`CentralToEdge::CursorExpired`]
+//! and the edge resyncs from 0.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::*;
+
+/// One synced entity, in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Entity {
+    Facility(FacilityRecord),
+    Unit(HousingUnitRecord),
+    Resident(ResidentRecord),
+    Contact(ContactRecord),
+    Block(BlockRecord),
+    Privileged(PrivilegedNumberRecord),
+    Suspension(SuspensionRecord),
+    CapUsage(CapUsageRecord),
+}
+
+/// The identity of a synced entity, for deletions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntityKey {
+    Unit(UnitId),
+    Resident(ResidentId),
+    Contact(ContactId),
+    Block(BlockRecord),
+    Privileged(PhoneNumber),
+    Suspension(u64),
+    CapUsage { resident: ResidentId, kind: CallKind, period_start: jiff::civil::Date },
+}
+
+impl Entity {
+    /// The key a later deletion of this entity would carry (`None` for the
+    /// facility itself, which is never deleted).
+    pub fn key(&self) -> Option<EntityKey> {
+        Some(match self {
+            Entity::Facility(_) => return None,
+            Entity::Unit(u) => EntityKey::Unit(u.id.clone()),
+            Entity::Resident(r) => EntityKey::Resident(r.id.clone()),
+            Entity::Contact(c) => EntityKey::Contact(c.id),
+            Entity::Block(b) => EntityKey::Block(b.clone()),
+            Entity::Privileged(p) => EntityKey::Privileged(p.number.clone()),
+            Entity::Suspension(s) => EntityKey::Suspension(s.id),
+            Entity::CapUsage(c) => EntityKey::CapUsage {
+                resident: c.resident.clone(),
+                kind: c.kind,
+                period_start: c.period_start,
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    Upsert(Entity),
+    Delete(EntityKey),
+}
+
+/// One page of the change feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeBatch {
+    /// The cursor the edge asked from.
+    pub since: u64,
+    pub changes: Vec<Change>,
+    /// The cursor to ask from next; store it in the same transaction as the
+    /// changes.
+    pub next_cursor: u64,
+    /// More pages are waiting beyond `next_cursor`.
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EdgeToCentral {
+    /// Checks that central knows this facility; answered with `Welcome`.
+    Hello { facility: FacilityId, agent_version: String },
+    /// Asks for the change feed after `since`, at most `limit` changes.
+    Changes { facility: FacilityId, since: u64, limit: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CentralToEdge {
+    Welcome { facility: FacilityId, head_cursor: u64 },
+    Changes(ChangeBatch),
+    /// `since` is older than the oldest retained tombstone: resync from 0.
+    CursorExpired { since: u64, oldest_valid: u64 },
+    Error(CentralError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CentralError {
+    #[error("unknown facility {0}")]
+    UnknownFacility(FacilityId),
+    #[error("this connection's certificate is not for facility {0}")]
+    WrongFacility(FacilityId),
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("central is temporarily unable to answer: {0}")]
+    Unavailable(String),
+}
