@@ -29,12 +29,12 @@ pub enum RpcError {
 impl RpcError {
     /// Whether the whole connection is gone (as opposed to one bad exchange).
     pub fn is_connection_lost(&self) -> bool {
-        match self {
-            RpcError::Connection(_) => true,
-            RpcError::Write(quinn::WriteError::ConnectionLost(_)) => true,
-            RpcError::Read(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(_))) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            RpcError::Connection(_)
+                | RpcError::Write(quinn::WriteError::ConnectionLost(_))
+                | RpcError::Read(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(_)))
+        )
     }
 }
 
