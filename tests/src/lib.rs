@@ -293,3 +293,23 @@ pub fn scrape_metric(addr: SocketAddr, name: &str) -> Option<f64> {
     stream.read_to_string(&mut text).ok()?;
     text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+/// Finds the first value stored under `key` anywhere inside `value`
+/// (externally tagged enums put variant names in keys).
+pub fn find<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    match value {
+        Value::Object(map) => map.get(key).or_else(|| map.values().find_map(|v| find(v, key))),
+        Value::Array(items) => items.iter().find_map(|v| find(v, key)),
+        _ => None,
+    }
+}
+
+/// Whether `needle` appears as a key or a string anywhere in `value`.
+pub fn mentions(value: &Value, needle: &str) -> bool {
+    match value {
+        Value::String(s) => s == needle,
+        Value::Object(map) => map.iter().any(|(k, v)| k == needle || mentions(v, needle)),
+        Value::Array(items) => items.iter().any(|v| mentions(v, needle)),
+        _ => false,
+    }
+}
