@@ -355,3 +355,194 @@ impl Directory {
         self.counts() == DirectoryCounts::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+    use proto::domain::{AccountStatus, Approval, Approvals, BlockScope, CapUsageRecord, FacilityId};
+
+    fn contact(id: u64, resident: &str, name: &str) -> ContactRecord {
+        let approved = Approval::Approved;
+        ContactRecord {
+            id: ContactId(id),
+            resident: ResidentId::new(resident),
+            name: name.into(),
+            account_status: AccountStatus::Active,
+            approvals: Approvals {
+                voice: approved,
+                video: approved,
+                message: approved,
+            },
+            numbers: vec![format!("+1555000{id:04}")],
+            video_balance_cents: 0,
+            video_rate_cents_per_min: 0,
+        }
+    }
+
+    fn names(dir: &Directory, resident: &str) -> Vec<(String, u64)> {
+        dir.contacts_of(&ResidentId::new(resident))
+            .map(|c| (c.name.clone(), c.id.0))
+            .collect()
+    }
+
+    fn s(name: &str, id: u64) -> (String, u64) {
+        (name.to_string(), id)
+    }
+
+    #[test]
+    fn contacts_are_listed_by_name_then_id() {
+        let mut dir = Directory::new();
+        for (id, name) in [(3, "Carol"), (1, "Bob"), (2, "Alice"), (4, "Bob")] {
+            dir.upsert(Entity::Contact(contact(id, "R1", name)));
+        }
+        dir.upsert(Entity::Contact(contact(9, "R2", "Zed")));
+        assert_eq!(
+            names(&dir, "R1"),
+            [s("Alice", 2), s("Bob", 1), s("Bob", 4), s("Carol", 3)]
+        );
+        assert_eq!(names(&dir, "R2"), [s("Zed", 9)]);
+        assert!(names(&dir, "R3").is_empty());
+    }
+
+    #[test]
+    fn contact_upsert_moves_it_between_residents_and_renames_it() {
+        let mut dir = Directory::new();
+        dir.upsert(Entity::Contact(contact(1, "R1", "Alice")));
+        dir.upsert(Entity::Contact(contact(2, "R1", "Bob")));
+        dir.upsert(Entity::Contact(contact(1, "R2", "Alice")));
+        assert_eq!(names(&dir, "R1"), [s("Bob", 2)]);
+        assert_eq!(names(&dir, "R2"), [s("Alice", 1)]);
+        dir.upsert(Entity::Contact(contact(2, "R1", "Aaron")));
+        assert_eq!(names(&dir, "R1"), [s("Aaron", 2)]);
+        assert_eq!(dir.counts().contacts, 2);
+        dir.delete(&EntityKey::Contact(ContactId(1)));
+        assert!(names(&dir, "R2").is_empty());
+        assert!(dir.contact(ContactId(1)).is_none());
+        assert!(!dir.contacts_by_resident.contains_key(&ResidentId::new("R2")));
+    }
+
+    #[test]
+    fn deleting_missing_keys_changes_nothing() {
+        let mut dir = Directory::new();
+        dir.upsert(Entity::Contact(contact(1, "R1", "Alice")));
+        let before = dir.counts();
+        for key in [
+            EntityKey::Unit(UnitId::new("X")),
+            EntityKey::Resident(ResidentId::new("X")),
+            EntityKey::Contact(ContactId(77)),
+            EntityKey::Block(BlockRecord {
+                number: "+15550000001".into(),
+                scope: BlockScope::AllFacilities,
+            }),
+            EntityKey::Privileged("+15550000001".into()),
+            EntityKey::Suspension(5),
+            EntityKey::CapUsage {
+                resident: ResidentId::new("R1"),
+                kind: CallKind::Voice,
+                period_start: date(2026, 1, 1),
+            },
+        ] {
+            dir.delete(&key);
+        }
+        assert_eq!(dir.counts(), before);
+        assert_eq!(names(&dir, "R1"), [s("Alice", 1)]);
+    }
+
+    #[test]
+    fn blocks_are_found_under_any_spelling_and_deleted_one_by_one() {
+        let mut dir = Directory::new();
+        let all = BlockRecord {
+            number: "+15551234567".into(),
+            scope: BlockScope::AllFacilities,
+        };
+        let here = BlockRecord {
+            number: "1 (555) 123-4567".into(),
+            scope: BlockScope::Facility(FacilityId::new("F")),
+        };
+        dir.upsert(Entity::Block(all.clone()));
+        dir.upsert(Entity::Block(here.clone()));
+        dir.upsert(Entity::Block(here.clone()));
+        assert_eq!(dir.counts().blocks, 2);
+        assert_eq!(dir.blocks_for("5551234567").count(), 2);
+        dir.delete(&EntityKey::Block(all));
+        assert_eq!(dir.blocks_for("+15551234567").collect::<Vec<_>>(), [&here]);
+        dir.delete(&EntityKey::Block(here));
+        assert_eq!(dir.blocks_for("+15551234567").count(), 0);
+        assert!(dir.blocks.is_empty());
+        assert_eq!(dir.counts().blocks, 0);
+    }
+
+    #[test]
+    fn privileged_numbers_by_any_spelling() {
+        let mut dir = Directory::new();
+        dir.upsert(Entity::Privileged(PrivilegedNumberRecord {
+            number: "+1 555 000 0100".into(),
+            label: "PD".into(),
+        }));
+        assert!(dir.privileged("15550000100").is_some());
+        assert!(dir.privileged("+15550000101").is_none());
+        dir.delete(&EntityKey::Privileged("+1 555 000 0100".into()));
+        assert!(dir.privileged("15550000100").is_none());
+        assert_eq!(dir.counts().privileged, 0);
+    }
+
+    #[test]
+    fn suspension_upsert_moves_between_residents() {
+        let mut dir = Directory::new();
+        let mut susp = SuspensionRecord {
+            id: 7,
+            resident: ResidentId::new("R1"),
+            services: vec![],
+            ends_on: date(2026, 1, 1),
+            reason: String::new(),
+        };
+        dir.upsert(Entity::Suspension(susp.clone()));
+        susp.resident = ResidentId::new("R2");
+        dir.upsert(Entity::Suspension(susp));
+        assert_eq!(dir.suspensions_of(&ResidentId::new("R1")).count(), 0);
+        assert_eq!(dir.suspensions_of(&ResidentId::new("R2")).count(), 1);
+        dir.delete(&EntityKey::Suspension(7));
+        assert_eq!(dir.suspensions_of(&ResidentId::new("R2")).count(), 0);
+        assert!(dir.is_empty());
+    }
+
+    #[test]
+    fn cap_usage_is_replaced_not_summed() {
+        let mut dir = Directory::new();
+        let usage = |used_secs| {
+            Entity::CapUsage(CapUsageRecord {
+                resident: ResidentId::new("R1"),
+                kind: CallKind::Video,
+                period_start: date(2026, 3, 1),
+                used_secs,
+            })
+        };
+        dir.upsert(usage(100));
+        dir.upsert(usage(250));
+        let r1 = ResidentId::new("R1");
+        assert_eq!(dir.cap_used_secs(&r1, CallKind::Video, date(2026, 3, 1)), 250);
+        assert_eq!(dir.cap_used_secs(&r1, CallKind::Voice, date(2026, 3, 1)), 0);
+        assert_eq!(dir.counts().cap_usage, 1);
+    }
+
+    #[test]
+    fn facility_time_zone_is_parsed_on_upsert() {
+        let mut dir = Directory::new();
+        assert_eq!(dir.time_zone().unwrap_err(), FacilityError::Missing);
+        let mut record =
+            FacilityRecord::with_defaults(FacilityId::new("F"), "F", "America/Los_Angeles");
+        dir.upsert(Entity::Facility(record.clone()));
+        assert_eq!(
+            dir.time_zone().unwrap().iana_name(),
+            Some("America/Los_Angeles")
+        );
+        record.time_zone = "Not/AZone".into();
+        dir.apply(&Change::Upsert(Entity::Facility(record)));
+        assert!(matches!(
+            dir.time_zone(),
+            Err(FacilityError::BadTimeZone { name, .. }) if name == "Not/AZone"
+        ));
+        assert_eq!(dir.facility().unwrap().time_zone, "Not/AZone");
+    }
+}

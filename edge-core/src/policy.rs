@@ -678,3 +678,51 @@ fn time_error(error: jiff::Error) -> DenyReason {
         detail: format!("calendar arithmetic failed: {error}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn number_keys_agree_across_spellings() {
+        let key = NumberKey::of("+15551234567");
+        for spelling in [
+            "15551234567",
+            "5551234567",
+            "(555) 123-4567",
+            "+1 555.123.4567",
+        ] {
+            assert_eq!(NumberKey::of(spelling), key, "{spelling}");
+        }
+        assert_eq!(NumberKey::of("+44 20 7946 0000").as_str(), "+442079460000");
+        assert_eq!(NumberKey::of("911").as_str(), "911");
+        assert!(NumberKey::of("call me").is_empty());
+    }
+
+    #[test]
+    fn barred_by_national_prefix_or_short_code() {
+        let barred = proto::domain::FacilityRecord::default_barred_prefixes();
+        for n in ["+18005551234", "18005551234", "8005551234", "900-555-0000", "911", "+1411"] {
+            assert!(is_barred(n, &barred), "{n}");
+        }
+        for n in ["+15558005555", "+448001234567", "5551234", "+19", ""] {
+            assert!(!is_barred(n, &barred), "{n}");
+        }
+        let short_code = vec!["611".to_string()];
+        assert!(is_barred("611", &short_code));
+    }
+
+    #[test]
+    fn cap_periods_are_blocks_of_days_from_the_anchor() {
+        let anchor = date(2026, 3, 1);
+        let p = cap_period(anchor, 14, date(2026, 3, 14)).unwrap();
+        assert_eq!((p.start, p.next_start), (anchor, date(2026, 3, 15)));
+        let p = cap_period(anchor, 14, date(2026, 3, 15)).unwrap();
+        assert_eq!((p.start, p.next_start), (date(2026, 3, 15), date(2026, 3, 29)));
+        // Before the anchor, periods continue backwards.
+        let p = cap_period(anchor, 14, date(2026, 2, 28)).unwrap();
+        assert_eq!((p.start, p.next_start), (date(2026, 2, 15), anchor));
+        assert!(cap_period(anchor, 0, anchor).is_none());
+    }
+}
