@@ -126,7 +126,10 @@ impl Directory {
                 }
             }
             Entity::Privileged(record) => {
-                let map = self.privileged.entry(NumberKey::of(&record.number)).or_default();
+                let map = self
+                    .privileged
+                    .entry(NumberKey::of(&record.number))
+                    .or_default();
                 if map.insert(record.number.clone(), record).is_none() {
                     self.privileged_count += 1;
                 }
@@ -300,7 +303,10 @@ impl Directory {
     /// Every block on `number`, whatever its spelling (`+1 (555) 123-4567`
     /// and `15551234567` are the same number).
     pub fn blocks_for<'a>(&'a self, number: &str) -> impl Iterator<Item = &'a BlockRecord> + 'a {
-        self.blocks.get(&NumberKey::of(number)).into_iter().flatten()
+        self.blocks
+            .get(&NumberKey::of(number))
+            .into_iter()
+            .flatten()
     }
 
     /// The privileged record for `number`, whatever its spelling.
@@ -360,7 +366,9 @@ impl Directory {
 mod tests {
     use super::*;
     use jiff::civil::date;
-    use proto::domain::{AccountStatus, Approval, Approvals, BlockScope, CapUsageRecord, FacilityId};
+    use proto::domain::{
+        AccountStatus, Approval, Approvals, BlockScope, CapUsageRecord, FacilityId,
+    };
 
     fn contact(id: u64, resident: &str, name: &str) -> ContactRecord {
         let approved = Approval::Approved;
@@ -419,7 +427,9 @@ mod tests {
         dir.delete(&EntityKey::Contact(ContactId(1)));
         assert!(names(&dir, "R2").is_empty());
         assert!(dir.contact(ContactId(1)).is_none());
-        assert!(!dir.contacts_by_resident.contains_key(&ResidentId::new("R2")));
+        assert!(!dir
+            .contacts_by_resident
+            .contains_key(&ResidentId::new("R2")));
     }
 
     #[test]
@@ -521,7 +531,10 @@ mod tests {
         dir.upsert(usage(100));
         dir.upsert(usage(250));
         let r1 = ResidentId::new("R1");
-        assert_eq!(dir.cap_used_secs(&r1, CallKind::Video, date(2026, 3, 1)), 250);
+        assert_eq!(
+            dir.cap_used_secs(&r1, CallKind::Video, date(2026, 3, 1)),
+            250
+        );
         assert_eq!(dir.cap_used_secs(&r1, CallKind::Voice, date(2026, 3, 1)), 0);
         assert_eq!(dir.counts().cap_usage, 1);
     }

@@ -703,7 +703,14 @@ mod tests {
     #[test]
     fn barred_by_national_prefix_or_short_code() {
         let barred = proto::domain::FacilityRecord::default_barred_prefixes();
-        for n in ["+18005551234", "18005551234", "8005551234", "900-555-0000", "911", "+1411"] {
+        for n in [
+            "+18005551234",
+            "18005551234",
+            "8005551234",
+            "900-555-0000",
+            "911",
+            "+1411",
+        ] {
             assert!(is_barred(n, &barred), "{n}");
         }
         for n in ["+15558005555", "+448001234567", "5551234", "+19", ""] {
@@ -719,7 +726,10 @@ mod tests {
         let p = cap_period(anchor, 14, date(2026, 3, 14)).unwrap();
         assert_eq!((p.start, p.next_start), (anchor, date(2026, 3, 15)));
         let p = cap_period(anchor, 14, date(2026, 3, 15)).unwrap();
-        assert_eq!((p.start, p.next_start), (date(2026, 3, 15), date(2026, 3, 29)));
+        assert_eq!(
+            (p.start, p.next_start),
+            (date(2026, 3, 15), date(2026, 3, 29))
+        );
         // Before the anchor, periods continue backwards.
         let p = cap_period(anchor, 14, date(2026, 2, 28)).unwrap();
         assert_eq!((p.start, p.next_start), (date(2026, 2, 15), anchor));

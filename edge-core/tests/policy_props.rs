@@ -31,7 +31,7 @@ fn instant() -> impl Strategy<Value = Timestamp> {
     let year_end = utc("2027-01-01T00:00:00Z").as_second();
     let spring = utc("2026-03-08T00:00:00Z").as_second();
     let fall = utc("2026-11-01T00:00:00Z").as_second();
-    let near = |t: i64| (t..t + 2 * 86_400);
+    let near = |t: i64| t..t + 2 * 86_400;
     prop_oneof![year_start..year_end, near(spring), near(fall)]
         .prop_flat_map(|s| (Just(s), 0i32..1_000_000_000))
         .prop_map(|(s, ns)| Timestamp::new(s, ns).unwrap())
@@ -60,18 +60,27 @@ fn case() -> impl Strategy<Value = Case> {
         (-100i64..20_000, prop_oneof![Just(0u32), 1u32..500]),
         (prop::option::of(0u32..=600), 0u32..40_000),
     )
-        .prop_map(|(schedule, now, kind, (voice_limit, video_limit, warning), (balance, rate), (cap_minutes, used))| Case {
-            schedule,
-            now,
-            kind,
-            voice_limit,
-            video_limit,
-            warning,
-            balance,
-            rate,
-            cap_minutes,
-            used,
-        })
+        .prop_map(
+            |(
+                schedule,
+                now,
+                kind,
+                (voice_limit, video_limit, warning),
+                (balance, rate),
+                (cap_minutes, used),
+            )| Case {
+                schedule,
+                now,
+                kind,
+                voice_limit,
+                video_limit,
+                warning,
+                balance,
+                rate,
+                cap_minutes,
+                used,
+            },
+        )
 }
 
 const CAP_ANCHOR: Date = date(2025, 12, 29);
@@ -98,7 +107,12 @@ fn scenario(c: &Case) -> Scenario {
     f.video_limit_secs = c.video_limit;
     f.warning_secs = c.warning;
     if let Some(minutes) = c.cap_minutes {
-        f.caps.push(CapRule { kind: c.kind, minutes, period_days: CAP_DAYS as u16, anchor: CAP_ANCHOR });
+        f.caps.push(CapRule {
+            kind: c.kind,
+            minutes,
+            period_days: CAP_DAYS as u16,
+            anchor: CAP_ANCHOR,
+        });
         s.add(Entity::CapUsage(CapUsageRecord {
             resident: ResidentId::new(RESIDENT),
             kind: c.kind,
@@ -117,8 +131,15 @@ fn raw_windows(schedule: &[CallingWindow], now: Timestamp) -> Vec<(Timestamp, Ti
     let tz = la();
     let today = tz.to_datetime(now).date();
     let at = |d: Date, minute: u16| -> Timestamp {
-        let (d, minute) = if minute == 1440 { (d.tomorrow().unwrap(), 0) } else { (d, minute) };
-        d.at((minute / 60) as i8, (minute % 60) as i8, 0, 0).to_zoned(tz.clone()).unwrap().timestamp()
+        let (d, minute) = if minute == 1440 {
+            (d.tomorrow().unwrap(), 0)
+        } else {
+            (d, minute)
+        };
+        d.at((minute / 60) as i8, (minute % 60) as i8, 0, 0)
+            .to_zoned(tz.clone())
+            .unwrap()
+            .timestamp()
     };
     let mut out = Vec::new();
     for offset in -1..=9i64 {
