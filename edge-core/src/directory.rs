@@ -94,6 +94,14 @@ impl Directory {
         }
     }
 
+    /// Applies one change, taking it by value to spare a clone.
+    pub fn apply_owned(&mut self, change: Change) {
+        match change {
+            Change::Upsert(entity) => self.upsert(entity),
+            Change::Delete(key) => self.delete(&key),
+        }
+    }
+
     /// Applies a batch of changes in order.
     pub fn apply_all<'a>(&mut self, changes: impl IntoIterator<Item = &'a Change>) {
         for change in changes {

@@ -152,7 +152,7 @@ pub fn hours(
     unit: &UnitId,
     now: Timestamp,
 ) -> Result<HoursView, DenyReason> {
-    let (_, tz) = dir.facility_with_time_zone().map_err(misconfigured)?;
+    let (facility, tz) = dir.facility_with_time_zone().map_err(misconfigured)?;
     let unit_record = dir.unit(unit).ok_or_else(|| unknown_unit(unit))?;
     let local_date = tz.to_datetime(now).date();
     let schedule = &unit_record.schedule;
@@ -163,7 +163,7 @@ pub fn hours(
         .collect();
     let found = locate(tz, schedule, local_date, now).map_err(time_error)?;
     Ok(HoursView {
-        time_zone: tz.iana_name().unwrap_or_default().to_string(),
+        time_zone: facility.time_zone.clone(),
         local_date,
         today,
         open_now: found.current.is_some(),

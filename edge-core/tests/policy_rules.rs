@@ -694,3 +694,18 @@ fn malformed_windows_open_nothing() {
         DenyReason::OutsideCallingHours { next_window: None }
     );
 }
+
+#[test]
+fn zero_day_cap_period_is_a_misconfiguration() {
+    let mut s = Scenario::new();
+    let mut rule = cap(CallKind::Voice, 100);
+    rule.period_days = 0;
+    s.facility().caps.push(rule);
+    assert!(matches!(
+        denied(&s.decide()),
+        DenyReason::FacilityMisconfigured { .. }
+    ));
+    // A broken video cap does not stop voice calls.
+    s.facility().caps[0].kind = CallKind::Video;
+    assert!(matches!(s.decide(), CallDecision::Allowed { .. }));
+}
