@@ -1,0 +1,128 @@
+//! The state directory: database, central CA, server bundle and the edge
+//! uplink bundles, and the idempotent `init` that creates them.
+//!
+//! Layout of `DIR`:
+//! - `central.db` (+ WAL files): the feed ([`crate::db`]);
+//! - `ca/`: the central CA ("Facility Edge Central CA");
+//! - `server.pem`: central's server bundle (SANs `localhost`, `127.0.0.1`);
+//! - `edge-<facility>.pem`: one uplink client bundle per facility (CN = id);
+//! - `central.addr`: written by `serve` once it listens.
+//!
+//! Must not: overwrite anything that exists; re-running `init` only fills in
+//! what is missing.
+
+use std::path::{Path, PathBuf};
+
+use net::pki::{Authority, Bundle};
+use proto::domain::FacilityId;
+use serde::Serialize;
+
+use crate::db::{Db, DbError};
+use crate::fixture::{Fixture, FixtureError};
+
+pub const CA_DIR: &str = "ca";
+pub const CA_NAME: &str = "Facility Edge Central CA";
+pub const SERVER_BUNDLE: &str = "server.pem";
+pub const ADDR_FILE: &str = "central.addr";
+/// The server certificate's common name and the name edges connect with.
+pub const SERVER_NAME: &str = "localhost";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot create state directory {path}: {source}")]
+    Dir { path: PathBuf, source: std::io::Error },
+    #[error("cannot read fixture {path}: {source}")]
+    ReadFixture { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Fixture(#[from] FixtureError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("PKI: {0}")]
+    Pki(#[from] net::pki::PkiError),
+}
+
+pub fn server_bundle_path(state: &Path) -> PathBuf {
+    state.join(SERVER_BUNDLE)
+}
+
+pub fn edge_bundle_path(state: &Path, facility: &FacilityId) -> PathBuf {
+    state.join(format!("edge-{facility}.pem"))
+}
+
+pub fn addr_path(state: &Path) -> PathBuf {
+    state.join(ADDR_FILE)
+}
+
+/// What `init` did, printed as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InitReport {
+    pub state: PathBuf,
+    /// Everything `init` created this time; empty when the state was complete.
+    pub created: Vec<String>,
+    pub already_present: Vec<String>,
+    pub message: String,
+}
+
+/// Creates whatever is missing in `state`: database seeded from `fixture`
+/// (or the embedded demo fixture), CA, server bundle, edge bundles.
+pub fn init(state: &Path, fixture_path: Option<&Path>) -> Result<InitReport, StateError> {
+    std::fs::create_dir_all(state).map_err(|source| StateError::Dir { path: state.to_path_buf(), source })?;
+    let mut created = Vec::new();
+    let mut present = Vec::new();
+
+    let fixture = match fixture_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| StateError::ReadFixture { path: path.to_path_buf(), source })?;
+            Fixture::from_json(&text)?
+        }
+        None => Fixture::embedded()?,
+    };
+
+    let mut db = Db::open(state)?;
+    let facilities: Vec<FacilityId> = if db.is_seeded()? {
+        present.push(crate::db::DB_FILE.to_string());
+        // Bundles follow the facilities central already holds, not a fixture
+        // that was ignored.
+        db.live_of_kind("facility")?
+            .into_iter()
+            .filter_map(|e| match e {
+                proto::central::Entity::Facility(f) => Some(f.id),
+                _ => None,
+            })
+            .collect()
+    } else {
+        db.seed(&fixture)?;
+        created.push(crate::db::DB_FILE.to_string());
+        fixture.facilities.iter().map(|f| f.facility.id.clone()).collect()
+    };
+
+    let ca_existed = state.join(CA_DIR).join("ca.crt").exists();
+    let authority = Authority::load_or_create(&state.join(CA_DIR), CA_NAME)?;
+    if ca_existed { &mut present } else { &mut created }.push(format!("{CA_DIR}/"));
+
+    let mut bundles: Vec<(PathBuf, Box<dyn Fn() -> Result<Bundle, net::pki::PkiError> + '_>)> = vec![(
+        server_bundle_path(state),
+        Box::new(|| authority.issue_server(SERVER_NAME, &["localhost".to_string(), "127.0.0.1".to_string()])),
+    )];
+    for facility in &facilities {
+        let cn = facility.to_string();
+        bundles.push((edge_bundle_path(state, facility), Box::new(move || authority.issue_client(&cn))));
+    }
+    for (path, issue) in bundles {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if path.exists() {
+            present.push(name);
+        } else {
+            issue()?.save(&path)?;
+            created.push(name);
+        }
+    }
+
+    let message = if created.is_empty() {
+        "already initialized; nothing changed".to_string()
+    } else {
+        format!("initialized {} item(s)", created.len())
+    };
+    Ok(InitReport { state: state.to_path_buf(), created, already_present: present, message })
+}
