@@ -225,7 +225,7 @@ pub enum AdminCommand {
         /// ISO weekday, 1 = Monday .. 7 = Sunday.
         #[arg(long)]
         weekday: u8,
-        /// `HH:MM-HH:MM` windows, comma-separated, or `none` for no calls.
+        /// `HH:MM-HH:MM` windows, comma-separated; `none` or "" for no calls.
         #[arg(long)]
         windows: String,
     },
@@ -302,14 +302,15 @@ pub fn parse_windows(weekday: u8, text: &str) -> Result<Vec<CallingWindow>, Admi
     if !(1..=7).contains(&weekday) {
         return invalid(format!("weekday {weekday} is not 1 (Monday) ..= 7 (Sunday)"));
     }
-    if text.trim().eq_ignore_ascii_case("none") {
+    if text.trim().is_empty() || text.trim().eq_ignore_ascii_case("none") {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
     for span in text.split(',') {
         let span = span.trim();
-        let (start, end) =
-            span.split_once('-').ok_or_else(|| AdminError::Invalid(format!("{span:?} is not HH:MM-HH:MM")))?;
+        let (start, end) = span
+            .split_once('-')
+            .ok_or_else(|| AdminError::Invalid(format!("{span:?} is not HH:MM-HH:MM")))?;
         let (start_minute, end_minute) = (parse_hhmm(start)?, parse_hhmm(end)?);
         if start_minute >= end_minute {
             return invalid(format!("window {span:?} ends before it starts (split windows across midnight)"));
@@ -380,7 +381,9 @@ pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
         AdminCommand::Head => return Ok(serde_json::to_value(db.head_info()?).unwrap_or(Value::Null)),
         AdminCommand::Compact { keep_last } => {
             let report = db.compact(*keep_last)?;
-            return Ok(json!({ "ok": true, "command": "compact", "purged": report.purged, "horizon": report.horizon }));
+            return Ok(
+                json!({ "ok": true, "command": "compact", "purged": report.purged, "horizon": report.horizon }),
+            );
         }
         _ => {}
     }
@@ -455,8 +458,13 @@ pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
             services.sort();
             services.dedup();
             let (r, audience) = load_resident(&w, resident)?;
-            let record =
-                SuspensionRecord { id: w.next_suspension_id()?, resident: r.id, services, ends_on, reason: reason.clone() };
+            let record = SuspensionRecord {
+                id: w.next_suspension_id()?,
+                resident: r.id,
+                services,
+                ends_on,
+                reason: reason.clone(),
+            };
             let entity = Entity::Suspension(record);
             written("suspend", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
         }
@@ -534,7 +542,9 @@ pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
         }
         AdminCommand::Schedule { unit, weekday, windows } => {
             let new_windows = parse_windows(*weekday, windows)?;
-            let Some((Entity::Unit(mut u), audience)) = load(&w, &EntityKey::Unit(UnitId::new(unit.as_str())))? else {
+            let Some((Entity::Unit(mut u), audience)) =
+                load(&w, &EntityKey::Unit(UnitId::new(unit.as_str())))?
+            else {
                 return Err(AdminError::NotFound(format!("unit {unit}")));
             };
             u.schedule.retain(|win| win.weekday != *weekday);
@@ -583,7 +593,9 @@ fn show(db: &Db, what: &ShowWhat) -> Result<Value, AdminError> {
                 .filter(|e| matches!(e, Entity::Suspension(s) if s.resident == resident_id))
                 .map(entity_json)
                 .collect();
-            Ok(json!({ "resident": entity_json(&resident), "contacts": contacts, "suspensions": suspensions }))
+            Ok(
+                json!({ "resident": entity_json(&resident), "contacts": contacts, "suspensions": suspensions }),
+            )
         }
     }
 }

@@ -184,7 +184,13 @@ impl Writer<'_> {
         Ok(seq)
     }
 
-    fn write_row(&self, key: &str, kind: &str, audience: &Audience, body: Option<&str>) -> Result<u64, DbError> {
+    fn write_row(
+        &self,
+        key: &str,
+        kind: &str,
+        audience: &Audience,
+        body: Option<&str>,
+    ) -> Result<u64, DbError> {
         let seq = self.bump()?;
         self.tx.execute(
             "INSERT INTO entity (key, kind, facility, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -358,8 +364,9 @@ impl Db {
 
     /// Live entities of one kind ("contact", "resident", ...), in seq order.
     pub fn live_of_kind(&self, kind: &str) -> Result<Vec<Entity>, DbError> {
-        let mut stmt =
-            self.conn.prepare("SELECT key, body FROM entity WHERE kind = ?1 AND body IS NOT NULL ORDER BY seq")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, body FROM entity WHERE kind = ?1 AND body IS NOT NULL ORDER BY seq")?;
         let rows = stmt.query_map([kind], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         rows.map(|r| {
             let (key, body) = r?;
@@ -369,11 +376,10 @@ impl Db {
     }
 
     pub fn head_info(&self) -> Result<HeadInfo, DbError> {
-        let (live, tombstones): (i64, i64) = self.conn.query_row(
-            "SELECT COUNT(body), COUNT(*) - COUNT(body) FROM entity",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let (live, tombstones): (i64, i64) =
+            self.conn.query_row("SELECT COUNT(body), COUNT(*) - COUNT(body) FROM entity", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
         Ok(HeadInfo {
             head: meta(&self.conn, "head")?,
             horizon: meta(&self.conn, "horizon")?,
@@ -400,9 +406,8 @@ impl Db {
     /// facility's cursor (its cursor only advances over rows it can see).
     pub fn compact(&mut self, keep_last: u64) -> Result<CompactReport, DbError> {
         let w = self.writer()?;
-        let newest_purged: Option<i64> = w
-            .tx
-            .query_row(
+        let newest_purged: Option<i64> =
+            w.tx.query_row(
                 "SELECT seq FROM entity WHERE body IS NULL ORDER BY seq DESC LIMIT 1 OFFSET ?1",
                 [to_i64(keep_last)],
                 |r| r.get(0),
@@ -432,7 +437,12 @@ impl Db {
     /// upserts and tombstones, and a cursor below the compaction horizon gets
     /// `CursorExpired`. The page is read in one transaction so it is a
     /// consistent cut even while admin commands write.
-    pub fn changes(&mut self, facility: &FacilityId, since: u64, limit: u32) -> Result<CentralToEdge, DbError> {
+    pub fn changes(
+        &mut self,
+        facility: &FacilityId,
+        since: u64,
+        limit: u32,
+    ) -> Result<CentralToEdge, DbError> {
         let limit = limit.clamp(1, MAX_PAGE);
         let tx = self.conn.transaction()?;
         let horizon = horizon_for(&tx, facility)?;
@@ -605,10 +615,17 @@ mod tests {
         w.upsert(&unit("U1", "first rename"), &here).unwrap().unwrap();
         w.upsert(&unit("U2", "other"), &here).unwrap().unwrap();
         let latest = w.upsert(&unit("U1", "second rename"), &here).unwrap().unwrap();
-        assert_eq!(w.upsert(&unit("U1", "second rename"), &here).unwrap(), None, "identical upsert is a no-op");
+        assert_eq!(
+            w.upsert(&unit("U1", "second rename"), &here).unwrap(),
+            None,
+            "identical upsert is a no-op"
+        );
         w.commit().unwrap();
         let page = batch(db.changes(&facility(), cursor, 10).unwrap());
-        assert_eq!(page.changes, vec![Change::Upsert(unit("U2", "other")), Change::Upsert(unit("U1", "second rename"))]);
+        assert_eq!(
+            page.changes,
+            vec![Change::Upsert(unit("U2", "other")), Change::Upsert(unit("U1", "second rename"))]
+        );
         assert_eq!(page.next_cursor, latest);
         let snapshot = batch(db.changes(&facility(), 0, 100).unwrap());
         assert_eq!(snapshot.changes.len(), 4);
@@ -654,8 +671,11 @@ mod tests {
         let mut db = db_with_units(1);
         let other = FacilityId::new("f2");
         let w = db.writer().unwrap();
-        w.upsert(&Entity::Facility(FacilityRecord::with_defaults(other.clone(), "G", "UTC")), &Audience::Facility(other.clone()))
-            .unwrap();
+        w.upsert(
+            &Entity::Facility(FacilityRecord::with_defaults(other.clone(), "G", "UTC")),
+            &Audience::Facility(other.clone()),
+        )
+        .unwrap();
         w.upsert(&unit("G1", "theirs"), &Audience::Facility(other.clone())).unwrap();
         let block_seq = w.upsert(&block("+15555550100"), &Audience::Every).unwrap().unwrap();
         w.commit().unwrap();

@@ -87,7 +87,8 @@ impl Fixture {
                     return bad(format!("duplicate unit {}", u.id));
                 }
                 for w in &u.schedule {
-                    if !(1..=7).contains(&w.weekday) || w.start_minute >= w.end_minute || w.end_minute > 1440 {
+                    if !(1..=7).contains(&w.weekday) || w.start_minute >= w.end_minute || w.end_minute > 1440
+                    {
                         return bad(format!("unit {} has an invalid window {w:?}", u.id));
                     }
                 }
@@ -132,7 +133,8 @@ pub mod demo_ids {
     pub const FACILITY: &str = "demo-ca-01";
     /// A facility central does not serve; one block is scoped to it.
     pub const OTHER_FACILITY: &str = "other-ca-02";
-    /// Unit A, active, PIN "1001", debit balance 2500 cents.
+    /// Unit A, active, debit balance 2500 cents. Every resident's PIN is
+    /// [`super::DEMO_PIN`].
     pub const RESIDENT: &str = "R1001";
     /// Unit B, active.
     pub const RESIDENT_UNIT_B: &str = "R1002";
@@ -163,11 +165,8 @@ pub mod demo_ids {
     pub const NUMBER_BARRED: &str = "+18005550123";
 }
 
-/// The demo PIN of a fixture resident: the four digits of the ID
-/// (`R1001` -> `1001`). Documented in the README.
-pub fn demo_pin(resident: &str) -> String {
-    resident.trim_start_matches('R').to_string()
-}
+/// Every fixture resident's demo PIN (documented in the README).
+pub const DEMO_PIN: &str = "1234";
 
 /// Hashes a demo PIN with the default Argon2id parameters and a salt derived
 /// from the resident ID.
@@ -181,7 +180,7 @@ pub fn hash_demo_pin(resident: &str) -> Result<String, FixtureError> {
     let salt = SaltString::encode_b64(format!("demo-salt-{resident}").as_bytes())
         .map_err(|e| FixtureError::Hash(e.to_string()))?;
     Argon2::default()
-        .hash_password(demo_pin(resident).as_bytes(), &salt)
+        .hash_password(DEMO_PIN.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| FixtureError::Hash(e.to_string()))
 }
@@ -214,15 +213,71 @@ impl SplitMix {
 }
 
 const FIRST_NAMES: &[&str] = &[
-    "James", "Maria", "Robert", "Linda", "Michael", "Patricia", "David", "Jennifer", "Carlos", "Elizabeth",
-    "Daniel", "Susan", "Jose", "Jessica", "Anthony", "Sarah", "Kevin", "Karen", "Luis", "Nancy", "Brian",
-    "Lisa", "Juan", "Angela", "Marcus", "Denise", "Tyrone", "Rosa", "Andre", "Keisha", "Miguel", "Tanya",
+    "James",
+    "Maria",
+    "Robert",
+    "Linda",
+    "Michael",
+    "Patricia",
+    "David",
+    "Jennifer",
+    "Carlos",
+    "Elizabeth",
+    "Daniel",
+    "Susan",
+    "Jose",
+    "Jessica",
+    "Anthony",
+    "Sarah",
+    "Kevin",
+    "Karen",
+    "Luis",
+    "Nancy",
+    "Brian",
+    "Lisa",
+    "Juan",
+    "Angela",
+    "Marcus",
+    "Denise",
+    "Tyrone",
+    "Rosa",
+    "Andre",
+    "Keisha",
+    "Miguel",
+    "Tanya",
 ];
 
 const LAST_NAMES: &[&str] = &[
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-    "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin",
-    "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
 ];
 
 /// Area codes for contact numbers (California and a few neighbours; none is a
@@ -276,7 +331,11 @@ fn demo_units() -> Vec<HousingUnitRecord> {
             schedule: windows(1..=7, &[((7, 0), (22, 0))]),
         },
         HousingUnitRecord { id: UnitId::new("B"), name: "Unit B - Work Release".into(), schedule: unit_b },
-        HousingUnitRecord { id: UnitId::new("C"), name: "Unit C - Restricted Housing".into(), schedule: unit_c },
+        HousingUnitRecord {
+            id: UnitId::new("C"),
+            name: "Unit C - Restricted Housing".into(),
+            schedule: unit_c,
+        },
     ]
 }
 
@@ -348,7 +407,11 @@ pub fn generate() -> Result<Fixture, FixtureError> {
     c.video_balance_cents = 0;
     contacts.push(c);
     contacts.push(special(ids::CONTACT_BLOCKED_HERE, "Luis Garcia", ids::NUMBER_BLOCKED_HERE));
-    contacts.push(special(ids::CONTACT_BLOCKED_OTHER_FACILITY, "Angela Reed", ids::NUMBER_BLOCKED_OTHER_FACILITY));
+    contacts.push(special(
+        ids::CONTACT_BLOCKED_OTHER_FACILITY,
+        "Angela Reed",
+        ids::NUMBER_BLOCKED_OTHER_FACILITY,
+    ));
     let mut c = special(ids::CONTACT_PRIVILEGED, "Law Office of J. Chen", ids::NUMBER_PRIVILEGED);
     c.approvals.video = Approval::Rejected;
     c.video_balance_cents = 0;
@@ -424,7 +487,10 @@ pub fn generate() -> Result<Fixture, FixtureError> {
     }
 
     let privileged = vec![
-        PrivilegedNumberRecord { number: ids::NUMBER_PRIVILEGED.into(), label: "Law Office of J. Chen".into() },
+        PrivilegedNumberRecord {
+            number: ids::NUMBER_PRIVILEGED.into(),
+            label: "Law Office of J. Chen".into(),
+        },
         PrivilegedNumberRecord { number: second_attorney, label: "County Public Defender".into() },
     ];
 
@@ -493,8 +559,8 @@ mod tests {
         assert!(r.active);
         assert_eq!(r.unit.as_str(), "A");
         let hash = PasswordHash::new(&r.pin_hash).unwrap();
-        assert!(Argon2::default().verify_password(b"1001", &hash).is_ok());
-        assert!(Argon2::default().verify_password(b"1234", &hash).is_err());
+        assert!(Argon2::default().verify_password(b"1234", &hash).is_ok());
+        assert!(Argon2::default().verify_password(b"1235", &hash).is_err());
         assert!(!f.residents.iter().find(|r| r.id.as_str() == ids::RESIDENT_INACTIVE).unwrap().active);
         assert_eq!(f.residents.iter().filter(|r| !r.active).count(), 1);
 
@@ -517,7 +583,10 @@ mod tests {
             fixture.blocks.iter().filter(|b| &b.number == number).map(|b| b.scope.clone()).collect::<Vec<_>>()
         };
         assert_eq!(block_of(ids::CONTACT_BLOCKED_ALL), vec![BlockScope::AllFacilities]);
-        assert_eq!(block_of(ids::CONTACT_BLOCKED_HERE), vec![BlockScope::Facility(FacilityId::new(ids::FACILITY))]);
+        assert_eq!(
+            block_of(ids::CONTACT_BLOCKED_HERE),
+            vec![BlockScope::Facility(FacilityId::new(ids::FACILITY))]
+        );
         assert_eq!(
             block_of(ids::CONTACT_BLOCKED_OTHER_FACILITY),
             vec![BlockScope::Facility(FacilityId::new(ids::OTHER_FACILITY))]
@@ -528,7 +597,8 @@ mod tests {
         let barred = &for_r1001(ids::CONTACT_BARRED).numbers[0];
         assert!(f.facility.barred_prefixes.iter().any(|p| barred[2..].starts_with(p.as_str())));
 
-        let suspended = f.suspensions.iter().find(|s| s.resident.as_str() == ids::RESIDENT_SUSPENDED).unwrap();
+        let suspended =
+            f.suspensions.iter().find(|s| s.resident.as_str() == ids::RESIDENT_SUSPENDED).unwrap();
         assert_eq!(suspended.services, vec![Service::Video]);
     }
 
@@ -545,7 +615,11 @@ mod tests {
         assert!(fixture.blocks.len() >= 6);
         assert_eq!(fixture.privileged.len(), 2);
         for p in &fixture.privileged {
-            assert!(f.contacts.iter().any(|c| c.numbers.contains(&p.number)), "{} used by a contact", p.number);
+            assert!(
+                f.contacts.iter().any(|c| c.numbers.contains(&p.number)),
+                "{} used by a contact",
+                p.number
+            );
         }
         let mut numbers: Vec<&String> = f.contacts.iter().flat_map(|c| &c.numbers).collect();
         assert!(numbers.iter().all(|n| n.starts_with("+1") && n.len() == 12));

@@ -11,4 +11,5 @@
 pub mod admin;
 pub mod db;
 pub mod fixture;
-// pub mod state; (needs net)
+pub mod server;
+pub mod state;

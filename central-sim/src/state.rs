@@ -101,26 +101,32 @@ pub fn init(state: &Path, fixture_path: Option<&Path>) -> Result<InitReport, Sta
     let authority = Authority::load_or_create(&state.join(CA_DIR), CA_NAME)?;
     if ca_existed { &mut present } else { &mut created }.push(format!("{CA_DIR}/"));
 
-    let mut bundles: Vec<(PathBuf, Box<dyn Fn() -> Result<Bundle, net::pki::PkiError> + '_>)> = vec![(
-        server_bundle_path(state),
-        Box::new(|| authority.issue_server(SERVER_NAME, &["localhost".to_string(), "127.0.0.1".to_string()])),
-    )];
-    for facility in &facilities {
-        let cn = facility.to_string();
-        bundles.push((edge_bundle_path(state, facility), Box::new(move || authority.issue_client(&cn))));
-    }
-    for (path, issue) in bundles {
+    // `None`: the server bundle; `Some(facility)`: that facility's uplink bundle.
+    let mut wanted: Vec<(PathBuf, Option<&FacilityId>)> = vec![(server_bundle_path(state), None)];
+    wanted.extend(facilities.iter().map(|f| (edge_bundle_path(state, f), Some(f))));
+    for (path, facility) in wanted {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if path.exists() {
             present.push(name);
-        } else {
-            issue()?.save(&path)?;
-            created.push(name);
+            continue;
         }
+        let bundle: Bundle = match facility {
+            None => {
+                authority.issue_server(SERVER_NAME, &["localhost".to_string(), "127.0.0.1".to_string()])?
+            }
+            Some(facility) => authority.issue_client(facility.as_str())?,
+        };
+        bundle.save(&path)?;
+        created.push(name);
     }
 
     let message = if created.is_empty() {
-        "already initialized; nothing changed".to_string()
+        if fixture_path.is_some() {
+            "already initialized; nothing changed (the --fixture was not loaded: the database is seeded)"
+                .to_string()
+        } else {
+            "already initialized; nothing changed".to_string()
+        }
     } else {
         format!("initialized {} item(s)", created.len())
     };
