@@ -581,12 +581,17 @@ fn show(db: &Db, what: &ShowWhat) -> Result<Value, AdminError> {
             let Some(resident) = db.entity(&EntityKey::Resident(resident_id.clone()))? else {
                 return Err(AdminError::NotFound(format!("resident {id}")));
             };
-            let contacts: Vec<Value> = db
+            let mut contacts: Vec<ContactRecord> = db
                 .live_of_kind("contact")?
-                .iter()
-                .filter(|e| matches!(e, Entity::Contact(c) if c.resident == resident_id))
-                .map(entity_json)
+                .into_iter()
+                .filter_map(|e| match e {
+                    Entity::Contact(c) if c.resident == resident_id => Some(c),
+                    _ => None,
+                })
                 .collect();
+            contacts.sort_by_key(|c| c.id);
+            let contacts: Vec<Value> =
+                contacts.into_iter().map(|c| entity_json(&Entity::Contact(c))).collect();
             let suspensions: Vec<Value> = db
                 .live_of_kind("suspension")?
                 .iter()
@@ -596,6 +601,458 @@ fn show(db: &Db, what: &ShowWhat) -> Result<Value, AdminError> {
             Ok(
                 json!({ "resident": entity_json(&resident), "contacts": contacts, "suspensions": suspensions }),
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    use clap::Parser;
+
+    use super::*;
+    use crate::db::Row;
+    use crate::fixture::{demo_ids as ids, Fixture};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: AdminCommand,
+    }
+
+    fn parse(args: &[&str]) -> AdminCommand {
+        let argv = std::iter::once("admin").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}")).command
+    }
+
+    fn seeded() -> Db {
+        let mut db = Db::open_in_memory().unwrap();
+        db.seed(&Fixture::embedded().unwrap()).unwrap();
+        db
+    }
+
+    fn dump(db: &Db) -> BTreeMap<String, Row> {
+        db.all_rows().unwrap().into_iter().map(|r| (r.key.clone(), r)).collect()
+    }
+
+    fn contact_key(id: u64) -> String {
+        crate::db::key_text(&EntityKey::Contact(ContactId(id))).unwrap()
+    }
+
+    fn resident_key(id: &str) -> String {
+        crate::db::key_text(&EntityKey::Resident(ResidentId::new(id))).unwrap()
+    }
+
+    fn block_key(number: &str, scope: BlockScope) -> String {
+        crate::db::key_text(&EntityKey::Block(BlockRecord { number: number.into(), scope })).unwrap()
+    }
+
+    /// Runs `args` and checks that exactly the rows `keys` changed, each to a
+    /// fresh seq above the old head, and that the head moved by one per row.
+    /// Returns the rows after the command.
+    fn run_changing(db: &mut Db, args: &[&str], keys: &[String]) -> BTreeMap<String, Row> {
+        let before = dump(db);
+        let head = db.head_info().unwrap().head;
+        let out = run(db, &parse(args)).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert_eq!(out["changed"], true, "{args:?}: {out}");
+        let after = dump(db);
+        assert_eq!(db.head_info().unwrap().head, head + keys.len() as u64, "{args:?}");
+        let all_keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        for key in all_keys {
+            if keys.contains(key) {
+                let row = &after[key];
+                assert!(row.seq > head, "{args:?}: {key} got a new seq");
+                assert_ne!(before.get(key), Some(row), "{args:?}: {key} changed");
+            } else {
+                assert_eq!(before.get(key), after.get(key), "{args:?}: {key} must not change");
+            }
+        }
+        after
+    }
+
+    fn contact_in(rows: &BTreeMap<String, Row>, id: u64) -> ContactRecord {
+        match &rows[&contact_key(id)].entity {
+            Some(Entity::Contact(c)) => c.clone(),
+            other => panic!("contact {id}: {other:?}"),
+        }
+    }
+
+    fn original_contact(id: u64) -> ContactRecord {
+        let f = Fixture::embedded().unwrap();
+        f.facilities[0].contacts.iter().find(|c| c.id == ContactId(id)).unwrap().clone()
+    }
+
+    #[test]
+    fn approve_changes_one_service_of_one_contact() {
+        let mut db = seeded();
+        let id = ids::CONTACT_VOICE_PENDING.to_string();
+        let rows = run_changing(
+            &mut db,
+            &["approve", "--contact", &id, "--service", "voice", "--status", "approved"],
+            &[contact_key(ids::CONTACT_VOICE_PENDING)],
+        );
+        let mut expected = original_contact(ids::CONTACT_VOICE_PENDING);
+        expected.approvals.voice = Approval::Approved;
+        assert_eq!(contact_in(&rows, ids::CONTACT_VOICE_PENDING), expected);
+
+        let rows = run_changing(
+            &mut db,
+            &["approve", "--contact", "1", "--service", "message", "--status", "rejected"],
+            &[contact_key(1)],
+        );
+        let mut expected = original_contact(1);
+        expected.approvals.message = Approval::Rejected;
+        assert_eq!(contact_in(&rows, 1), expected);
+    }
+
+    #[test]
+    fn contact_money_and_account_commands() {
+        let mut db = seeded();
+        let mut expected = original_contact(1);
+        let rows = run_changing(&mut db, &["balance", "--contact", "1", "--cents", "0"], &[contact_key(1)]);
+        expected.video_balance_cents = 0;
+        assert_eq!(contact_in(&rows, 1), expected);
+        let rows =
+            run_changing(&mut db, &["rate", "--contact", "1", "--cents-per-min", "25"], &[contact_key(1)]);
+        expected.video_rate_cents_per_min = 25;
+        assert_eq!(contact_in(&rows, 1), expected);
+        let rows = run_changing(&mut db, &["close-account", "--contact", "1"], &[contact_key(1)]);
+        expected.account_status = AccountStatus::Closed;
+        assert_eq!(contact_in(&rows, 1), expected);
+        let rows = run_changing(&mut db, &["reopen-account", "--contact", "1"], &[contact_key(1)]);
+        expected.account_status = AccountStatus::Active;
+        assert_eq!(contact_in(&rows, 1), expected);
+    }
+
+    #[test]
+    fn block_and_unblock_per_scope() {
+        let mut db = seeded();
+        let number = ids::NUMBER_APPROVED;
+        let all = block_key(number, BlockScope::AllFacilities);
+        let here = block_key(number, BlockScope::Facility(FacilityId::new(ids::FACILITY)));
+        let rows = run_changing(&mut db, &["block", "--number", number, "--all"], std::slice::from_ref(&all));
+        assert_eq!(rows[&all].facility, None, "blocks reach every facility");
+        run_changing(
+            &mut db,
+            &["block", "--number", number, "--facility", ids::FACILITY],
+            std::slice::from_ref(&here),
+        );
+        let rows =
+            run_changing(&mut db, &["unblock", "--number", number, "--all"], std::slice::from_ref(&all));
+        assert_eq!(rows[&all].entity, None, "unblock leaves a tombstone");
+        assert!(rows[&here].entity.is_some(), "the facility block stays");
+        run_changing(&mut db, &["unblock", "--number", number, "--facility", ids::FACILITY], &[here]);
+    }
+
+    #[test]
+    fn suspend_and_unsuspend() {
+        let mut db = seeded();
+        let key = crate::db::key_text(&EntityKey::Suspension(3)).unwrap();
+        let rows = run_changing(
+            &mut db,
+            &[
+                "suspend",
+                "--resident",
+                "R1010",
+                "--services",
+                "video,voice",
+                "--until",
+                "2030-02-28",
+                "--reason",
+                "hearing",
+            ],
+            std::slice::from_ref(&key),
+        );
+        assert_eq!(
+            rows[&key].entity,
+            Some(Entity::Suspension(SuspensionRecord {
+                id: 3,
+                resident: ResidentId::new("R1010"),
+                services: vec![Service::Voice, Service::Video],
+                ends_on: jiff::civil::date(2030, 2, 28),
+                reason: "hearing".into(),
+            }))
+        );
+        assert_eq!(rows[&key].facility.as_deref(), Some(ids::FACILITY));
+        let rows = run_changing(&mut db, &["unsuspend", "--id", "3"], std::slice::from_ref(&key));
+        assert_eq!(rows[&key].entity, None);
+        let next = crate::db::key_text(&EntityKey::Suspension(4)).unwrap();
+        run_changing(
+            &mut db,
+            &[
+                "suspend",
+                "--resident",
+                "R1010",
+                "--services",
+                "message",
+                "--until",
+                "2030-03-01",
+                "--reason",
+                "x",
+            ],
+            &[next],
+        );
+    }
+
+    #[test]
+    fn privileged_numbers() {
+        let mut db = seeded();
+        let key = crate::db::key_text(&EntityKey::Privileged("+15305550199".into())).unwrap();
+        let rows = run_changing(
+            &mut db,
+            &["privileged", "add", "--number", "+15305550199", "--label", "Legal aid"],
+            std::slice::from_ref(&key),
+        );
+        assert_eq!(
+            rows[&key].entity,
+            Some(Entity::Privileged(PrivilegedNumberRecord {
+                number: "+15305550199".into(),
+                label: "Legal aid".into()
+            }))
+        );
+        let rows = run_changing(
+            &mut db,
+            &["privileged", "remove", "--number", "+15305550199"],
+            std::slice::from_ref(&key),
+        );
+        assert_eq!(rows[&key].entity, None);
+    }
+
+    #[test]
+    fn resident_changes_and_new_pin_verifies() {
+        let mut db = seeded();
+        let key = resident_key("R1002");
+        let rows = run_changing(
+            &mut db,
+            &["resident", "--id", "R1002", "--active", "false", "--debit-cents", "-150", "--pin", "8642"],
+            std::slice::from_ref(&key),
+        );
+        let Some(Entity::Resident(r)) = &rows[&key].entity else { panic!() };
+        assert!(!r.active);
+        assert_eq!(r.debit_balance_cents, -150);
+        let hash = PasswordHash::new(&r.pin_hash).unwrap();
+        assert!(Argon2::default().verify_password(b"8642", &hash).is_ok());
+        assert!(Argon2::default().verify_password(b"1234", &hash).is_err());
+    }
+
+    #[test]
+    fn facility_settings() {
+        let mut db = seeded();
+        let key = crate::db::facility_row_key(&FacilityId::new(ids::FACILITY)).unwrap();
+        let rows = run_changing(
+            &mut db,
+            &["facility", "--id", ids::FACILITY, "--voice-limit-secs", "600", "--tz", "America/Denver"],
+            std::slice::from_ref(&key),
+        );
+        let Some(Entity::Facility(f)) = &rows[&key].entity else { panic!() };
+        assert_eq!(f.voice_limit_secs, 600);
+        assert_eq!(f.video_limit_secs, FacilityRecord::DEFAULT_VIDEO_LIMIT_SECS);
+        assert_eq!(f.time_zone, "America/Denver");
+    }
+
+    #[test]
+    fn schedule_replaces_one_weekday() {
+        let mut db = seeded();
+        let key = crate::db::key_text(&EntityKey::Unit(UnitId::new("B"))).unwrap();
+        let rows = run_changing(
+            &mut db,
+            &["schedule", "--unit", "B", "--weekday", "2", "--windows", "13:00-24:00,06:30-08:00"],
+            std::slice::from_ref(&key),
+        );
+        let Some(Entity::Unit(u)) = &rows[&key].entity else { panic!() };
+        let tuesday: Vec<(u16, u16)> =
+            u.schedule.iter().filter(|w| w.weekday == 2).map(|w| (w.start_minute, w.end_minute)).collect();
+        assert_eq!(tuesday, vec![(390, 480), (780, 1440)]);
+        let monday: Vec<(u16, u16)> =
+            u.schedule.iter().filter(|w| w.weekday == 1).map(|w| (w.start_minute, w.end_minute)).collect();
+        assert_eq!(monday, vec![(480, 690), (780, 1290)], "other days untouched");
+        let rows = run_changing(
+            &mut db,
+            &["schedule", "--unit", "B", "--weekday", "2", "--windows", ""],
+            &[key.clone()],
+        );
+        let Some(Entity::Unit(u)) = &rows[&key].entity else { panic!() };
+        assert!(u.schedule.iter().all(|w| w.weekday != 2));
+    }
+
+    #[test]
+    fn cap_usage_record() {
+        let mut db = seeded();
+        let key = crate::db::key_text(&EntityKey::CapUsage {
+            resident: ResidentId::new("R1001"),
+            kind: CallKind::Video,
+            period_start: jiff::civil::date(2025, 1, 6),
+        })
+        .unwrap();
+        let rows = run_changing(
+            &mut db,
+            &[
+                "cap-usage",
+                "--resident",
+                "R1001",
+                "--kind",
+                "video",
+                "--period-start",
+                "2025-01-06",
+                "--used-secs",
+                "3600",
+            ],
+            std::slice::from_ref(&key),
+        );
+        let Some(Entity::CapUsage(u)) = &rows[&key].entity else { panic!() };
+        assert_eq!(u.used_secs, 3600);
+    }
+
+    #[test]
+    fn a_command_that_changes_nothing_spends_no_seq() {
+        let mut db = seeded();
+        let before = dump(&db);
+        let out = run(
+            &mut db,
+            &parse(&["approve", "--contact", "1", "--service", "voice", "--status", "approved"]),
+        )
+        .unwrap();
+        assert_eq!(out["changed"], false);
+        assert_eq!(out["seq"], Value::Null);
+        let out = run(&mut db, &parse(&["block", "--number", ids::NUMBER_BLOCKED_ALL, "--all"])).unwrap();
+        assert_eq!(out["changed"], false);
+        assert_eq!(dump(&db), before);
+    }
+
+    #[test]
+    fn bad_input_changes_nothing_and_is_reported_as_the_operators_error() {
+        let mut db = seeded();
+        let before = dump(&db);
+        let head = db.head_info().unwrap();
+        let cases: &[&[&str]] = &[
+            &["approve", "--contact", "9999", "--service", "voice", "--status", "approved"],
+            &["balance", "--contact", "1", "--cents", "-5"],
+            &["balance", "--contact", "9999", "--cents", "5"],
+            &["rate", "--contact", "1", "--cents-per-min", "99999"],
+            &["close-account", "--contact", "0"],
+            &["block", "--number", "5551234", "--all"],
+            &["block", "--number", "+1555abc0100", "--all"],
+            &["block", "--number", "+15555550100", "--facility", "Not A Facility!"],
+            &["unblock", "--number", "+15555550100", "--all"],
+            &["unblock", "--number", ids::NUMBER_BLOCKED_ALL, "--facility", ids::FACILITY],
+            &[
+                "suspend",
+                "--resident",
+                "R9999",
+                "--services",
+                "voice",
+                "--until",
+                "2030-01-01",
+                "--reason",
+                "x",
+            ],
+            &[
+                "suspend",
+                "--resident",
+                "R1001",
+                "--services",
+                "voice",
+                "--until",
+                "2030-02-30",
+                "--reason",
+                "x",
+            ],
+            &[
+                "suspend",
+                "--resident",
+                "R1001",
+                "--services",
+                "voice",
+                "--until",
+                "2030-01-01",
+                "--reason",
+                " ",
+            ],
+            &["unsuspend", "--id", "99"],
+            &["privileged", "add", "--number", "attorney"],
+            &["privileged", "remove", "--number", "+15305550199"],
+            &["resident", "--id", "R1001"],
+            &["resident", "--id", "R1001", "--pin", "12a4"],
+            &["resident", "--id", "R1001", "--pin", "12"],
+            &["resident", "--id", "R9999", "--active", "false"],
+            &["facility", "--id", ids::FACILITY, "--tz", "Mars/Olympus_Mons"],
+            &["facility", "--id", ids::FACILITY, "--voice-limit-secs", "5"],
+            &["facility", "--id", "nowhere", "--voice-limit-secs", "600"],
+            &["facility", "--id", ids::FACILITY],
+            &["schedule", "--unit", "A", "--weekday", "8", "--windows", "08:00-09:00"],
+            &["schedule", "--unit", "A", "--weekday", "0", "--windows", "08:00-09:00"],
+            &["schedule", "--unit", "A", "--weekday", "1", "--windows", "09:00-08:00"],
+            &["schedule", "--unit", "A", "--weekday", "1", "--windows", "08:00-10:00,09:00-11:00"],
+            &["schedule", "--unit", "A", "--weekday", "1", "--windows", "8-10"],
+            &["schedule", "--unit", "A", "--weekday", "1", "--windows", "08:00-24:30"],
+            &["schedule", "--unit", "Z", "--weekday", "1", "--windows", "08:00-09:00"],
+            &[
+                "cap-usage",
+                "--resident",
+                "R1001",
+                "--kind",
+                "video",
+                "--period-start",
+                "soon",
+                "--used-secs",
+                "1",
+            ],
+            &["show", "contact", "9999"],
+            &["show", "resident", "R9999"],
+        ];
+        for args in cases {
+            let err = run(&mut db, &parse(args)).expect_err(&format!("{args:?} must fail"));
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+            assert_eq!(dump(&db), before, "{args:?} changed the database");
+            assert_eq!(db.head_info().unwrap(), head, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn show_and_head_and_compact() {
+        let mut db = seeded();
+        let out = run(&mut db, &parse(&["show", "resident", ids::RESIDENT])).unwrap();
+        let contacts = out["contacts"].as_array().unwrap();
+        assert_eq!(contacts.len(), 10);
+        assert_eq!(contacts[0]["Contact"]["id"], 1);
+        assert_eq!(out["resident"]["Resident"]["id"], ids::RESIDENT);
+        let out = run(&mut db, &parse(&["show", "contact", "5"])).unwrap();
+        assert_eq!(out["Contact"]["video_balance_cents"], 0);
+
+        run(&mut db, &parse(&["unsuspend", "--id", "1"])).unwrap();
+        run(&mut db, &parse(&["unsuspend", "--id", "2"])).unwrap();
+        let out = run(&mut db, &parse(&["head"])).unwrap();
+        assert_eq!(out["tombstones"], 2);
+        let head = out["head"].as_u64().unwrap();
+        let out = run(&mut db, &parse(&["compact", "--keep-last", "0"])).unwrap();
+        assert_eq!(out["purged"], 2);
+        assert_eq!(out["horizon"], head);
+        assert_eq!(db.head_info().unwrap().tombstones, 0);
+    }
+
+    #[test]
+    fn window_parser() {
+        assert_eq!(parse_windows(3, "none").unwrap(), vec![]);
+        assert_eq!(
+            parse_windows(3, "00:00-24:00").unwrap(),
+            vec![CallingWindow { weekday: 3, start_minute: 0, end_minute: 1440 }]
+        );
+        assert!(parse_windows(3, "08:00-09:00,09:00-10:00").is_ok(), "touching windows are fine");
+        assert!(parse_windows(3, "08:60-09:00").is_err());
+        assert!(parse_windows(3, "24:00-24:00").is_err());
+    }
+
+    #[test]
+    fn number_validation() {
+        for ok in ["+15551234567", "+442071838750", "911", "411", "+18005550123"] {
+            assert!(validate_number(ok).is_ok(), "{ok}");
+        }
+        for bad in
+            ["", "+", "15551234567", "+1555", "+0123456789", "+1 555 123 4567", "91", "+1234567890123456"]
+        {
+            assert!(validate_number(bad).is_err(), "{bad}");
         }
     }
 }

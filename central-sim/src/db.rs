@@ -362,6 +362,26 @@ impl Db {
         Ok(matches!(self.row(&facility_row_key(id)?)?, Some(Row { entity: Some(_), .. })))
     }
 
+    /// Every row, live or tombstone, in seq order (for `show`-style dumps
+    /// and for tests that check what a command touched).
+    pub fn all_rows(&self) -> Result<Vec<Row>, DbError> {
+        let mut stmt = self.conn.prepare("SELECT key, seq, facility, body FROM entity ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (key, seq, facility, body) = r?;
+            let entity = body.map(|b| decode_entity(&key, &b)).transpose()?;
+            Ok(Row { key, seq: to_u64(seq), facility, entity })
+        })
+        .collect()
+    }
+
     /// Live entities of one kind ("contact", "resident", ...), in seq order.
     pub fn live_of_kind(&self, kind: &str) -> Result<Vec<Entity>, DbError> {
         let mut stmt = self
