@@ -871,7 +871,7 @@ mod tests {
         let rows = run_changing(
             &mut db,
             &["schedule", "--unit", "B", "--weekday", "2", "--windows", ""],
-            &[key.clone()],
+            std::slice::from_ref(&key),
         );
         let Some(Entity::Unit(u)) = &rows[&key].entity else { panic!() };
         assert!(u.schedule.iter().all(|w| w.weekday != 2));

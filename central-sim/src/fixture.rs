@@ -299,7 +299,10 @@ fn minute(h: u16, m: u16) -> u16 {
     h * 60 + m
 }
 
-fn windows(days: std::ops::RangeInclusive<u8>, spans: &[((u16, u16), (u16, u16))]) -> Vec<CallingWindow> {
+/// A window's local start and end as `((hour, minute), (hour, minute))`.
+type Span = ((u16, u16), (u16, u16));
+
+fn windows(days: std::ops::RangeInclusive<u8>, spans: &[Span]) -> Vec<CallingWindow> {
     days.flat_map(|weekday| {
         spans.iter().map(move |&((sh, sm), (eh, em))| CallingWindow {
             weekday,
@@ -347,7 +350,7 @@ fn approved_all() -> Approvals {
 /// same fixture, which the test suite compares against `fixtures/demo.json`.
 pub fn generate() -> Result<Fixture, FixtureError> {
     use demo_ids as ids;
-    let mut rng = SplitMix(0x00FA_C111_7E0D_E40);
+    let mut rng = SplitMix(0x000F_AC11_17E0_DE40);
     let facility_id = FacilityId::new(ids::FACILITY);
 
     let mut facility =
@@ -366,8 +369,7 @@ pub fn generate() -> Result<Fixture, FixtureError> {
     for i in 0..50usize {
         let id = format!("R{}", 1001 + i);
         let name = format!("{} {}", rng.pick(FIRST_NAMES), rng.pick(LAST_NAMES));
-        // R1004 is put in unit A on purpose so unit A has two well-known residents.
-        let unit = if id == ids::RESIDENT_EXPIRED_SUSPENSION { "A" } else { unit_ids[i % 3] };
+        let unit = unit_ids[i % 3];
         let debit_balance_cents = if id == ids::RESIDENT { 2500 } else { (rng.below(400) * 50) as Cents };
         residents.push(ResidentRecord {
             pin_hash: hash_demo_pin(&id)?,

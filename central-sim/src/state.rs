@@ -132,3 +132,75 @@ pub fn init(state: &Path, fixture_path: Option<&Path>) -> Result<InitReport, Sta
     };
     Ok(InitReport { state: state.to_path_buf(), created, already_present: present, message })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_is_idempotent_and_issues_one_uplink_bundle_per_facility() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = init(dir.path(), None).unwrap();
+        assert_eq!(first.created, vec!["central.db", "ca/", "server.pem", "edge-demo-ca-01.pem"]);
+        let facility = FacilityId::new("demo-ca-01");
+        let edge = Bundle::load(&edge_bundle_path(dir.path(), &facility)).unwrap();
+        let peer = net::PeerCert::from_der(&edge.cert_der().unwrap()).unwrap();
+        assert_eq!(peer.common_name, "demo-ca-01");
+        let server = Bundle::load(&server_bundle_path(dir.path())).unwrap();
+        assert_eq!(server.ca_pem, edge.ca_pem, "both chain to the central CA");
+
+        let snapshot = |dir: &Path| {
+            let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)
+                .unwrap()
+                .chain(std::fs::read_dir(dir.join(CA_DIR)).unwrap())
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file() && !p.to_string_lossy().contains("central.db"))
+                .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+                .collect();
+            files.sort();
+            files
+        };
+        let files = snapshot(dir.path());
+        let head = Db::open(dir.path()).unwrap().head_info().unwrap();
+
+        let second = init(dir.path(), None).unwrap();
+        assert!(second.created.is_empty(), "{second:?}");
+        assert_eq!(second.message, "already initialized; nothing changed");
+        assert_eq!(snapshot(dir.path()), files);
+        assert_eq!(Db::open(dir.path()).unwrap().head_info().unwrap(), head);
+    }
+
+    #[test]
+    fn init_fills_in_a_missing_bundle_only() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), None).unwrap();
+        let server = std::fs::read(server_bundle_path(dir.path())).unwrap();
+        let edge = edge_bundle_path(dir.path(), &FacilityId::new("demo-ca-01"));
+        std::fs::remove_file(&edge).unwrap();
+        let again = init(dir.path(), None).unwrap();
+        assert_eq!(again.created, vec!["edge-demo-ca-01.pem"]);
+        assert_eq!(std::fs::read(server_bundle_path(dir.path())).unwrap(), server);
+        assert!(edge.exists());
+    }
+
+    #[test]
+    fn a_custom_fixture_seeds_and_a_broken_one_is_refused() {
+        let mut fixture = crate::fixture::Fixture::embedded().unwrap();
+        fixture.facilities[0].contacts.truncate(3);
+        fixture.facilities[0].facility.id = FacilityId::new("small-01");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("small.json");
+        std::fs::write(&path, fixture.to_json()).unwrap();
+        let state = dir.path().join("state");
+        init(&state, Some(&path)).unwrap();
+        assert_eq!(Db::open(&state).unwrap().live_of_kind("contact").unwrap().len(), 3);
+        assert!(edge_bundle_path(&state, &FacilityId::new("small-01")).exists());
+
+        fixture.facilities[0].contacts[0].resident = proto::domain::ResidentId::new("R0000");
+        std::fs::write(&path, fixture.to_json()).unwrap();
+        let other = dir.path().join("other");
+        let err = init(&other, Some(&path)).unwrap_err();
+        assert!(matches!(err, StateError::Fixture(FixtureError::Inconsistent(_))), "{err}");
+        assert!(!other.join(crate::db::DB_FILE).exists());
+    }
+}
