@@ -713,6 +713,29 @@ mod tests {
     }
 
     #[test]
+    fn purging_another_facilitys_tombstones_keeps_this_cursor_valid() {
+        let mut db = db_with_units(2);
+        let other = FacilityId::new("f2");
+        let theirs = Audience::Facility(other.clone());
+        let w = db.writer().unwrap();
+        w.upsert(&unit("G1", "theirs"), &theirs).unwrap();
+        w.commit().unwrap();
+        let my_cursor = batch(db.changes(&facility(), 0, 100).unwrap()).next_cursor;
+        let w = db.writer().unwrap();
+        let their_delete = w.delete(&EntityKey::Unit(UnitId::new("G1"))).unwrap().unwrap();
+        w.commit().unwrap();
+        assert!(their_delete > my_cursor);
+        assert_eq!(db.compact(0).unwrap().horizon, their_delete);
+
+        let page = batch(db.changes(&facility(), my_cursor, 10).unwrap());
+        assert!(page.changes.is_empty());
+        assert_eq!(
+            db.changes(&other, my_cursor, 10).unwrap(),
+            CentralToEdge::CursorExpired { since: my_cursor, oldest_valid: their_delete }
+        );
+    }
+
+    #[test]
     fn seeding_is_one_shot() {
         let fixture = crate::fixture::Fixture::embedded().unwrap();
         let mut db = Db::open_in_memory().unwrap();
