@@ -1,0 +1,1058 @@
+//! The admin commands: what a provider's back office would change (approvals,
+//! blocks, balances, rates, suspensions, ...), applied straight to central's
+//! database so tests can drive the sync.
+//!
+//! Owns: parsing and validating admin input and turning each command into
+//! entity upserts/deletes in one write transaction. Input is validated before
+//! anything is written, and any error drops the transaction, so a rejected
+//! command leaves the database untouched. Must not: talk to the network.
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::Argon2;
+use clap::{Subcommand, ValueEnum};
+use jiff::civil::Date;
+use proto::central::{Entity, EntityKey};
+use proto::domain::*;
+use serde_json::{json, Value};
+
+use crate::db::{Audience, Db, DbError, Writer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The operator's input is wrong (exit code 2).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// The record the command names does not exist (exit code 2).
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl AdminError {
+    /// Bad input and unknown records are the operator's to fix (2); anything
+    /// else is central-sim's own failure (1).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AdminError::Invalid(_) | AdminError::NotFound(_) => 2,
+            AdminError::Db(_) => 1,
+        }
+    }
+}
+
+fn invalid<T>(msg: impl Into<String>) -> Result<T, AdminError> {
+    Err(AdminError::Invalid(msg.into()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceArg {
+    Voice,
+    Video,
+    Message,
+}
+
+impl From<ServiceArg> for Service {
+    fn from(s: ServiceArg) -> Self {
+        match s {
+            ServiceArg::Voice => Service::Voice,
+            ServiceArg::Video => Service::Video,
+            ServiceArg::Message => Service::Message,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApprovalArg {
+    Approved,
+    Pending,
+    Rejected,
+}
+
+impl From<ApprovalArg> for Approval {
+    fn from(a: ApprovalArg) -> Self {
+        match a {
+            ApprovalArg::Approved => Approval::Approved,
+            ApprovalArg::Pending => Approval::Pending,
+            ApprovalArg::Rejected => Approval::Rejected,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    Voice,
+    Video,
+}
+
+impl From<KindArg> for CallKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Voice => CallKind::Voice,
+            KindArg::Video => CallKind::Video,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AddRemove {
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum ShowWhat {
+    /// One contact.
+    Contact { id: u64 },
+    /// One resident with their contacts and suspensions.
+    Resident { id: String },
+}
+
+/// Where a block applies: exactly one of `--facility F` or `--all`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ScopeArgs {
+    /// Block only at this facility.
+    #[arg(long)]
+    pub facility: Option<String>,
+    /// Block at every facility.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum AdminCommand {
+    /// Sets one service's approval of a contact.
+    Approve {
+        #[arg(long)]
+        contact: u64,
+        #[arg(long, value_enum)]
+        service: ServiceArg,
+        #[arg(long, value_enum)]
+        status: ApprovalArg,
+    },
+    /// Blocks a number at one facility or at all.
+    Block {
+        #[arg(long)]
+        number: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Removes a block.
+    Unblock {
+        #[arg(long)]
+        number: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
+    },
+    /// Sets a contact's prepaid video balance.
+    Balance {
+        #[arg(long)]
+        contact: u64,
+        #[arg(long, allow_negative_numbers = true)]
+        cents: i64,
+    },
+    /// Sets a contact's video rate.
+    Rate {
+        #[arg(long)]
+        contact: u64,
+        #[arg(long)]
+        cents_per_min: u32,
+    },
+    /// Closes a contact's account.
+    CloseAccount {
+        #[arg(long)]
+        contact: u64,
+    },
+    /// Reopens a closed contact account.
+    ReopenAccount {
+        #[arg(long)]
+        contact: u64,
+    },
+    /// Suspends services of a resident through the end of a local date.
+    Suspend {
+        #[arg(long)]
+        resident: String,
+        /// Comma-separated: voice,video,message.
+        #[arg(long, value_enum, value_delimiter = ',', required = true)]
+        services: Vec<ServiceArg>,
+        /// Last local day of the suspension (YYYY-MM-DD).
+        #[arg(long)]
+        until: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lifts a suspension.
+    Unsuspend {
+        #[arg(long)]
+        id: u64,
+    },
+    /// Adds or removes a privileged (attorney) number.
+    Privileged {
+        #[arg(value_enum)]
+        action: AddRemove,
+        #[arg(long)]
+        number: String,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Changes a resident.
+    Resident {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        active: Option<bool>,
+        #[arg(long, allow_negative_numbers = true)]
+        debit_cents: Option<i64>,
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    /// Changes facility settings.
+    Facility {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        voice_limit_secs: Option<u32>,
+        #[arg(long)]
+        video_limit_secs: Option<u32>,
+        /// IANA time zone name.
+        #[arg(long)]
+        tz: Option<String>,
+    },
+    /// Replaces one weekday's calling windows of a housing unit.
+    Schedule {
+        #[arg(long)]
+        unit: String,
+        /// ISO weekday, 1 = Monday .. 7 = Sunday.
+        #[arg(long)]
+        weekday: u8,
+        /// `HH:MM-HH:MM` windows, comma-separated; `none` or "" for no calls.
+        #[arg(long)]
+        windows: String,
+    },
+    /// Sets the minutes a resident used in one cap period.
+    CapUsage {
+        #[arg(long)]
+        resident: String,
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// First local day of the cap period (YYYY-MM-DD).
+        #[arg(long)]
+        period_start: String,
+        #[arg(long)]
+        used_secs: u32,
+    },
+    /// Purges all but the newest N tombstones; older cursors then expire.
+    Compact {
+        #[arg(long)]
+        keep_last: u64,
+    },
+    /// Prints a record as JSON.
+    #[command(subcommand)]
+    Show(ShowWhat),
+    /// Prints the feed head, horizon and row counts.
+    Head,
+}
+
+/// `+` and 8..=15 digits (E.164), or a 3..=6 digit short code.
+pub fn validate_number(number: &str) -> Result<(), AdminError> {
+    let digits_only = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = match number.strip_prefix('+') {
+        Some(rest) => digits_only(rest) && (8..=15).contains(&rest.len()) && !rest.starts_with('0'),
+        None => digits_only(number) && (3..=6).contains(&number.len()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        invalid(format!("{number:?} is not an E.164 number (+15551234567) or a short code"))
+    }
+}
+
+fn validate_facility_id(id: &str) -> Result<(), AdminError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        invalid(format!("{id:?} is not a facility id (lowercase letters, digits, '-', '_')"))
+    }
+}
+
+fn parse_date(text: &str, what: &str) -> Result<Date, AdminError> {
+    text.parse::<Date>().or_else(|e| invalid(format!("{what} {text:?} is not a YYYY-MM-DD date: {e}")))
+}
+
+fn parse_hhmm(text: &str) -> Result<u16, AdminError> {
+    let bad = || AdminError::Invalid(format!("{text:?} is not a time HH:MM"));
+    let (h, m) = text.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let h: u16 = h.parse().map_err(|_| bad())?;
+    let m: u16 = m.parse().map_err(|_| bad())?;
+    if m >= 60 || h > 24 || (h == 24 && m != 0) {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+/// Parses `08:00-11:30,13:00-22:00` (or `none`) into sorted,
+/// non-overlapping windows on `weekday`.
+pub fn parse_windows(weekday: u8, text: &str) -> Result<Vec<CallingWindow>, AdminError> {
+    if !(1..=7).contains(&weekday) {
+        return invalid(format!("weekday {weekday} is not 1 (Monday) ..= 7 (Sunday)"));
+    }
+    if text.trim().is_empty() || text.trim().eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for span in text.split(',') {
+        let span = span.trim();
+        let (start, end) = span
+            .split_once('-')
+            .ok_or_else(|| AdminError::Invalid(format!("{span:?} is not HH:MM-HH:MM")))?;
+        let (start_minute, end_minute) = (parse_hhmm(start)?, parse_hhmm(end)?);
+        if start_minute >= end_minute {
+            return invalid(format!("window {span:?} ends before it starts (split windows across midnight)"));
+        }
+        out.push(CallingWindow { weekday, start_minute, end_minute });
+    }
+    out.sort_by_key(|w| w.start_minute);
+    if out.windows(2).any(|pair| pair[0].end_minute > pair[1].start_minute) {
+        return invalid(format!("windows {text:?} overlap"));
+    }
+    Ok(out)
+}
+
+/// Hashes a PIN with Argon2id default parameters and a random salt.
+pub fn hash_pin(pin: &str) -> Result<String, AdminError> {
+    if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return invalid("a PIN is 4 to 8 digits");
+    }
+    let salt = SaltString::generate(rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(pin.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .or_else(|e| invalid(format!("could not hash the PIN: {e}")))
+}
+
+fn load_contact(w: &Writer<'_>, id: u64) -> Result<(ContactRecord, Audience), AdminError> {
+    match load(w, &EntityKey::Contact(ContactId(id)))? {
+        Some((Entity::Contact(c), audience)) => Ok((c, audience)),
+        _ => Err(AdminError::NotFound(format!("contact {id}"))),
+    }
+}
+
+fn load_resident(w: &Writer<'_>, id: &str) -> Result<(ResidentRecord, Audience), AdminError> {
+    match load(w, &EntityKey::Resident(ResidentId::new(id)))? {
+        Some((Entity::Resident(r), audience)) => Ok((r, audience)),
+        _ => Err(AdminError::NotFound(format!("resident {id}"))),
+    }
+}
+
+fn load(w: &Writer<'_>, key: &EntityKey) -> Result<Option<(Entity, Audience)>, AdminError> {
+    let row = w.row(&crate::db::key_text(key)?)?;
+    Ok(row.and_then(|r| {
+        let audience = r.facility.map_or(Audience::Every, |f| Audience::Facility(FacilityId(f)));
+        r.entity.map(|e| (e, audience))
+    }))
+}
+
+/// The result line of a command that wrote (or found nothing to write).
+fn written(command: &str, seq: Option<u64>, w: &Writer<'_>, entity: Value) -> Result<Value, AdminError> {
+    Ok(json!({
+        "ok": true,
+        "command": command,
+        "changed": seq.is_some(),
+        "seq": seq,
+        "head": w.head()?,
+        "entity": entity,
+    }))
+}
+
+fn entity_json(entity: &Entity) -> Value {
+    serde_json::to_value(entity).unwrap_or(Value::Null)
+}
+
+/// Runs one admin command and returns the JSON to print.
+pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
+    match command {
+        AdminCommand::Show(what) => return show(db, what),
+        AdminCommand::Head => return Ok(serde_json::to_value(db.head_info()?).unwrap_or(Value::Null)),
+        AdminCommand::Compact { keep_last } => {
+            let report = db.compact(*keep_last)?;
+            return Ok(
+                json!({ "ok": true, "command": "compact", "purged": report.purged, "horizon": report.horizon }),
+            );
+        }
+        _ => {}
+    }
+
+    let w = db.writer()?;
+    let out = match command {
+        AdminCommand::Approve { contact, service, status } => {
+            let (mut c, audience) = load_contact(&w, *contact)?;
+            match Service::from(*service) {
+                Service::Voice => c.approvals.voice = (*status).into(),
+                Service::Video => c.approvals.video = (*status).into(),
+                Service::Message => c.approvals.message = (*status).into(),
+            }
+            let entity = Entity::Contact(c);
+            written("approve", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::Balance { contact, cents } => {
+            if *cents < 0 {
+                return invalid("a prepaid balance cannot be negative");
+            }
+            let (mut c, audience) = load_contact(&w, *contact)?;
+            c.video_balance_cents = *cents;
+            let entity = Entity::Contact(c);
+            written("balance", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::Rate { contact, cents_per_min } => {
+            if *cents_per_min > 10_000 {
+                return invalid("a rate above $100 per minute is surely a typo");
+            }
+            let (mut c, audience) = load_contact(&w, *contact)?;
+            c.video_rate_cents_per_min = *cents_per_min;
+            let entity = Entity::Contact(c);
+            written("rate", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::CloseAccount { contact } | AdminCommand::ReopenAccount { contact } => {
+            let (mut c, audience) = load_contact(&w, *contact)?;
+            let (name, status) = match command {
+                AdminCommand::CloseAccount { .. } => ("close-account", AccountStatus::Closed),
+                _ => ("reopen-account", AccountStatus::Active),
+            };
+            c.account_status = status;
+            let entity = Entity::Contact(c);
+            written(name, w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::Block { number, scope } | AdminCommand::Unblock { number, scope } => {
+            validate_number(number)?;
+            let scope = match (&scope.facility, scope.all) {
+                (Some(f), false) => {
+                    validate_facility_id(f)?;
+                    BlockScope::Facility(FacilityId::new(f.as_str()))
+                }
+                (None, true) => BlockScope::AllFacilities,
+                _ => return invalid("give exactly one of --facility F or --all"),
+            };
+            let record = BlockRecord { number: number.clone(), scope };
+            let entity = Entity::Block(record.clone());
+            if matches!(command, AdminCommand::Block { .. }) {
+                written("block", w.upsert(&entity, &Audience::Every)?, &w, entity_json(&entity))?
+            } else {
+                let Some(seq) = w.delete(&EntityKey::Block(record))? else {
+                    return Err(AdminError::NotFound(format!("no such block on {number}")));
+                };
+                written("unblock", Some(seq), &w, entity_json(&entity))?
+            }
+        }
+        AdminCommand::Suspend { resident, services, until, reason } => {
+            let ends_on = parse_date(until, "--until")?;
+            if reason.trim().is_empty() {
+                return invalid("a suspension needs a --reason");
+            }
+            let mut services: Vec<Service> = services.iter().map(|&s| s.into()).collect();
+            services.sort();
+            services.dedup();
+            let (r, audience) = load_resident(&w, resident)?;
+            let record = SuspensionRecord {
+                id: w.next_suspension_id()?,
+                resident: r.id,
+                services,
+                ends_on,
+                reason: reason.clone(),
+            };
+            let entity = Entity::Suspension(record);
+            written("suspend", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::Unsuspend { id } => {
+            let Some(seq) = w.delete(&EntityKey::Suspension(*id))? else {
+                return Err(AdminError::NotFound(format!("suspension {id}")));
+            };
+            written("unsuspend", Some(seq), &w, json!({ "Suspension": id }))?
+        }
+        AdminCommand::Privileged { action, number, label } => {
+            validate_number(number)?;
+            match action {
+                AddRemove::Add => {
+                    let label = label.clone().unwrap_or_else(|| "Privileged number".into());
+                    let entity = Entity::Privileged(PrivilegedNumberRecord { number: number.clone(), label });
+                    written("privileged add", w.upsert(&entity, &Audience::Every)?, &w, entity_json(&entity))?
+                }
+                AddRemove::Remove => {
+                    let Some(seq) = w.delete(&EntityKey::Privileged(number.clone()))? else {
+                        return Err(AdminError::NotFound(format!("privileged number {number}")));
+                    };
+                    written("privileged remove", Some(seq), &w, json!({ "Privileged": number }))?
+                }
+            }
+        }
+        AdminCommand::Resident { id, active, debit_cents, pin } => {
+            if active.is_none() && debit_cents.is_none() && pin.is_none() {
+                return invalid("nothing to change: give --active, --debit-cents or --pin");
+            }
+            // Validate (and hash) before loading so bad input never reaches a write.
+            let pin_hash = pin.as_deref().map(hash_pin).transpose()?;
+            let (mut r, audience) = load_resident(&w, id)?;
+            if let Some(active) = active {
+                r.active = *active;
+            }
+            if let Some(cents) = debit_cents {
+                r.debit_balance_cents = *cents;
+            }
+            if let Some(hash) = pin_hash {
+                r.pin_hash = hash;
+            }
+            let entity = Entity::Resident(r);
+            written("resident", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::Facility { id, voice_limit_secs, video_limit_secs, tz } => {
+            if voice_limit_secs.is_none() && video_limit_secs.is_none() && tz.is_none() {
+                return invalid("nothing to change: give --voice-limit-secs, --video-limit-secs or --tz");
+            }
+            for limit in [voice_limit_secs, video_limit_secs].into_iter().flatten() {
+                if !(60..=4 * 3600).contains(limit) {
+                    return invalid(format!("a call limit of {limit} s is outside 60..=14400"));
+                }
+            }
+            if let Some(tz) = tz {
+                if jiff::tz::TimeZone::get(tz).is_err() {
+                    return invalid(format!("{tz:?} is not a known IANA time zone"));
+                }
+            }
+            let key = crate::db::facility_row_key(&FacilityId::new(id.as_str()))?;
+            let Some(crate::db::Row { entity: Some(Entity::Facility(mut f)), .. }) = w.row(&key)? else {
+                return Err(AdminError::NotFound(format!("facility {id}")));
+            };
+            if let Some(v) = voice_limit_secs {
+                f.voice_limit_secs = *v;
+            }
+            if let Some(v) = video_limit_secs {
+                f.video_limit_secs = *v;
+            }
+            if let Some(tz) = tz {
+                f.time_zone = tz.clone();
+            }
+            let audience = Audience::Facility(f.id.clone());
+            let entity = Entity::Facility(f);
+            written("facility", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::Schedule { unit, weekday, windows } => {
+            let new_windows = parse_windows(*weekday, windows)?;
+            let Some((Entity::Unit(mut u), audience)) =
+                load(&w, &EntityKey::Unit(UnitId::new(unit.as_str())))?
+            else {
+                return Err(AdminError::NotFound(format!("unit {unit}")));
+            };
+            u.schedule.retain(|win| win.weekday != *weekday);
+            u.schedule.extend(new_windows);
+            u.schedule.sort_by_key(|win| (win.weekday, win.start_minute));
+            let entity = Entity::Unit(u);
+            written("schedule", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::CapUsage { resident, kind, period_start, used_secs } => {
+            let period_start = parse_date(period_start, "--period-start")?;
+            let (r, audience) = load_resident(&w, resident)?;
+            let entity = Entity::CapUsage(CapUsageRecord {
+                resident: r.id,
+                kind: (*kind).into(),
+                period_start,
+                used_secs: *used_secs,
+            });
+            written("cap-usage", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::Show(_) | AdminCommand::Head | AdminCommand::Compact { .. } => Value::Null,
+    };
+    w.commit()?;
+    Ok(out)
+}
+
+fn show(db: &Db, what: &ShowWhat) -> Result<Value, AdminError> {
+    match what {
+        ShowWhat::Contact { id } => match db.entity(&EntityKey::Contact(ContactId(*id)))? {
+            Some(e) => Ok(entity_json(&e)),
+            None => Err(AdminError::NotFound(format!("contact {id}"))),
+        },
+        ShowWhat::Resident { id } => {
+            let resident_id = ResidentId::new(id.as_str());
+            let Some(resident) = db.entity(&EntityKey::Resident(resident_id.clone()))? else {
+                return Err(AdminError::NotFound(format!("resident {id}")));
+            };
+            let mut contacts: Vec<ContactRecord> = db
+                .live_of_kind("contact")?
+                .into_iter()
+                .filter_map(|e| match e {
+                    Entity::Contact(c) if c.resident == resident_id => Some(c),
+                    _ => None,
+                })
+                .collect();
+            contacts.sort_by_key(|c| c.id);
+            let contacts: Vec<Value> =
+                contacts.into_iter().map(|c| entity_json(&Entity::Contact(c))).collect();
+            let suspensions: Vec<Value> = db
+                .live_of_kind("suspension")?
+                .iter()
+                .filter(|e| matches!(e, Entity::Suspension(s) if s.resident == resident_id))
+                .map(entity_json)
+                .collect();
+            Ok(
+                json!({ "resident": entity_json(&resident), "contacts": contacts, "suspensions": suspensions }),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    use clap::Parser;
+
+    use super::*;
+    use crate::db::Row;
+    use crate::fixture::{demo_ids as ids, Fixture};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: AdminCommand,
+    }
+
+    fn parse(args: &[&str]) -> AdminCommand {
+        let argv = std::iter::once("admin").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}")).command
+    }
+
+    fn seeded() -> Db {
+        let mut db = Db::open_in_memory().unwrap();
+        db.seed(&Fixture::embedded().unwrap()).unwrap();
+        db
+    }
+
+    fn dump(db: &Db) -> BTreeMap<String, Row> {
+        db.all_rows().unwrap().into_iter().map(|r| (r.key.clone(), r)).collect()
+    }
+
+    fn contact_key(id: u64) -> String {
+        crate::db::key_text(&EntityKey::Contact(ContactId(id))).unwrap()
+    }
+
+    fn resident_key(id: &str) -> String {
+        crate::db::key_text(&EntityKey::Resident(ResidentId::new(id))).unwrap()
+    }
+
+    fn block_key(number: &str, scope: BlockScope) -> String {
+        crate::db::key_text(&EntityKey::Block(BlockRecord { number: number.into(), scope })).unwrap()
+    }
+
+    /// Runs `args` and checks that exactly the rows `keys` changed, each to a
+    /// fresh seq above the old head, and that the head moved by one per row.
+    /// Returns the rows after the command.
+    fn run_changing(db: &mut Db, args: &[&str], keys: &[String]) -> BTreeMap<String, Row> {
+        let before = dump(db);
+        let head = db.head_info().unwrap().head;
+        let out = run(db, &parse(args)).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert_eq!(out["changed"], true, "{args:?}: {out}");
+        let after = dump(db);
+        assert_eq!(db.head_info().unwrap().head, head + keys.len() as u64, "{args:?}");
+        let all_keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        for key in all_keys {
+            if keys.contains(key) {
+                let row = &after[key];
+                assert!(row.seq > head, "{args:?}: {key} got a new seq");
+                assert_ne!(before.get(key), Some(row), "{args:?}: {key} changed");
+            } else {
+                assert_eq!(before.get(key), after.get(key), "{args:?}: {key} must not change");
+            }
+        }
+        after
+    }
+
+    fn contact_in(rows: &BTreeMap<String, Row>, id: u64) -> ContactRecord {
+        match &rows[&contact_key(id)].entity {
+            Some(Entity::Contact(c)) => c.clone(),
+            other => panic!("contact {id}: {other:?}"),
+        }
+    }
+
+    fn original_contact(id: u64) -> ContactRecord {
+        let f = Fixture::embedded().unwrap();
+        f.facilities[0].contacts.iter().find(|c| c.id == ContactId(id)).unwrap().clone()
+    }
+
+    #[test]
+    fn approve_changes_one_service_of_one_contact() {
+        let mut db = seeded();
+        let id = ids::CONTACT_VOICE_PENDING.to_string();
+        let rows = run_changing(
+            &mut db,
+            &["approve", "--contact", &id, "--service", "voice", "--status", "approved"],
+            &[contact_key(ids::CONTACT_VOICE_PENDING)],
+        );
+        let mut expected = original_contact(ids::CONTACT_VOICE_PENDING);
+        expected.approvals.voice = Approval::Approved;
+        assert_eq!(contact_in(&rows, ids::CONTACT_VOICE_PENDING), expected);
+
+        let rows = run_changing(
+            &mut db,
+            &["approve", "--contact", "1", "--service", "message", "--status", "rejected"],
+            &[contact_key(1)],
+        );
+        let mut expected = original_contact(1);
+        expected.approvals.message = Approval::Rejected;
+        assert_eq!(contact_in(&rows, 1), expected);
+    }
+
+    #[test]
+    fn contact_money_and_account_commands() {
+        let mut db = seeded();
+        let mut expected = original_contact(1);
+        let rows = run_changing(&mut db, &["balance", "--contact", "1", "--cents", "0"], &[contact_key(1)]);
+        expected.video_balance_cents = 0;
+        assert_eq!(contact_in(&rows, 1), expected);
+        let rows =
+            run_changing(&mut db, &["rate", "--contact", "1", "--cents-per-min", "25"], &[contact_key(1)]);
+        expected.video_rate_cents_per_min = 25;
+        assert_eq!(contact_in(&rows, 1), expected);
+        let rows = run_changing(&mut db, &["close-account", "--contact", "1"], &[contact_key(1)]);
+        expected.account_status = AccountStatus::Closed;
+        assert_eq!(contact_in(&rows, 1), expected);
+        let rows = run_changing(&mut db, &["reopen-account", "--contact", "1"], &[contact_key(1)]);
+        expected.account_status = AccountStatus::Active;
+        assert_eq!(contact_in(&rows, 1), expected);
+    }
+
+    #[test]
+    fn block_and_unblock_per_scope() {
+        let mut db = seeded();
+        let number = ids::NUMBER_APPROVED;
+        let all = block_key(number, BlockScope::AllFacilities);
+        let here = block_key(number, BlockScope::Facility(FacilityId::new(ids::FACILITY)));
+        let rows = run_changing(&mut db, &["block", "--number", number, "--all"], std::slice::from_ref(&all));
+        assert_eq!(rows[&all].facility, None, "blocks reach every facility");
+        run_changing(
+            &mut db,
+            &["block", "--number", number, "--facility", ids::FACILITY],
+            std::slice::from_ref(&here),
+        );
+        let rows =
+            run_changing(&mut db, &["unblock", "--number", number, "--all"], std::slice::from_ref(&all));
+        assert_eq!(rows[&all].entity, None, "unblock leaves a tombstone");
+        assert!(rows[&here].entity.is_some(), "the facility block stays");
+        run_changing(&mut db, &["unblock", "--number", number, "--facility", ids::FACILITY], &[here]);
+    }
+
+    #[test]
+    fn suspend_and_unsuspend() {
+        let mut db = seeded();
+        let key = crate::db::key_text(&EntityKey::Suspension(3)).unwrap();
+        let rows = run_changing(
+            &mut db,
+            &[
+                "suspend",
+                "--resident",
+                "R1010",
+                "--services",
+                "video,voice",
+                "--until",
+                "2030-02-28",
+                "--reason",
+                "hearing",
+            ],
+            std::slice::from_ref(&key),
+        );
+        assert_eq!(
+            rows[&key].entity,
+            Some(Entity::Suspension(SuspensionRecord {
+                id: 3,
+                resident: ResidentId::new("R1010"),
+                services: vec![Service::Voice, Service::Video],
+                ends_on: jiff::civil::date(2030, 2, 28),
+                reason: "hearing".into(),
+            }))
+        );
+        assert_eq!(rows[&key].facility.as_deref(), Some(ids::FACILITY));
+        let rows = run_changing(&mut db, &["unsuspend", "--id", "3"], std::slice::from_ref(&key));
+        assert_eq!(rows[&key].entity, None);
+        let next = crate::db::key_text(&EntityKey::Suspension(4)).unwrap();
+        run_changing(
+            &mut db,
+            &[
+                "suspend",
+                "--resident",
+                "R1010",
+                "--services",
+                "message",
+                "--until",
+                "2030-03-01",
+                "--reason",
+                "x",
+            ],
+            &[next],
+        );
+    }
+
+    #[test]
+    fn privileged_numbers() {
+        let mut db = seeded();
+        let key = crate::db::key_text(&EntityKey::Privileged("+15305550199".into())).unwrap();
+        let rows = run_changing(
+            &mut db,
+            &["privileged", "add", "--number", "+15305550199", "--label", "Legal aid"],
+            std::slice::from_ref(&key),
+        );
+        assert_eq!(
+            rows[&key].entity,
+            Some(Entity::Privileged(PrivilegedNumberRecord {
+                number: "+15305550199".into(),
+                label: "Legal aid".into()
+            }))
+        );
+        let rows = run_changing(
+            &mut db,
+            &["privileged", "remove", "--number", "+15305550199"],
+            std::slice::from_ref(&key),
+        );
+        assert_eq!(rows[&key].entity, None);
+    }
+
+    #[test]
+    fn resident_changes_and_new_pin_verifies() {
+        let mut db = seeded();
+        let key = resident_key("R1002");
+        let rows = run_changing(
+            &mut db,
+            &["resident", "--id", "R1002", "--active", "false", "--debit-cents", "-150", "--pin", "8642"],
+            std::slice::from_ref(&key),
+        );
+        let Some(Entity::Resident(r)) = &rows[&key].entity else { panic!() };
+        assert!(!r.active);
+        assert_eq!(r.debit_balance_cents, -150);
+        let hash = PasswordHash::new(&r.pin_hash).unwrap();
+        assert!(Argon2::default().verify_password(b"8642", &hash).is_ok());
+        assert!(Argon2::default().verify_password(b"1234", &hash).is_err());
+    }
+
+    #[test]
+    fn facility_settings() {
+        let mut db = seeded();
+        let key = crate::db::facility_row_key(&FacilityId::new(ids::FACILITY)).unwrap();
+        let rows = run_changing(
+            &mut db,
+            &["facility", "--id", ids::FACILITY, "--voice-limit-secs", "600", "--tz", "America/Denver"],
+            std::slice::from_ref(&key),
+        );
+        let Some(Entity::Facility(f)) = &rows[&key].entity else { panic!() };
+        assert_eq!(f.voice_limit_secs, 600);
+        assert_eq!(f.video_limit_secs, FacilityRecord::DEFAULT_VIDEO_LIMIT_SECS);
+        assert_eq!(f.time_zone, "America/Denver");
+    }
+
+    #[test]
+    fn schedule_replaces_one_weekday() {
+        let mut db = seeded();
+        let key = crate::db::key_text(&EntityKey::Unit(UnitId::new("B"))).unwrap();
+        let rows = run_changing(
+            &mut db,
+            &["schedule", "--unit", "B", "--weekday", "2", "--windows", "13:00-24:00,06:30-08:00"],
+            std::slice::from_ref(&key),
+        );
+        let Some(Entity::Unit(u)) = &rows[&key].entity else { panic!() };
+        let tuesday: Vec<(u16, u16)> =
+            u.schedule.iter().filter(|w| w.weekday == 2).map(|w| (w.start_minute, w.end_minute)).collect();
+        assert_eq!(tuesday, vec![(390, 480), (780, 1440)]);
+        let monday: Vec<(u16, u16)> =
+            u.schedule.iter().filter(|w| w.weekday == 1).map(|w| (w.start_minute, w.end_minute)).collect();
+        assert_eq!(monday, vec![(480, 690), (780, 1290)], "other days untouched");
+        let rows = run_changing(
+            &mut db,
+            &["schedule", "--unit", "B", "--weekday", "2", "--windows", ""],
+            std::slice::from_ref(&key),
+        );
+        let Some(Entity::Unit(u)) = &rows[&key].entity else { panic!() };
+        assert!(u.schedule.iter().all(|w| w.weekday != 2));
+    }
+
+    #[test]
+    fn cap_usage_record() {
+        let mut db = seeded();
+        let key = crate::db::key_text(&EntityKey::CapUsage {
+            resident: ResidentId::new("R1001"),
+            kind: CallKind::Video,
+            period_start: jiff::civil::date(2025, 1, 6),
+        })
+        .unwrap();
+        let rows = run_changing(
+            &mut db,
+            &[
+                "cap-usage",
+                "--resident",
+                "R1001",
+                "--kind",
+                "video",
+                "--period-start",
+                "2025-01-06",
+                "--used-secs",
+                "3600",
+            ],
+            std::slice::from_ref(&key),
+        );
+        let Some(Entity::CapUsage(u)) = &rows[&key].entity else { panic!() };
+        assert_eq!(u.used_secs, 3600);
+    }
+
+    #[test]
+    fn a_command_that_changes_nothing_spends_no_seq() {
+        let mut db = seeded();
+        let before = dump(&db);
+        let out = run(
+            &mut db,
+            &parse(&["approve", "--contact", "1", "--service", "voice", "--status", "approved"]),
+        )
+        .unwrap();
+        assert_eq!(out["changed"], false);
+        assert_eq!(out["seq"], Value::Null);
+        let out = run(&mut db, &parse(&["block", "--number", ids::NUMBER_BLOCKED_ALL, "--all"])).unwrap();
+        assert_eq!(out["changed"], false);
+        assert_eq!(dump(&db), before);
+    }
+
+    #[test]
+    fn bad_input_changes_nothing_and_is_reported_as_the_operators_error() {
+        let mut db = seeded();
+        let before = dump(&db);
+        let head = db.head_info().unwrap();
+        let cases: &[&[&str]] = &[
+            &["approve", "--contact", "9999", "--service", "voice", "--status", "approved"],
+            &["balance", "--contact", "1", "--cents", "-5"],
+            &["balance", "--contact", "9999", "--cents", "5"],
+            &["rate", "--contact", "1", "--cents-per-min", "99999"],
+            &["close-account", "--contact", "0"],
+            &["block", "--number", "5551234", "--all"],
+            &["block", "--number", "+1555abc0100", "--all"],
+            &["block", "--number", "+15555550100", "--facility", "Not A Facility!"],
+            &["unblock", "--number", "+15555550100", "--all"],
+            &["unblock", "--number", ids::NUMBER_BLOCKED_ALL, "--facility", ids::FACILITY],
+            &[
+                "suspend",
+                "--resident",
+                "R9999",
+                "--services",
+                "voice",
+                "--until",
+                "2030-01-01",
+                "--reason",
+                "x",
+            ],
+            &[
+                "suspend",
+                "--resident",
+                "R1001",
+                "--services",
+                "voice",
+                "--until",
+                "2030-02-30",
+                "--reason",
+                "x",
+            ],
+            &[
+                "suspend",
+                "--resident",
+                "R1001",
+                "--services",
+                "voice",
+                "--until",
+                "2030-01-01",
+                "--reason",
+                " ",
+            ],
+            &["unsuspend", "--id", "99"],
+            &["privileged", "add", "--number", "attorney"],
+            &["privileged", "remove", "--number", "+15305550199"],
+            &["resident", "--id", "R1001"],
+            &["resident", "--id", "R1001", "--pin", "12a4"],
+            &["resident", "--id", "R1001", "--pin", "12"],
+            &["resident", "--id", "R9999", "--active", "false"],
+            &["facility", "--id", ids::FACILITY, "--tz", "Mars/Olympus_Mons"],
+            &["facility", "--id", ids::FACILITY, "--voice-limit-secs", "5"],
+            &["facility", "--id", "nowhere", "--voice-limit-secs", "600"],
+            &["facility", "--id", ids::FACILITY],
+            &["schedule", "--unit", "A", "--weekday", "8", "--windows", "08:00-09:00"],
+            &["schedule", "--unit", "A", "--weekday", "0", "--windows", "08:00-09:00"],
+            &["schedule", "--unit", "A", "--weekday", "1", "--windows", "09:00-08:00"],
+            &["schedule", "--unit", "A", "--weekday", "1", "--windows", "08:00-10:00,09:00-11:00"],
+            &["schedule", "--unit", "A", "--weekday", "1", "--windows", "8-10"],
+            &["schedule", "--unit", "A", "--weekday", "1", "--windows", "08:00-24:30"],
+            &["schedule", "--unit", "Z", "--weekday", "1", "--windows", "08:00-09:00"],
+            &[
+                "cap-usage",
+                "--resident",
+                "R1001",
+                "--kind",
+                "video",
+                "--period-start",
+                "soon",
+                "--used-secs",
+                "1",
+            ],
+            &["show", "contact", "9999"],
+            &["show", "resident", "R9999"],
+        ];
+        for args in cases {
+            let err = run(&mut db, &parse(args)).expect_err(&format!("{args:?} must fail"));
+            assert_eq!(err.exit_code(), 2, "{args:?}: {err}");
+            assert_eq!(dump(&db), before, "{args:?} changed the database");
+            assert_eq!(db.head_info().unwrap(), head, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn show_and_head_and_compact() {
+        let mut db = seeded();
+        let out = run(&mut db, &parse(&["show", "resident", ids::RESIDENT])).unwrap();
+        let contacts = out["contacts"].as_array().unwrap();
+        assert_eq!(contacts.len(), 10);
+        assert_eq!(contacts[0]["Contact"]["id"], 1);
+        assert_eq!(out["resident"]["Resident"]["id"], ids::RESIDENT);
+        let out = run(&mut db, &parse(&["show", "contact", "5"])).unwrap();
+        assert_eq!(out["Contact"]["video_balance_cents"], 0);
+
+        run(&mut db, &parse(&["unsuspend", "--id", "1"])).unwrap();
+        run(&mut db, &parse(&["unsuspend", "--id", "2"])).unwrap();
+        let out = run(&mut db, &parse(&["head"])).unwrap();
+        assert_eq!(out["tombstones"], 2);
+        let head = out["head"].as_u64().unwrap();
+        let out = run(&mut db, &parse(&["compact", "--keep-last", "0"])).unwrap();
+        assert_eq!(out["purged"], 2);
+        assert_eq!(out["horizon"], head);
+        assert_eq!(db.head_info().unwrap().tombstones, 0);
+    }
+
+    #[test]
+    fn window_parser() {
+        assert_eq!(parse_windows(3, "none").unwrap(), vec![]);
+        assert_eq!(
+            parse_windows(3, "00:00-24:00").unwrap(),
+            vec![CallingWindow { weekday: 3, start_minute: 0, end_minute: 1440 }]
+        );
+        assert!(parse_windows(3, "08:00-09:00,09:00-10:00").is_ok(), "touching windows are fine");
+        assert!(parse_windows(3, "08:60-09:00").is_err());
+        assert!(parse_windows(3, "24:00-24:00").is_err());
+    }
+
+    #[test]
+    fn number_validation() {
+        for ok in ["+15551234567", "+442071838750", "911", "411", "+18005550123"] {
+            assert!(validate_number(ok).is_ok(), "{ok}");
+        }
+        for bad in
+            ["", "+", "15551234567", "+1555", "+0123456789", "+1 555 123 4567", "91", "+1234567890123456"]
+        {
+            assert!(validate_number(bad).is_err(), "{bad}");
+        }
+    }
+}

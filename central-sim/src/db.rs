@@ -1,0 +1,753 @@
+//! Central's database: a compacted change feed of `proto` entities.
+//!
+//! Owns: the SQLite schema, the global sequence, and the feed queries that
+//! answer `EdgeToCentral::Changes`. Every entity is one row keyed by its
+//! [`EntityKey`], holding the entity as JSON and the sequence number of its
+//! last change; a deletion keeps the row as a tombstone (no body) with a new
+//! sequence number. Because each write replaces the row, the feed is compacted
+//! by construction: an entity changed twice appears once, at its latest seq.
+//! Must not: know about QUIC or the CLI.
+//!
+//! Why one document table rather than a table per record type: central-sim is
+//! a stand-in whose only consumer is the feed; storing the wire record keeps
+//! the feed exactly what the edge will receive, and the admin commands edit
+//! records through the same typed structs the edge decodes.
+//!
+//! Concurrency: `serve` and `admin` run as separate processes on one file, so
+//! the database is in WAL mode with a busy timeout, and every write is an
+//! IMMEDIATE transaction that bumps the sequence and changes the row together.
+
+use std::path::Path;
+use std::time::Duration;
+
+use proto::central::{CentralToEdge, Change, ChangeBatch, Entity, EntityKey};
+use proto::domain::FacilityId;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite_migration::{Migrations, M};
+
+use crate::fixture::Fixture;
+
+pub const DB_FILE: &str = "central.db";
+
+/// Largest page the feed hands out, whatever the edge asks for.
+pub const MAX_PAGE: u32 = 5000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("stored record {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("could not encode a record: {0}")]
+    Encode(String),
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE meta (
+             name  TEXT PRIMARY KEY,
+             value INTEGER NOT NULL
+         ) STRICT;
+         INSERT INTO meta (name, value) VALUES
+             ('head', 0),
+             ('horizon', 0),
+             ('next_suspension_id', 1),
+             ('seeded', 0);
+         CREATE TABLE entity (
+             key      TEXT PRIMARY KEY,
+             kind     TEXT NOT NULL,
+             facility TEXT,
+             seq      INTEGER NOT NULL UNIQUE,
+             body     TEXT
+         ) STRICT;
+         CREATE INDEX entity_by_facility ON entity (facility, seq);
+         -- Per audience ('' = every facility): the newest purged tombstone.
+         CREATE TABLE horizon (
+             audience TEXT PRIMARY KEY,
+             seq      INTEGER NOT NULL
+         ) STRICT;",
+    )])
+}
+
+/// Which facilities see a row in their feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    Every,
+    Facility(FacilityId),
+}
+
+impl Audience {
+    fn column(&self) -> Option<&str> {
+        match self {
+            Audience::Every => None,
+            Audience::Facility(f) => Some(f.as_str()),
+        }
+    }
+}
+
+/// A stored row: its key, the seq of its last change, and the entity (None
+/// for a tombstone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub key: String,
+    pub seq: u64,
+    pub facility: Option<String>,
+    pub entity: Option<Entity>,
+}
+
+/// Head of the feed and its compaction state, as `admin head` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HeadInfo {
+    pub head: u64,
+    pub horizon: u64,
+    pub live: u64,
+    pub tombstones: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CompactReport {
+    pub purged: u64,
+    pub horizon: u64,
+}
+
+/// The canonical text key of an entity's row.
+pub fn row_key(entity: &Entity) -> Result<String, DbError> {
+    match entity {
+        Entity::Facility(f) => facility_row_key(&f.id),
+        other => match other.key() {
+            Some(key) => key_text(&key),
+            None => Err(DbError::Encode("entity has no key".into())),
+        },
+    }
+}
+
+pub fn facility_row_key(id: &FacilityId) -> Result<String, DbError> {
+    serde_json::to_string(&serde_json::json!({ "Facility": id })).map_err(|e| DbError::Encode(e.to_string()))
+}
+
+pub fn key_text(key: &EntityKey) -> Result<String, DbError> {
+    serde_json::to_string(key).map_err(|e| DbError::Encode(e.to_string()))
+}
+
+fn kind_name(entity: &Entity) -> &'static str {
+    match entity {
+        Entity::Facility(_) => "facility",
+        Entity::Unit(_) => "unit",
+        Entity::Resident(_) => "resident",
+        Entity::Contact(_) => "contact",
+        Entity::Block(_) => "block",
+        Entity::Privileged(_) => "privileged",
+        Entity::Suspension(_) => "suspension",
+        Entity::CapUsage(_) => "cap_usage",
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn decode_entity(key: &str, body: &str) -> Result<Entity, DbError> {
+    serde_json::from_str(body).map_err(|e| DbError::Corrupt { key: key.to_string(), reason: e.to_string() })
+}
+
+fn decode_key(key: &str) -> Result<EntityKey, DbError> {
+    serde_json::from_str(key).map_err(|e| DbError::Corrupt { key: key.to_string(), reason: e.to_string() })
+}
+
+fn meta(conn: &Connection, name: &str) -> Result<u64, DbError> {
+    let v: i64 = conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| r.get(0))?;
+    Ok(to_u64(v))
+}
+
+fn set_meta(conn: &Connection, name: &str, value: u64) -> Result<(), DbError> {
+    conn.execute("UPDATE meta SET value = ?2 WHERE name = ?1", params![name, to_i64(value)])?;
+    Ok(())
+}
+
+/// One write transaction. Each changed row takes the next global sequence
+/// number, so the feed never has two rows at one seq and a page boundary can
+/// never split a change.
+pub struct Writer<'c> {
+    tx: Transaction<'c>,
+}
+
+impl Writer<'_> {
+    fn bump(&self) -> Result<u64, DbError> {
+        let seq = meta(&self.tx, "head")? + 1;
+        set_meta(&self.tx, "head", seq)?;
+        Ok(seq)
+    }
+
+    fn write_row(
+        &self,
+        key: &str,
+        kind: &str,
+        audience: &Audience,
+        body: Option<&str>,
+    ) -> Result<u64, DbError> {
+        let seq = self.bump()?;
+        self.tx.execute(
+            "INSERT INTO entity (key, kind, facility, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (key) DO UPDATE SET
+                 kind = excluded.kind, facility = excluded.facility,
+                 seq = excluded.seq, body = excluded.body",
+            params![key, kind, audience.column(), to_i64(seq), body],
+        )?;
+        Ok(seq)
+    }
+
+    /// Stores `entity`; returns the new seq, or `None` if the stored live
+    /// entity was already identical (nothing changes, no seq is spent).
+    pub fn upsert(&self, entity: &Entity, audience: &Audience) -> Result<Option<u64>, DbError> {
+        let key = row_key(entity)?;
+        if let Some(Row { entity: Some(current), facility, .. }) = row(&self.tx, &key)? {
+            if &current == entity && facility.as_deref() == audience.column() {
+                return Ok(None);
+            }
+        }
+        let body = serde_json::to_string(entity).map_err(|e| DbError::Encode(e.to_string()))?;
+        self.write_row(&key, kind_name(entity), audience, Some(&body)).map(Some)
+    }
+
+    /// Turns the entity into a tombstone; returns the new seq, or `None` if
+    /// there was no live entity under that key.
+    pub fn delete(&self, key: &EntityKey) -> Result<Option<u64>, DbError> {
+        let text = key_text(key)?;
+        match row(&self.tx, &text)? {
+            Some(Row { entity: Some(entity), facility, .. }) => {
+                let audience = facility.map_or(Audience::Every, |f| Audience::Facility(FacilityId(f)));
+                self.write_row(&text, kind_name(&entity), &audience, None).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub fn row(&self, key: &str) -> Result<Option<Row>, DbError> {
+        row(&self.tx, key)
+    }
+
+    /// Hands out suspension IDs; kept in the same transaction as the insert.
+    pub fn next_suspension_id(&self) -> Result<u64, DbError> {
+        let id = meta(&self.tx, "next_suspension_id")?;
+        set_meta(&self.tx, "next_suspension_id", id + 1)?;
+        Ok(id)
+    }
+
+    pub fn head(&self) -> Result<u64, DbError> {
+        meta(&self.tx, "head")
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.tx
+    }
+
+    pub fn commit(self) -> Result<(), DbError> {
+        self.tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The horizon that applies to `facility`'s feed: the newest purged
+/// tombstone it could have seen.
+fn horizon_for(conn: &Connection, facility: &FacilityId) -> Result<u64, DbError> {
+    let seq: Option<i64> = conn.query_row(
+        "SELECT MAX(seq) FROM horizon WHERE audience = '' OR audience = ?1",
+        [facility.as_str()],
+        |r| r.get(0),
+    )?;
+    Ok(seq.map_or(0, to_u64))
+}
+
+fn row(conn: &Connection, key: &str) -> Result<Option<Row>, DbError> {
+    let found = conn
+        .query_row("SELECT seq, facility, body FROM entity WHERE key = ?1", [key], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?))
+        })
+        .optional()?;
+    let Some((seq, facility, body)) = found else { return Ok(None) };
+    let entity = body.map(|b| decode_entity(key, &b)).transpose()?;
+    Ok(Some(Row { key: key.to_string(), seq: to_u64(seq), facility, entity }))
+}
+
+pub struct Db {
+    conn: Connection,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Db, DbError> {
+        Self::from_connection(Connection::open(state_dir.join(DB_FILE))?)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Db, DbError> {
+        Self::from_connection(Connection::open_in_memory()?)
+    }
+
+    fn from_connection(mut conn: Connection) -> Result<Db, DbError> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrations().to_latest(&mut conn)?;
+        Ok(Db { conn })
+    }
+
+    /// Starts a write transaction (IMMEDIATE, so a concurrent writer waits on
+    /// the busy timeout instead of failing half-way).
+    pub fn writer(&mut self) -> Result<Writer<'_>, DbError> {
+        Ok(Writer { tx: self.conn.transaction_with_behavior(TransactionBehavior::Immediate)? })
+    }
+
+    pub fn is_seeded(&self) -> Result<bool, DbError> {
+        Ok(meta(&self.conn, "seeded")? != 0)
+    }
+
+    /// Loads a fixture into an empty database, in one transaction. Returns
+    /// false (and changes nothing) if the database was already seeded.
+    pub fn seed(&mut self, fixture: &Fixture) -> Result<bool, DbError> {
+        let w = self.writer()?;
+        if meta(&w.tx, "seeded")? != 0 {
+            return Ok(false);
+        }
+        let mut max_suspension = 0;
+        for f in &fixture.facilities {
+            let here = Audience::Facility(f.facility.id.clone());
+            w.upsert(&Entity::Facility(f.facility.clone()), &here)?;
+            for u in &f.units {
+                w.upsert(&Entity::Unit(u.clone()), &here)?;
+            }
+            for r in &f.residents {
+                w.upsert(&Entity::Resident(r.clone()), &here)?;
+            }
+            for c in &f.contacts {
+                w.upsert(&Entity::Contact(c.clone()), &here)?;
+            }
+            for s in &f.suspensions {
+                max_suspension = max_suspension.max(s.id);
+                w.upsert(&Entity::Suspension(s.clone()), &here)?;
+            }
+            for u in &f.cap_usage {
+                w.upsert(&Entity::CapUsage(u.clone()), &here)?;
+            }
+        }
+        for b in &fixture.blocks {
+            w.upsert(&Entity::Block(b.clone()), &Audience::Every)?;
+        }
+        for p in &fixture.privileged {
+            w.upsert(&Entity::Privileged(p.clone()), &Audience::Every)?;
+        }
+        set_meta(&w.tx, "next_suspension_id", max_suspension + 1)?;
+        set_meta(&w.tx, "seeded", 1)?;
+        w.commit()?;
+        Ok(true)
+    }
+
+    pub fn row(&self, key: &str) -> Result<Option<Row>, DbError> {
+        row(&self.conn, key)
+    }
+
+    /// The live entity under `key`, if any.
+    pub fn entity(&self, key: &EntityKey) -> Result<Option<Entity>, DbError> {
+        Ok(self.row(&key_text(key)?)?.and_then(|r| r.entity))
+    }
+
+    pub fn facility_exists(&self, id: &FacilityId) -> Result<bool, DbError> {
+        Ok(matches!(self.row(&facility_row_key(id)?)?, Some(Row { entity: Some(_), .. })))
+    }
+
+    /// Every row, live or tombstone, in seq order (for `show`-style dumps
+    /// and for tests that check what a command touched).
+    pub fn all_rows(&self) -> Result<Vec<Row>, DbError> {
+        let mut stmt = self.conn.prepare("SELECT key, seq, facility, body FROM entity ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })?;
+        rows.map(|r| {
+            let (key, seq, facility, body) = r?;
+            let entity = body.map(|b| decode_entity(&key, &b)).transpose()?;
+            Ok(Row { key, seq: to_u64(seq), facility, entity })
+        })
+        .collect()
+    }
+
+    /// Live entities of one kind ("contact", "resident", ...), in seq order.
+    pub fn live_of_kind(&self, kind: &str) -> Result<Vec<Entity>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, body FROM entity WHERE kind = ?1 AND body IS NOT NULL ORDER BY seq")?;
+        let rows = stmt.query_map([kind], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        rows.map(|r| {
+            let (key, body) = r?;
+            decode_entity(&key, &body)
+        })
+        .collect()
+    }
+
+    pub fn head_info(&self) -> Result<HeadInfo, DbError> {
+        let (live, tombstones): (i64, i64) =
+            self.conn.query_row("SELECT COUNT(body), COUNT(*) - COUNT(body) FROM entity", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        Ok(HeadInfo {
+            head: meta(&self.conn, "head")?,
+            horizon: meta(&self.conn, "horizon")?,
+            live: to_u64(live),
+            tombstones: to_u64(tombstones),
+        })
+    }
+
+    /// The highest seq a facility's feed can show (what `Welcome` reports):
+    /// the edge is up to date when its cursor reaches it.
+    pub fn facility_head(&self, facility: &FacilityId) -> Result<u64, DbError> {
+        let seq: Option<i64> = self.conn.query_row(
+            "SELECT MAX(seq) FROM entity WHERE facility = ?1 OR facility IS NULL",
+            [facility.as_str()],
+            |r| r.get(0),
+        )?;
+        Ok(seq.map_or(0, to_u64).max(horizon_for(&self.conn, facility)?))
+    }
+
+    /// Purges all tombstones except the newest `keep_last`, and raises the
+    /// horizon to the newest purged seq: a cursor below it may have missed a
+    /// deletion that is no longer in the feed. Horizons are kept per audience
+    /// so that purging one facility's tombstones never expires another
+    /// facility's cursor (its cursor only advances over rows it can see).
+    pub fn compact(&mut self, keep_last: u64) -> Result<CompactReport, DbError> {
+        let w = self.writer()?;
+        let newest_purged: Option<i64> =
+            w.tx.query_row(
+                "SELECT seq FROM entity WHERE body IS NULL ORDER BY seq DESC LIMIT 1 OFFSET ?1",
+                [to_i64(keep_last)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let mut horizon = meta(&w.tx, "horizon")?;
+        let mut purged = 0;
+        if let Some(cut) = newest_purged {
+            w.tx.execute(
+                "INSERT INTO horizon (audience, seq)
+                     SELECT COALESCE(facility, ''), MAX(seq) FROM entity
+                     WHERE body IS NULL AND seq <= ?1 GROUP BY COALESCE(facility, '')
+                 ON CONFLICT (audience) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                [cut],
+            )?;
+            purged = w.tx.execute("DELETE FROM entity WHERE body IS NULL AND seq <= ?1", [cut])?;
+            horizon = horizon.max(to_u64(cut));
+            set_meta(&w.tx, "horizon", horizon)?;
+        }
+        w.commit()?;
+        Ok(CompactReport { purged: purged as u64, horizon })
+    }
+
+    /// One page of `facility`'s change feed after `since`: see
+    /// `proto::central`. `since == 0` is a snapshot of live entities (no
+    /// tombstones: the edge starts from empty); any other cursor gets
+    /// upserts and tombstones, and a cursor below the compaction horizon gets
+    /// `CursorExpired`. The page is read in one transaction so it is a
+    /// consistent cut even while admin commands write.
+    pub fn changes(
+        &mut self,
+        facility: &FacilityId,
+        since: u64,
+        limit: u32,
+    ) -> Result<CentralToEdge, DbError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let tx = self.conn.transaction()?;
+        let horizon = horizon_for(&tx, facility)?;
+        if since != 0 && since < horizon {
+            return Ok(CentralToEdge::CursorExpired { since, oldest_valid: horizon });
+        }
+        let mut changes = Vec::new();
+        let mut next_cursor = since;
+        let mut more = false;
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, key, body FROM entity
+                 WHERE seq > ?1 AND (facility = ?2 OR facility IS NULL) AND (?3 OR body IS NOT NULL)
+                 ORDER BY seq LIMIT ?4",
+            )?;
+            let mut rows =
+                stmt.query(params![to_i64(since), facility.as_str(), since != 0, i64::from(limit) + 1])?;
+            while let Some(r) = rows.next()? {
+                if changes.len() == limit as usize {
+                    more = true;
+                    break;
+                }
+                let seq: i64 = r.get(0)?;
+                let key: String = r.get(1)?;
+                let body: Option<String> = r.get(2)?;
+                changes.push(match body {
+                    Some(body) => Change::Upsert(decode_entity(&key, &body)?),
+                    None => Change::Delete(decode_key(&key)?),
+                });
+                next_cursor = to_u64(seq);
+            }
+        }
+        tx.finish()?;
+        Ok(CentralToEdge::Changes(ChangeBatch { since, changes, next_cursor, more }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::domain::*;
+
+    fn facility() -> FacilityId {
+        FacilityId::new("f1")
+    }
+
+    fn unit(id: &str, name: &str) -> Entity {
+        Entity::Unit(HousingUnitRecord { id: UnitId::new(id), name: name.into(), schedule: vec![] })
+    }
+
+    fn block(number: &str) -> Entity {
+        Entity::Block(BlockRecord { number: number.into(), scope: BlockScope::AllFacilities })
+    }
+
+    /// A database with a facility row and `units` units, each its own write.
+    fn db_with_units(units: usize) -> Db {
+        let mut db = Db::open_in_memory().unwrap();
+        let here = Audience::Facility(facility());
+        let w = db.writer().unwrap();
+        w.upsert(&Entity::Facility(FacilityRecord::with_defaults(facility(), "F", "UTC")), &here).unwrap();
+        for i in 0..units {
+            w.upsert(&unit(&format!("U{i}"), "unit"), &here).unwrap();
+        }
+        w.commit().unwrap();
+        db
+    }
+
+    fn batch(answer: CentralToEdge) -> ChangeBatch {
+        match answer {
+            CentralToEdge::Changes(b) => b,
+            other => panic!("expected a batch, got {other:?}"),
+        }
+    }
+
+    fn all_pages(db: &mut Db, mut since: u64, limit: u32) -> Vec<ChangeBatch> {
+        let mut pages = Vec::new();
+        loop {
+            let page = batch(db.changes(&facility(), since, limit).unwrap());
+            since = page.next_cursor;
+            let more = page.more;
+            pages.push(page);
+            if !more {
+                return pages;
+            }
+        }
+    }
+
+    #[test]
+    fn since_zero_is_a_full_snapshot_of_live_entities() {
+        let mut db = db_with_units(5);
+        let w = db.writer().unwrap();
+        w.delete(&EntityKey::Unit(UnitId::new("U1"))).unwrap().unwrap();
+        w.commit().unwrap();
+        let page = batch(db.changes(&facility(), 0, 100).unwrap());
+        assert_eq!(page.since, 0);
+        assert!(!page.more);
+        assert_eq!(page.changes.len(), 5, "facility + 4 live units, no tombstone");
+        assert!(page.changes.iter().all(|c| matches!(c, Change::Upsert(_))));
+        assert!(!page.changes.contains(&Change::Upsert(unit("U1", "unit"))));
+        assert_eq!(page.next_cursor, 6, "last returned seq (U4 written at seq 6)");
+    }
+
+    #[test]
+    fn paging_returns_every_change_once_in_seq_order() {
+        let mut db = db_with_units(10);
+        let pages = all_pages(&mut db, 0, 3);
+        assert_eq!(pages.len(), 4);
+        assert_eq!(pages.iter().map(|p| p.changes.len()).collect::<Vec<_>>(), vec![3, 3, 3, 2]);
+        assert!(pages[..3].iter().all(|p| p.more));
+        assert!(!pages[3].more);
+        for pair in pages.windows(2) {
+            assert_eq!(pair[1].since, pair[0].next_cursor);
+        }
+        assert_eq!(pages[3].next_cursor, 11);
+        let units: Vec<_> = pages
+            .iter()
+            .flat_map(|p| &p.changes)
+            .filter_map(|c| match c {
+                Change::Upsert(Entity::Unit(u)) => Some(u.id.0.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(units, (0..10).map(|i| format!("U{i}")).collect::<Vec<_>>());
+        // Exactly `limit` remaining: the page is full but nothing is beyond it.
+        let last = batch(db.changes(&facility(), 8, 3).unwrap());
+        assert_eq!(last.changes.len(), 3);
+        assert!(!last.more);
+    }
+
+    #[test]
+    fn an_empty_page_keeps_the_cursor() {
+        let mut db = db_with_units(2);
+        let page = batch(db.changes(&facility(), 3, 10).unwrap());
+        assert_eq!(page, ChangeBatch { since: 3, changes: vec![], next_cursor: 3, more: false });
+        let page = batch(db.changes(&facility(), 99, 10).unwrap());
+        assert_eq!(page.next_cursor, 99);
+    }
+
+    #[test]
+    fn limit_is_clamped() {
+        let mut db = db_with_units(3);
+        let page = batch(db.changes(&facility(), 0, 0).unwrap());
+        assert_eq!(page.changes.len(), 1, "limit 0 is treated as 1");
+        assert!(page.more);
+        let page = batch(db.changes(&facility(), 0, u32::MAX).unwrap());
+        assert_eq!(page.changes.len(), 4);
+    }
+
+    #[test]
+    fn deletion_shows_as_a_tombstone_after_the_cursor() {
+        let mut db = db_with_units(3);
+        let cursor = db.head_info().unwrap().head;
+        let w = db.writer().unwrap();
+        let seq = w.delete(&EntityKey::Unit(UnitId::new("U0"))).unwrap().unwrap();
+        assert_eq!(w.delete(&EntityKey::Unit(UnitId::new("U0"))).unwrap(), None, "already deleted");
+        assert_eq!(w.delete(&EntityKey::Unit(UnitId::new("nope"))).unwrap(), None);
+        w.commit().unwrap();
+        let page = batch(db.changes(&facility(), cursor, 10).unwrap());
+        assert_eq!(page.changes, vec![Change::Delete(EntityKey::Unit(UnitId::new("U0")))]);
+        assert_eq!(page.next_cursor, seq);
+        assert_eq!(db.head_info().unwrap().tombstones, 1);
+    }
+
+    #[test]
+    fn an_entity_changed_twice_appears_once_at_its_latest_seq() {
+        let mut db = db_with_units(3);
+        let cursor = db.head_info().unwrap().head;
+        let here = Audience::Facility(facility());
+        let w = db.writer().unwrap();
+        w.upsert(&unit("U1", "first rename"), &here).unwrap().unwrap();
+        w.upsert(&unit("U2", "other"), &here).unwrap().unwrap();
+        let latest = w.upsert(&unit("U1", "second rename"), &here).unwrap().unwrap();
+        assert_eq!(
+            w.upsert(&unit("U1", "second rename"), &here).unwrap(),
+            None,
+            "identical upsert is a no-op"
+        );
+        w.commit().unwrap();
+        let page = batch(db.changes(&facility(), cursor, 10).unwrap());
+        assert_eq!(
+            page.changes,
+            vec![Change::Upsert(unit("U2", "other")), Change::Upsert(unit("U1", "second rename"))]
+        );
+        assert_eq!(page.next_cursor, latest);
+        let snapshot = batch(db.changes(&facility(), 0, 100).unwrap());
+        assert_eq!(snapshot.changes.len(), 4);
+    }
+
+    #[test]
+    fn compaction_expires_cursors_below_the_horizon() {
+        let mut db = db_with_units(6);
+        let w = db.writer().unwrap();
+        let s1 = w.delete(&EntityKey::Unit(UnitId::new("U0"))).unwrap().unwrap();
+        let s2 = w.delete(&EntityKey::Unit(UnitId::new("U1"))).unwrap().unwrap();
+        let s3 = w.delete(&EntityKey::Unit(UnitId::new("U2"))).unwrap().unwrap();
+        w.commit().unwrap();
+
+        let report = db.compact(1).unwrap();
+        assert_eq!(report, CompactReport { purged: 2, horizon: s2 });
+        assert_eq!(db.head_info().unwrap().tombstones, 1);
+
+        assert_eq!(
+            db.changes(&facility(), s1, 10).unwrap(),
+            CentralToEdge::CursorExpired { since: s1, oldest_valid: s2 }
+        );
+        assert_eq!(
+            db.changes(&facility(), 3, 10).unwrap(),
+            CentralToEdge::CursorExpired { since: 3, oldest_valid: s2 }
+        );
+        // A cursor at the horizon saw every purged deletion.
+        let page = batch(db.changes(&facility(), s2, 10).unwrap());
+        assert_eq!(page.changes, vec![Change::Delete(EntityKey::Unit(UnitId::new("U2")))]);
+        assert_eq!(page.next_cursor, s3);
+        // Snapshot still works and holds only live units.
+        let snapshot = batch(db.changes(&facility(), 0, 100).unwrap());
+        assert_eq!(snapshot.changes.len(), 4);
+
+        // Compacting again with nothing to purge keeps the horizon.
+        assert_eq!(db.compact(5).unwrap(), CompactReport { purged: 0, horizon: s2 });
+        assert_eq!(db.compact(0).unwrap(), CompactReport { purged: 1, horizon: s3 });
+        assert_eq!(db.head_info().unwrap().horizon, s3);
+    }
+
+    #[test]
+    fn feed_is_filtered_by_facility_and_global_rows_reach_everyone() {
+        let mut db = db_with_units(1);
+        let other = FacilityId::new("f2");
+        let w = db.writer().unwrap();
+        w.upsert(
+            &Entity::Facility(FacilityRecord::with_defaults(other.clone(), "G", "UTC")),
+            &Audience::Facility(other.clone()),
+        )
+        .unwrap();
+        w.upsert(&unit("G1", "theirs"), &Audience::Facility(other.clone())).unwrap();
+        let block_seq = w.upsert(&block("+15555550100"), &Audience::Every).unwrap().unwrap();
+        w.commit().unwrap();
+
+        let mine = batch(db.changes(&facility(), 0, 100).unwrap());
+        assert_eq!(mine.changes.len(), 3);
+        assert!(mine.changes.contains(&Change::Upsert(block("+15555550100"))));
+        assert!(!mine.changes.contains(&Change::Upsert(unit("G1", "theirs"))));
+        assert_eq!(db.facility_head(&facility()).unwrap(), block_seq);
+
+        let theirs = batch(db.changes(&other, 0, 100).unwrap());
+        assert_eq!(theirs.changes.len(), 3);
+        assert!(db.facility_exists(&other).unwrap());
+        assert!(!db.facility_exists(&FacilityId::new("f3")).unwrap());
+    }
+
+    #[test]
+    fn purging_another_facilitys_tombstones_keeps_this_cursor_valid() {
+        let mut db = db_with_units(2);
+        let other = FacilityId::new("f2");
+        let theirs = Audience::Facility(other.clone());
+        let w = db.writer().unwrap();
+        w.upsert(&unit("G1", "theirs"), &theirs).unwrap();
+        w.commit().unwrap();
+        let my_cursor = batch(db.changes(&facility(), 0, 100).unwrap()).next_cursor;
+        let w = db.writer().unwrap();
+        let their_delete = w.delete(&EntityKey::Unit(UnitId::new("G1"))).unwrap().unwrap();
+        w.commit().unwrap();
+        assert!(their_delete > my_cursor);
+        assert_eq!(db.compact(0).unwrap().horizon, their_delete);
+
+        let page = batch(db.changes(&facility(), my_cursor, 10).unwrap());
+        assert!(page.changes.is_empty());
+        assert_eq!(
+            db.changes(&other, my_cursor, 10).unwrap(),
+            CentralToEdge::CursorExpired { since: my_cursor, oldest_valid: their_delete }
+        );
+    }
+
+    #[test]
+    fn seeding_is_one_shot() {
+        let fixture = crate::fixture::Fixture::embedded().unwrap();
+        let mut db = Db::open_in_memory().unwrap();
+        assert!(db.seed(&fixture).unwrap());
+        let head = db.head_info().unwrap();
+        // 1 facility + 3 units + 50 residents + 200 contacts + 2 suspensions + blocks + privileged.
+        assert_eq!(head.live, 256 + (fixture.blocks.len() + fixture.privileged.len()) as u64);
+        assert_eq!(head.head, head.live);
+        assert!(!db.seed(&fixture).unwrap());
+        assert_eq!(db.head_info().unwrap(), head);
+        let snapshot = batch(db.changes(&FacilityId::new("demo-ca-01"), 0, MAX_PAGE).unwrap());
+        assert_eq!(snapshot.changes.len() as u64, head.live);
+        assert!(!snapshot.more);
+    }
+}

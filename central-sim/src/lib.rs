@@ -1,0 +1,15 @@
+//! central-sim: a stand-in for the provider's central API, used by the demo
+//! and the end-to-end tests.
+//!
+//! Owns the central side of `proto::central`: its own SQLite database holding
+//! a compacted change feed ([`db`]), the admin commands that change it
+//! ([`admin`]), the seed fixture ([`fixture`]), the state directory with the
+//! central CA and bundles ([`state`]) and the QUIC server ([`server`]).
+//! Must not: be imported by edge-agent (the edge only knows central through
+//! `proto` over the network), or implement any edge policy.
+
+pub mod admin;
+pub mod db;
+pub mod fixture;
+pub mod server;
+pub mod state;

@@ -1,0 +1,235 @@
+//! The QUIC server answering `EdgeToCentral` requests from edge boxes.
+//!
+//! Owns: the accept loop, per-request authorisation (the client
+//! certificate's common name is the facility id; a request for any other
+//! facility is refused), decoding errors, and clean shutdown. The answers
+//! themselves come from [`answer`], a plain function over the database so it
+//! can be tested without sockets. Must not: change the database (serving is
+//! read-only; admin commands write).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use net::quic::{self, AnyValidClient, CENTRAL_ALPN};
+use net::rpc::{self, RpcError};
+use proto::central::{CentralError, CentralToEdge, EdgeToCentral};
+use proto::MAX_CENTRAL_FRAME;
+
+use crate::db::{Db, DbError};
+use crate::state;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot load the server bundle {path}: {source} (run `central-sim init` first)")]
+    Bundle { path: PathBuf, source: net::PkiError },
+    #[error("no database in {0} (run `central-sim init` first)")]
+    NotInitialized(PathBuf),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    #[error("cannot write {path}: {source}")]
+    AddrFile { path: PathBuf, source: std::io::Error },
+    #[error("cannot read the socket address: {0}")]
+    LocalAddr(std::io::Error),
+}
+
+/// Answers one request from a peer whose certificate names `peer_facility`.
+pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral) -> CentralToEdge {
+    let facility = match request {
+        EdgeToCentral::Hello { facility, .. } | EdgeToCentral::Changes { facility, .. } => facility,
+    };
+    if peer_facility != Some(facility.as_str()) {
+        tracing::warn!(peer = peer_facility.unwrap_or("<none>"), requested = %facility,
+            "request for another facility refused");
+        return CentralToEdge::Error(CentralError::WrongFacility(facility.clone()));
+    }
+    let result = (|| -> Result<CentralToEdge, DbError> {
+        if !db.facility_exists(facility)? {
+            tracing::warn!(%facility, "request from an unknown facility");
+            return Ok(CentralToEdge::Error(CentralError::UnknownFacility(facility.clone())));
+        }
+        match request {
+            EdgeToCentral::Hello { agent_version, .. } => {
+                let head_cursor = db.facility_head(facility)?;
+                tracing::info!(%facility, %agent_version, head_cursor, "hello");
+                Ok(CentralToEdge::Welcome { facility: facility.clone(), head_cursor })
+            }
+            EdgeToCentral::Changes { since, limit, .. } => {
+                let answer = db.changes(facility, *since, *limit)?;
+                match &answer {
+                    CentralToEdge::Changes(batch) => tracing::debug!(%facility, since, limit,
+                        changes = batch.changes.len(), next_cursor = batch.next_cursor, more = batch.more,
+                        "changes served"),
+                    CentralToEdge::CursorExpired { oldest_valid, .. } => {
+                        tracing::info!(%facility, since, oldest_valid, "cursor expired")
+                    }
+                    _ => {}
+                }
+                Ok(answer)
+            }
+        }
+    })();
+    result.unwrap_or_else(|error| {
+        tracing::error!(%facility, %error, "database error while answering");
+        CentralToEdge::Error(CentralError::Unavailable("database error".into()))
+    })
+}
+
+/// A bound server, ready to [`Server::run`].
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    db: Arc<Mutex<Db>>,
+    state: PathBuf,
+}
+
+impl Server {
+    /// Opens the state directory's database and server identity and binds.
+    pub fn bind(state_dir: &Path, listen: SocketAddr) -> Result<Server, ServerError> {
+        let db_path = state_dir.join(crate::db::DB_FILE);
+        if !db_path.exists() {
+            return Err(ServerError::NotInitialized(state_dir.to_path_buf()));
+        }
+        let db = Db::open(state_dir)?;
+        let bundle_path = state::server_bundle_path(state_dir);
+        let identity = net::Bundle::load(&bundle_path)
+            .map_err(|source| ServerError::Bundle { path: bundle_path.clone(), source })?;
+        let endpoint = quic::server_endpoint(listen, &identity, Arc::new(AnyValidClient), CENTRAL_ALPN)?;
+        Ok(Server { endpoint, db: Arc::new(Mutex::new(db)), state: state_dir.to_path_buf() })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
+        self.endpoint.local_addr().map_err(ServerError::LocalAddr)
+    }
+
+    /// Writes the bound address to `DIR/central.addr` (atomically, so a
+    /// reader never sees half an address), then serves until `shutdown`
+    /// resolves, and removes the file again.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let addr = self.local_addr()?;
+        let addr_path = state::addr_path(&self.state);
+        let tmp = addr_path.with_extension("addr.tmp");
+        std::fs::write(&tmp, format!("{addr}\n"))
+            .and_then(|()| std::fs::rename(&tmp, &addr_path))
+            .map_err(|source| ServerError::AddrFile { path: addr_path.clone(), source })?;
+        tracing::info!(%addr, "listening");
+
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    let db = self.db.clone();
+                    tokio::spawn(async move { serve_connection(incoming, db).await });
+                }
+                () = &mut shutdown => {
+                    tracing::info!("shutting down");
+                    break;
+                }
+            }
+        }
+        self.endpoint.close(0u32.into(), b"central shutting down");
+        if tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await.is_err() {
+            tracing::warn!("connections did not close within 2 s");
+        }
+        if let Err(error) = std::fs::remove_file(&addr_path) {
+            tracing::warn!(%error, path = %addr_path.display(), "could not remove the address file");
+        }
+        Ok(())
+    }
+}
+
+async fn serve_connection(incoming: quinn::Incoming, db: Arc<Mutex<Db>>) {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::warn!(%remote, %error, "handshake failed");
+            return;
+        }
+    };
+    let peer = quic::peer_cert(&conn);
+    let facility = peer.as_ref().map(|p| p.common_name.clone());
+    tracing::info!(%remote, facility = facility.as_deref().unwrap_or("<none>"), "edge connected");
+    loop {
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(streams) => streams,
+            Err(error) => {
+                tracing::info!(%remote, %error, "edge disconnected");
+                return;
+            }
+        };
+        let db = db.clone();
+        let facility = facility.clone();
+        tokio::spawn(async move { serve_stream(send, recv, db, facility, remote).await });
+    }
+}
+
+async fn serve_stream(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    db: Arc<Mutex<Db>>,
+    facility: Option<String>,
+    remote: SocketAddr,
+) {
+    let response = match rpc::read_frame::<EdgeToCentral>(&mut recv, MAX_CENTRAL_FRAME).await {
+        Ok(request) => {
+            let answered = tokio::task::spawn_blocking(move || match db.lock() {
+                Ok(mut db) => answer(&mut db, facility.as_deref(), &request),
+                Err(_) => CentralToEdge::Error(CentralError::Unavailable("database lock poisoned".into())),
+            })
+            .await;
+            answered.unwrap_or_else(|error| {
+                tracing::error!(%error, "request handler panicked");
+                CentralToEdge::Error(CentralError::Unavailable("internal error".into()))
+            })
+        }
+        Err(RpcError::Frame(error)) => {
+            tracing::warn!(%remote, %error, "malformed request refused");
+            CentralToEdge::Error(CentralError::Malformed(error.to_string()))
+        }
+        Err(error) => {
+            tracing::warn!(%remote, %error, "request not read");
+            return;
+        }
+    };
+    let written = async {
+        rpc::write_frame(&mut send, &response, MAX_CENTRAL_FRAME).await?;
+        send.finish()?;
+        Ok::<_, RpcError>(())
+    };
+    if let Err(error) = written.await {
+        tracing::warn!(%remote, %error, "response not sent");
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
