@@ -249,3 +249,15 @@ impl Store {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+pub(crate) fn tests_link_hash(
+    prev: &[u8; 32],
+    seq: u64,
+    at: &str,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> [u8; 32] {
+    link_hash(prev, seq, at, actor, action, detail)
+}
