@@ -88,10 +88,16 @@ pub enum EdgeToCentral {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CentralToEdge {
-    Welcome { facility: FacilityId, head_cursor: u64 },
+    Welcome {
+        facility: FacilityId,
+        head_cursor: u64,
+    },
     Changes(ChangeBatch),
     /// `since` is older than the oldest retained tombstone: resync from 0.
-    CursorExpired { since: u64, oldest_valid: u64 },
+    CursorExpired {
+        since: u64,
+        oldest_valid: u64,
+    },
     Error(CentralError),
 }
 
