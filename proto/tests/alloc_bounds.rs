@@ -9,9 +9,7 @@ use std::cell::Cell;
 
 use proto::central::CentralToEdge;
 use proto::tablet::TabletResponse;
-use proto::{
-    decode_body, decode_frame, FrameError, MAX_CENTRAL_FRAME, MAX_TABLET_FRAME, PROTOCOL_VERSION,
-};
+use proto::{decode_body, decode_frame, FrameError, MAX_CENTRAL_FRAME, MAX_TABLET_FRAME, PROTOCOL_VERSION};
 
 struct LargestAllocation;
 
@@ -84,10 +82,7 @@ fn vec_claiming_2_pow_60_elements_allocates_nothing_sized_by_the_claim() {
     let frame = frame_of(&body);
     let (result, largest) =
         largest_allocation_in(|| decode_frame::<CentralToEdge>(&frame, MAX_CENTRAL_FRAME));
-    assert!(
-        matches!(result, Err(FrameError::Malformed(_))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(FrameError::Malformed(_))), "{result:?}");
     assert!(largest < SMALL, "largest allocation {largest} bytes");
 }
 
@@ -99,12 +94,8 @@ fn vec_claiming_more_elements_than_bytes_left_is_not_preallocated() {
     let mut body = vec![PROTOCOL_VERSION, 2 /* Contacts */];
     body.extend(varint(60_000));
     body.extend_from_slice(&[0xff; 8]);
-    let (result, largest) =
-        largest_allocation_in(|| decode_body::<TabletResponse>(&body, MAX_TABLET_FRAME));
-    assert!(
-        matches!(result, Err(FrameError::Malformed(_))),
-        "{result:?}"
-    );
+    let (result, largest) = largest_allocation_in(|| decode_body::<TabletResponse>(&body, MAX_TABLET_FRAME));
+    assert!(matches!(result, Err(FrameError::Malformed(_))), "{result:?}");
     assert!(largest < SMALL, "largest allocation {largest} bytes");
 }
 
@@ -114,12 +105,8 @@ fn string_claiming_2_pow_60_bytes_allocates_nothing_sized_by_the_claim() {
     let mut body = vec![PROTOCOL_VERSION, 0];
     body.extend(varint(1 << 60));
     body.extend_from_slice(b"demo");
-    let (result, largest) =
-        largest_allocation_in(|| decode_body::<CentralToEdge>(&body, MAX_CENTRAL_FRAME));
-    assert!(
-        matches!(result, Err(FrameError::Malformed(_))),
-        "{result:?}"
-    );
+    let (result, largest) = largest_allocation_in(|| decode_body::<CentralToEdge>(&body, MAX_CENTRAL_FRAME));
+    assert!(matches!(result, Err(FrameError::Malformed(_))), "{result:?}");
     assert!(largest < SMALL, "largest allocation {largest} bytes");
 }
 
@@ -129,13 +116,7 @@ fn four_gib_header_allocates_nothing() {
     frame.extend_from_slice(&[PROTOCOL_VERSION, 0]);
     let (result, largest) =
         largest_allocation_in(|| decode_frame::<CentralToEdge>(&frame, MAX_CENTRAL_FRAME));
-    assert_eq!(
-        result,
-        Err(FrameError::TooLarge {
-            len: u32::MAX as usize,
-            max: MAX_CENTRAL_FRAME
-        })
-    );
+    assert_eq!(result, Err(FrameError::TooLarge { len: u32::MAX as usize, max: MAX_CENTRAL_FRAME }));
     assert!(largest < SMALL, "largest allocation {largest} bytes");
 }
 

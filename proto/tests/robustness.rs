@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use proto::central::{CentralToEdge, EdgeToCentral};
 use proto::tablet::{ServerEvent, TabletRequest, TabletResponse};
 use proto::{
-    decode_body, decode_frame, encode_frame, parse_header, FrameError, HEADER_LEN,
-    MAX_CENTRAL_FRAME, MAX_TABLET_FRAME, PROTOCOL_VERSION,
+    decode_body, decode_frame, encode_frame, parse_header, FrameError, HEADER_LEN, MAX_CENTRAL_FRAME,
+    MAX_TABLET_FRAME, PROTOCOL_VERSION,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -49,10 +49,8 @@ fn re_encodes_equal<T>(msg: T, max: usize) -> Result<(), TestCaseError>
 where
     T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
 {
-    let again =
-        encode_frame(&msg, max).map_err(|e| TestCaseError::fail(format!("re-encode: {e}")))?;
-    let back: T =
-        decode_frame(&again, max).map_err(|e| TestCaseError::fail(format!("re-decode: {e}")))?;
+    let again = encode_frame(&msg, max).map_err(|e| TestCaseError::fail(format!("re-encode: {e}")))?;
+    let back: T = decode_frame(&again, max).map_err(|e| TestCaseError::fail(format!("re-decode: {e}")))?;
     prop_assert_eq!(back, msg);
     Ok(())
 }
@@ -200,51 +198,30 @@ proptest! {
 fn four_gib_header_is_refused() {
     let header = u32::MAX.to_be_bytes();
     for max in [MAX_TABLET_FRAME, MAX_CENTRAL_FRAME] {
-        assert_eq!(
-            parse_header(header, max),
-            Err(FrameError::TooLarge {
-                len: u32::MAX as usize,
-                max
-            })
-        );
+        assert_eq!(parse_header(header, max), Err(FrameError::TooLarge { len: u32::MAX as usize, max }));
         // decode_frame reports the lie in the header, not the missing bytes.
         let mut frame = header.to_vec();
         frame.extend_from_slice(&[PROTOCOL_VERSION, 0, 0]);
         assert_eq!(
             decode_frame::<CentralToEdge>(&frame, max),
-            Err(FrameError::TooLarge {
-                len: u32::MAX as usize,
-                max
-            })
+            Err(FrameError::TooLarge { len: u32::MAX as usize, max })
         );
     }
 }
 
 #[test]
 fn empty_header_and_body_are_refused() {
-    assert_eq!(
-        parse_header([0; HEADER_LEN], MAX_TABLET_FRAME),
-        Err(FrameError::Empty)
-    );
-    assert_eq!(
-        decode_body::<TabletRequest>(&[], MAX_TABLET_FRAME),
-        Err(FrameError::Empty)
-    );
+    assert_eq!(parse_header([0; HEADER_LEN], MAX_TABLET_FRAME), Err(FrameError::Empty));
+    assert_eq!(decode_body::<TabletRequest>(&[], MAX_TABLET_FRAME), Err(FrameError::Empty));
     assert_eq!(
         decode_frame::<TabletRequest>(&[0, 0], MAX_TABLET_FRAME),
-        Err(FrameError::Truncated {
-            expected: HEADER_LEN,
-            got: 2
-        })
+        Err(FrameError::Truncated { expected: HEADER_LEN, got: 2 })
     );
     // A body passed straight to decode_body is checked against the limit too.
     let body = vec![PROTOCOL_VERSION; MAX_TABLET_FRAME + 1];
     assert_eq!(
         decode_body::<TabletRequest>(&body, MAX_TABLET_FRAME),
-        Err(FrameError::TooLarge {
-            len: MAX_TABLET_FRAME + 1,
-            max: MAX_TABLET_FRAME
-        })
+        Err(FrameError::TooLarge { len: MAX_TABLET_FRAME + 1, max: MAX_TABLET_FRAME })
     );
 }
 
@@ -285,11 +262,7 @@ fn huge_vec_length_prefix_fails_fast() {
     }
     // Generous for a debug build on a loaded machine; a decoder that walked
     // or reserved 2^60 elements would take hours or abort.
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 
     // Same for a string length prefix (FacilityId in Welcome).
     let mut body = vec![PROTOCOL_VERSION, 0 /* Welcome */];

@@ -7,9 +7,7 @@ use common::*;
 use jiff::{civil::Date, Timestamp};
 use proptest::prelude::*;
 use proto::tablet::{ApiError, DenyReason, TabletRequest, TabletResponse};
-use proto::{
-    decode_frame, encode_frame, parse_header, HEADER_LEN, MAX_CENTRAL_FRAME, MAX_TABLET_FRAME,
-};
+use proto::{decode_frame, encode_frame, parse_header, HEADER_LEN, MAX_CENTRAL_FRAME, MAX_TABLET_FRAME};
 use serde::{de::DeserializeOwned, Serialize};
 
 fn assert_round_trip<T>(msg: &T, max: usize) -> Result<(), TestCaseError>
@@ -19,8 +17,7 @@ where
     let frame = encode_frame(msg, max).map_err(|e| TestCaseError::fail(format!("encode: {e}")))?;
     let header: [u8; HEADER_LEN] = frame[..HEADER_LEN].try_into().unwrap();
     prop_assert_eq!(parse_header(header, max), Ok(frame.len() - HEADER_LEN));
-    let back: T =
-        decode_frame(&frame, max).map_err(|e| TestCaseError::fail(format!("decode: {e}")))?;
+    let back: T = decode_frame(&frame, max).map_err(|e| TestCaseError::fail(format!("decode: {e}")))?;
     prop_assert_eq!(&back, msg);
     Ok(())
 }
@@ -70,22 +67,15 @@ proptest! {
 /// jiff values at the edges of their range keep their full precision.
 #[test]
 fn jiff_extremes_round_trip() {
-    for ts in [
-        Timestamp::MIN,
-        Timestamp::MAX,
-        Timestamp::UNIX_EPOCH,
-        Timestamp::new(-1, -1).unwrap(),
-    ] {
+    for ts in [Timestamp::MIN, Timestamp::MAX, Timestamp::UNIX_EPOCH, Timestamp::new(-1, -1).unwrap()] {
         let msg = TabletResponse::Error(ApiError::LockedOut { until: ts });
         assert_round_trip(&msg, MAX_TABLET_FRAME).unwrap();
     }
     for d in [Date::MIN, Date::MAX, Date::constant(2024, 2, 29)] {
-        let msg = TabletResponse::Call(proto::tablet::CallDecision::Denied(
-            DenyReason::CapReached {
-                kind: proto::domain::CallKind::Video,
-                resets_on: d,
-            },
-        ));
+        let msg = TabletResponse::Call(proto::tablet::CallDecision::Denied(DenyReason::CapReached {
+            kind: proto::domain::CallKind::Video,
+            resets_on: d,
+        }));
         assert_round_trip(&msg, MAX_TABLET_FRAME).unwrap();
     }
 }

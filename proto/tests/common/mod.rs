@@ -19,22 +19,16 @@ pub fn text() -> impl Strategy<Value = String> {
     ".{0,12}"
 }
 
-pub fn small_vec<T: std::fmt::Debug>(
-    element: impl Strategy<Value = T>,
-) -> impl Strategy<Value = Vec<T>> {
+pub fn small_vec<T: std::fmt::Debug>(element: impl Strategy<Value = T>) -> impl Strategy<Value = Vec<T>> {
     vec(element, 0..4)
 }
 
 pub fn date() -> impl Strategy<Value = Date> {
-    (-9999i16..=9999, 1i8..=12, 1i8..=31)
-        .prop_filter_map("no such day", |(y, m, d)| Date::new(y, m, d).ok())
+    (-9999i16..=9999, 1i8..=12, 1i8..=31).prop_filter_map("no such day", |(y, m, d)| Date::new(y, m, d).ok())
 }
 
 pub fn timestamp() -> impl Strategy<Value = Timestamp> {
-    (
-        Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
-        -999_999_999i32..=999_999_999,
-    )
+    (Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(), -999_999_999i32..=999_999_999)
         .prop_filter_map("outside jiff's range", |(s, ns)| Timestamp::new(s, ns).ok())
 }
 
@@ -58,18 +52,10 @@ pub fn call_kind() -> impl Strategy<Value = CallKind> {
     prop_oneof![Just(CallKind::Voice), Just(CallKind::Video)]
 }
 pub fn service() -> impl Strategy<Value = Service> {
-    prop_oneof![
-        Just(Service::Voice),
-        Just(Service::Video),
-        Just(Service::Message)
-    ]
+    prop_oneof![Just(Service::Voice), Just(Service::Video), Just(Service::Message)]
 }
 pub fn approval() -> impl Strategy<Value = Approval> {
-    prop_oneof![
-        Just(Approval::Pending),
-        Just(Approval::Approved),
-        Just(Approval::Rejected)
-    ]
+    prop_oneof![Just(Approval::Pending), Just(Approval::Approved), Just(Approval::Rejected)]
 }
 pub fn approvals() -> impl Strategy<Value = Approvals> {
     (approval(), approval(), approval()).prop_map(|(voice, video, message)| Approvals {
@@ -82,16 +68,10 @@ pub fn account_status() -> impl Strategy<Value = AccountStatus> {
     prop_oneof![Just(AccountStatus::Active), Just(AccountStatus::Closed)]
 }
 pub fn block_scope() -> impl Strategy<Value = BlockScope> {
-    prop_oneof![
-        Just(BlockScope::AllFacilities),
-        facility_id().prop_map(BlockScope::Facility)
-    ]
+    prop_oneof![Just(BlockScope::AllFacilities), facility_id().prop_map(BlockScope::Facility)]
 }
 pub fn lockdown_scope() -> impl Strategy<Value = LockdownScope> {
-    prop_oneof![
-        Just(LockdownScope::Facility),
-        unit_id().prop_map(LockdownScope::Unit)
-    ]
+    prop_oneof![Just(LockdownScope::Facility), unit_id().prop_map(LockdownScope::Unit)]
 }
 
 prop_compose! {
@@ -198,20 +178,13 @@ pub fn entity_key() -> impl Strategy<Value = EntityKey> {
         phone().prop_map(EntityKey::Privileged),
         any::<u64>().prop_map(EntityKey::Suspension),
         (resident_id(), call_kind(), date()).prop_map(|(resident, kind, period_start)| {
-            EntityKey::CapUsage {
-                resident,
-                kind,
-                period_start,
-            }
+            EntityKey::CapUsage { resident, kind, period_start }
         }),
     ]
 }
 
 pub fn change() -> impl Strategy<Value = Change> {
-    prop_oneof![
-        entity().prop_map(Change::Upsert),
-        entity_key().prop_map(Change::Delete)
-    ]
+    prop_oneof![entity().prop_map(Change::Upsert), entity_key().prop_map(Change::Delete)]
 }
 
 prop_compose! {
@@ -223,17 +196,10 @@ prop_compose! {
 
 pub fn edge_to_central() -> impl Strategy<Value = EdgeToCentral> {
     prop_oneof![
-        (facility_id(), text()).prop_map(|(facility, agent_version)| EdgeToCentral::Hello {
-            facility,
-            agent_version
-        }),
-        (facility_id(), any::<u64>(), any::<u32>()).prop_map(|(facility, since, limit)| {
-            EdgeToCentral::Changes {
-                facility,
-                since,
-                limit,
-            }
-        }),
+        (facility_id(), text())
+            .prop_map(|(facility, agent_version)| EdgeToCentral::Hello { facility, agent_version }),
+        (facility_id(), any::<u64>(), any::<u32>())
+            .prop_map(|(facility, since, limit)| { EdgeToCentral::Changes { facility, since, limit } }),
     ]
 }
 
@@ -248,15 +214,11 @@ pub fn central_error() -> impl Strategy<Value = CentralError> {
 
 pub fn central_to_edge() -> impl Strategy<Value = CentralToEdge> {
     prop_oneof![
-        (facility_id(), any::<u64>()).prop_map(|(facility, head_cursor)| CentralToEdge::Welcome {
-            facility,
-            head_cursor
-        }),
+        (facility_id(), any::<u64>())
+            .prop_map(|(facility, head_cursor)| CentralToEdge::Welcome { facility, head_cursor }),
         change_batch().prop_map(CentralToEdge::Changes),
-        any::<(u64, u64)>().prop_map(|(since, oldest_valid)| CentralToEdge::CursorExpired {
-            since,
-            oldest_valid
-        }),
+        any::<(u64, u64)>()
+            .prop_map(|(since, oldest_valid)| CentralToEdge::CursorExpired { since, oldest_valid }),
         central_error().prop_map(CentralToEdge::Error),
     ]
 }
@@ -269,13 +231,8 @@ pub fn tablet_request() -> impl Strategy<Value = TabletRequest> {
         Just(TabletRequest::Logout),
         Just(TabletRequest::Contacts),
         Just(TabletRequest::Hours),
-        (contact_id(), call_kind(), option::of(phone())).prop_map(|(contact, kind, number)| {
-            TabletRequest::PlaceCall {
-                contact,
-                kind,
-                number,
-            }
-        }),
+        (contact_id(), call_kind(), option::of(phone()))
+            .prop_map(|(contact, kind, number)| { TabletRequest::PlaceCall { contact, kind, number } }),
         Just(TabletRequest::Balances),
     ]
 }
@@ -302,33 +259,21 @@ prop_compose! {
 
 pub fn deny_reason() -> impl Strategy<Value = DenyReason> {
     prop_oneof![
-        option::of(window_view())
-            .prop_map(|next_window| DenyReason::OutsideCallingHours { next_window }),
+        option::of(window_view()).prop_map(|next_window| DenyReason::OutsideCallingHours { next_window }),
         lockdown_scope().prop_map(|scope| DenyReason::Lockdown { scope }),
-        (small_vec(service()), date(), text()).prop_map(|(services, ends_on, reason)| {
-            DenyReason::Suspended {
-                services,
-                ends_on,
-                reason,
-            }
-        }),
-        (service(), approval())
-            .prop_map(|(service, status)| DenyReason::NotApproved { service, status }),
-        (phone(), block_scope())
-            .prop_map(|(number, scope)| DenyReason::NumberBlocked { number, scope }),
+        (small_vec(service()), date(), text())
+            .prop_map(|(services, ends_on, reason)| { DenyReason::Suspended { services, ends_on, reason } }),
+        (service(), approval()).prop_map(|(service, status)| DenyReason::NotApproved { service, status }),
+        (phone(), block_scope()).prop_map(|(number, scope)| DenyReason::NumberBlocked { number, scope }),
         Just(DenyReason::AccountClosed),
         text().prop_map(|notice| DenyReason::PrivilegedNumber { notice }),
         phone().prop_map(|number| DenyReason::BarredNumber { number }),
         phone().prop_map(|number| DenyReason::NumberNotAuthorized { number }),
         Just(DenyReason::NoNumber),
         (any::<Cents>(), any::<u32>()).prop_map(|(balance_cents, rate_cents_per_min)| {
-            DenyReason::InsufficientBalance {
-                balance_cents,
-                rate_cents_per_min,
-            }
+            DenyReason::InsufficientBalance { balance_cents, rate_cents_per_min }
         }),
-        (call_kind(), date())
-            .prop_map(|(kind, resets_on)| DenyReason::CapReached { kind, resets_on }),
+        (call_kind(), date()).prop_map(|(kind, resets_on)| DenyReason::CapReached { kind, resets_on }),
         Just(DenyReason::ResidentInactive),
         contact_id().prop_map(|contact| DenyReason::UnknownContact { contact }),
         text().prop_map(|detail| DenyReason::FacilityMisconfigured { detail }),
@@ -336,10 +281,7 @@ pub fn deny_reason() -> impl Strategy<Value = DenyReason> {
 }
 
 pub fn availability() -> impl Strategy<Value = Availability> {
-    prop_oneof![
-        Just(Availability::Available),
-        deny_reason().prop_map(Availability::Unavailable)
-    ]
+    prop_oneof![Just(Availability::Available), deny_reason().prop_map(Availability::Unavailable)]
 }
 
 prop_compose! {
@@ -379,11 +321,7 @@ pub fn call_decision() -> impl Strategy<Value = CallDecision> {
     prop_oneof![
         (any::<u32>(), any::<u32>(), limited_by()).prop_map(
             |(max_duration_secs, warn_at_secs, limited_by)| {
-                CallDecision::Allowed {
-                    max_duration_secs,
-                    warn_at_secs,
-                    limited_by,
-                }
+                CallDecision::Allowed { max_duration_secs, warn_at_secs, limited_by }
             }
         ),
         deny_reason().prop_map(CallDecision::Denied),
@@ -450,9 +388,9 @@ pub fn server_event() -> impl Strategy<Value = ServerEvent> {
 pub fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
-        )),
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::WithSource(
+            "regressions",
+        ))),
         ..ProptestConfig::default()
     }
 }
