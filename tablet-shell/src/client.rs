@@ -38,21 +38,11 @@ pub enum ClientError {
     #[error(
         "the edge closed the connection (a revoked or unknown device certificate is refused this way): {0}"
     )]
-    ConnectionLost(RpcError),
+    ConnectionLost(String),
     #[error("exchange with the edge failed: {0}")]
     Rpc(RpcError),
     #[error("the edge answered {got} to a {asked} request")]
     UnexpectedResponse { asked: &'static str, got: &'static str },
-}
-
-impl From<RpcError> for ClientError {
-    fn from(e: RpcError) -> Self {
-        if e.is_connection_lost() {
-            ClientError::ConnectionLost(e)
-        } else {
-            ClientError::Rpc(e)
-        }
-    }
 }
 
 /// A connection to the edge's tablet API.
@@ -84,7 +74,18 @@ impl EdgeClient {
 
     /// Sends one request and returns the edge's answer as it came.
     pub async fn request(&self, request: &TabletRequest) -> Result<TabletResponse, ClientError> {
-        Ok(net::rpc::call(&self.conn, request, MAX_TABLET_FRAME).await?)
+        net::rpc::call(&self.conn, request, MAX_TABLET_FRAME).await.map_err(|e| self.rpc_error(e))
+    }
+
+    /// Stream errors only say "connection lost"; the connection knows why
+    /// (e.g. the TLS alert a refused certificate got).
+    fn rpc_error(&self, error: RpcError) -> ClientError {
+        if error.is_connection_lost() {
+            let why = self.conn.close_reason().map_or_else(|| error.to_string(), |reason| reason.to_string());
+            ClientError::ConnectionLost(why)
+        } else {
+            ClientError::Rpc(error)
+        }
     }
 
     pub async fn login(&self, resident: ResidentId, pin: String) -> Result<SessionInfo, ClientError> {
@@ -139,8 +140,8 @@ impl EdgeClient {
     /// Waits for the next event the edge pushes. Events that arrived earlier
     /// wait in the connection until read, so none is missed between calls.
     pub async fn next_event(&self) -> Result<ServerEvent, ClientError> {
-        let mut recv = self.conn.accept_uni().await.map_err(RpcError::from)?;
-        Ok(net::rpc::read_frame(&mut recv, MAX_TABLET_FRAME).await?)
+        let mut recv = self.conn.accept_uni().await.map_err(|e| self.rpc_error(RpcError::from(e)))?;
+        net::rpc::read_frame(&mut recv, MAX_TABLET_FRAME).await.map_err(|e| self.rpc_error(e))
     }
 
     /// Whether the connection is gone (closed by either side or timed out).

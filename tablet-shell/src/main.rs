@@ -158,17 +158,13 @@ fn main() -> ExitCode {
     ExitCode::from(runtime.block_on(run(args)).code())
 }
 
-/// Prints a final line (when `to_stdout`) plus a human message on stderr, and
-/// gives the exit code for it.
-fn finish_with(line: &Line, to_stdout: bool) -> ExitCode {
-    if to_stdout {
-        emit(&mut std::io::stdout().lock(), line);
-    } else {
-        // clap already printed its own message to stderr.
-        emit(&mut std::io::stdout().lock(), line);
-        return ExitCode::from(line.exit_status().code());
+/// Prints a final line on stdout, and on stderr a human message unless clap
+/// already printed one, and gives the exit code for it.
+fn finish_with(line: &Line, explain_on_stderr: bool) -> ExitCode {
+    emit(&mut std::io::stdout().lock(), line);
+    if explain_on_stderr {
+        explain(line);
     }
-    explain(line);
     ExitCode::from(line.exit_status().code())
 }
 
