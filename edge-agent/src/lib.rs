@@ -1,1 +1,18 @@
-//! (stub)
+//! The edge box service.
+//!
+//! Owns: the shells around the sans-IO cores of `edge-core`: the SQLite
+//! store, the tablet API over QUIC, the uplink to central, the metrics
+//! endpoint, the facility PKI on the box, and the facility IT command line.
+//!
+//! Must not: decide policy itself (that is `edge-core::policy`), render UI,
+//! or read central's database (only `proto` messages cross the uplink).
+
+pub mod api;
+pub mod config;
+pub mod metrics;
+pub mod pki;
+pub mod service;
+pub mod state;
+pub mod store;
+pub mod tablet_api;
+pub mod uplink;

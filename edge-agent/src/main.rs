@@ -1,1 +1,216 @@
-fn main() {}
+//! `edge-agent`: the service and the facility IT command line.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use edge_agent::{config::Config, metrics, pki, service, store::Store};
+use proto::domain::{LockdownScope, UnitId};
+
+#[derive(Parser)]
+#[command(name = "edge-agent", version, about = "Facility Edge box: tablet API, policy, sync, and IT tools")]
+struct Cli {
+    /// TOML settings file (embedded defaults when absent).
+    #[arg(long, global = true, env = "EDGE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Overrides `state_dir`.
+    #[arg(long, global = true, env = "EDGE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Overrides `tablet_listen`.
+    #[arg(long, global = true)]
+    tablet_listen: Option<SocketAddr>,
+    /// Overrides `metrics_listen`.
+    #[arg(long, global = true)]
+    metrics_listen: Option<SocketAddr>,
+    /// Overrides `central_addr`.
+    #[arg(long, global = true)]
+    central: Option<SocketAddr>,
+    /// Overrides `facility`.
+    #[arg(long, global = true)]
+    facility: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the edge service.
+    Run,
+    /// Issue a device certificate bundle for a tablet or kiosk.
+    ProvisionDevice {
+        #[arg(long)]
+        name: String,
+        /// Where to write the bundle (default: STATE/devices/NAME.pem).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Revoke a device: its handshakes are refused and a live connection is closed.
+    RevokeDevice {
+        #[arg(long)]
+        name: String,
+    },
+    /// List provisioned devices.
+    Devices,
+    /// Uplink state, cache age, connected tablets and sessions.
+    Status,
+    /// Lock down the facility, or one housing unit, or lift it. Works with the uplink down.
+    Lockdown {
+        state: OnOff,
+        #[arg(long)]
+        unit: Option<String>,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain; exits 1 if any row was edited, removed or reordered.
+    Verify,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+fn init_logging() {
+    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    // Under systemd stderr is already captured, but the journal keeps the
+    // structured fields.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journald) = tracing_journald::layer() {
+            registry.with(journald).init();
+            return;
+        }
+    }
+    registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init();
+}
+
+fn actor() -> String {
+    format!("it:{}", std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into()))
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("edge-agent: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = cli.state_dir {
+        config.state_dir = dir;
+    }
+    if let Some(addr) = cli.tablet_listen {
+        config.tablet_listen = addr;
+    }
+    if let Some(addr) = cli.metrics_listen {
+        config.metrics_listen = addr;
+    }
+    if let Some(addr) = cli.central {
+        config.central_addr = addr;
+    }
+    if let Some(facility) = cli.facility {
+        config.facility = facility;
+    }
+    let open_store = |config: &Config| -> anyhow::Result<Store> {
+        std::fs::create_dir_all(&config.state_dir)
+            .with_context(|| format!("creating {}", config.state_dir.display()))?;
+        Store::open(&config.db_path()).context("opening the edge database")
+    };
+    match cli.command {
+        Command::Run => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(service::run(config))?;
+        }
+        Command::ProvisionDevice { name, out } => {
+            let mut store = open_store(&config)?;
+            let bundle = pki::provision_device(&config, &mut store, &name, &actor())?;
+            let out = out.unwrap_or_else(|| config.state_dir.join("devices").join(format!("{name}.pem")));
+            bundle.save(&out)?;
+            println!(
+                "{}",
+                serde_json::json!({"device": name, "bundle": out, "fingerprint": bundle.fingerprint()?})
+            );
+        }
+        Command::RevokeDevice { name } => {
+            let mut store = open_store(&config)?;
+            let now = jiff::Timestamp::now();
+            store.revoke_device(&name, now)?;
+            store.audit_append(&actor(), "revoke-device", &serde_json::json!({"device": name}), now)?;
+            println!("{}", serde_json::json!({"device": name, "revoked": true}));
+        }
+        Command::Devices => {
+            let store = open_store(&config)?;
+            let devices: Vec<_> = store
+                .devices()?
+                .into_iter()
+                .map(|d| {
+                    serde_json::json!({"name": d.name, "fingerprint": d.fingerprint,
+                                       "issued_at": d.issued_at, "revoked_at": d.revoked_at})
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&devices)?);
+        }
+        Command::Status => return status(&config, &open_store(&config)?),
+        Command::Lockdown { state, unit } => {
+            let mut store = open_store(&config)?;
+            let scope = match unit {
+                Some(unit) => LockdownScope::Unit(UnitId::new(unit)),
+                None => LockdownScope::Facility,
+            };
+            let on = matches!(state, OnOff::On);
+            let changed = store.set_lockdown(&scope, on, &actor(), jiff::Timestamp::now())?;
+            println!("{}", serde_json::json!({"scope": scope, "lockdown": on, "changed": changed}));
+        }
+        Command::Audit { command: AuditCommand::Verify } => {
+            let store = open_store(&config)?;
+            let report = store.audit_verify()?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.is_intact() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(config: &Config, store: &Store) -> anyhow::Result<ExitCode> {
+    let sync = store.sync_state()?;
+    let lockdowns = store.lockdowns()?;
+    let devices = store.devices()?;
+    let mut out = serde_json::json!({
+        "facility": config.facility,
+        "sync_cursor": sync.cursor,
+        "last_sync": sync.last_success,
+        "lockdowns": lockdowns,
+        "devices_provisioned": devices.iter().filter(|d| d.revoked_at.is_none()).count(),
+        "devices_revoked": devices.iter().filter(|d| d.revoked_at.is_some()).count(),
+    });
+    match metrics::scrape(config.metrics_listen) {
+        Ok(text) => {
+            let figures: serde_json::Map<String, serde_json::Value> =
+                metrics::parse(&text).into_iter().map(|(k, v)| (k, serde_json::json!(v))).collect();
+            out["agent"] = serde_json::json!("running");
+            out["live"] = serde_json::Value::Object(figures);
+        }
+        Err(error) => {
+            out["agent"] = serde_json::json!(format!("not reachable on {}: {error}", config.metrics_listen));
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -192,6 +192,10 @@ pub enum ApiError {
     SessionEnded { reason: SessionEndReason },
     #[error("malformed request: {0}")]
     Malformed(String),
+    /// The edge cannot answer this for a reason the resident should see
+    /// (e.g. the facility's settings have not been synced yet).
+    #[error("unavailable: {reason:?}")]
+    Unavailable { reason: DenyReason },
     #[error("the edge could not answer: {0}")]
     Internal(String),
 }

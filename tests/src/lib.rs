@@ -1,1 +1,315 @@
-//! (stub)
+//! End-to-end harness: runs the real `central-sim`, `edge-agent` and
+//! `tablet-shell` binaries as separate processes on loopback, each with its
+//! own state under a temporary directory.
+//!
+//! Owns: process orchestration for the scenarios in `tests/tests/`. Must not:
+//! reach into any crate's internals; it talks to the system only through the
+//! binaries' command lines and the wire protocol.
+
+use std::{
+    io::{Read, Write},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub const FACILITY: &str = "demo-ca-01";
+
+/// The directory holding the workspace's built binaries (`cargo xtask test`
+/// builds them before running the tests).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> -> target/debug/<name>
+    let debug = exe.parent().and_then(Path::parent).expect("target/debug");
+    let path = debug.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
+    path
+}
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Result of one CLI invocation: exit code and stdout parsed as JSON lines.
+#[derive(Debug)]
+pub struct CliResult {
+    pub code: i32,
+    pub json: Vec<Value>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliResult {
+    fn from(output: Output) -> CliResult {
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        let json = parse_json_stream(&stdout);
+        CliResult {
+            code: output.status.code().unwrap_or(-1),
+            json,
+            stdout,
+            stderr: String::from_utf8_lossy(&output.stderr).to_string(),
+        }
+    }
+
+    /// The last JSON value printed.
+    pub fn last(&self) -> &Value {
+        self.json.last().unwrap_or_else(|| panic!("no JSON output; stdout={} stderr={}", self.stdout, self.stderr))
+    }
+}
+
+/// Parses one or more JSON values printed one after another.
+pub fn parse_json_stream(text: &str) -> Vec<Value> {
+    serde_json::Deserializer::from_str(text).into_iter::<Value>().filter_map(Result::ok).collect()
+}
+
+pub struct System {
+    pub dir: tempfile::TempDir,
+    pub central_dir: PathBuf,
+    pub edge_dir: PathBuf,
+    pub central_addr: SocketAddr,
+    pub tablet_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub device: PathBuf,
+    central: Option<Child>,
+    edge: Option<Child>,
+}
+
+fn run_ok(cmd: &mut Command, what: &str) -> CliResult {
+    let out = CliResult::from(cmd.output().unwrap_or_else(|e| panic!("{what}: {e}")));
+    assert_eq!(out.code, 0, "{what} failed: stdout={} stderr={}", out.stdout, out.stderr);
+    out
+}
+
+impl System {
+    /// central-sim seeded with the demo fixture, an edge agent synced from it,
+    /// and one provisioned tablet (T-0001).
+    pub fn start() -> System {
+        let dir = tempfile::tempdir().unwrap();
+        let central_dir = dir.path().join("central");
+        let edge_dir = dir.path().join("edge");
+        std::fs::create_dir_all(&edge_dir).unwrap();
+        run_ok(Command::new(bin("central-sim")).args(["init", "--state"]).arg(&central_dir), "central-sim init");
+        std::fs::copy(central_dir.join(format!("edge-{FACILITY}.pem")), edge_dir.join("uplink.pem")).unwrap();
+        let mut system = System {
+            central_addr: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            tablet_addr: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], free_tcp_port())),
+            device: edge_dir.join("T-0001.pem"),
+            central_dir,
+            edge_dir,
+            dir,
+            central: None,
+            edge: None,
+        };
+        system.provision("T-0001");
+        system.start_central();
+        system.start_edge();
+        system.wait_metric("edge_cached_contacts", Duration::from_secs(30), |n| n > 0.0);
+        system
+    }
+
+    pub fn provision(&self, name: &str) -> PathBuf {
+        let out = self.edge_dir.join(format!("{name}.pem"));
+        run_ok(
+            self.edge_cmd().args(["provision-device", "--name", name, "--out"]).arg(&out),
+            "edge-agent provision-device",
+        );
+        out
+    }
+
+    pub fn start_central(&mut self) {
+        assert!(self.central.is_none(), "central-sim already running");
+        let child = Command::new(bin("central-sim"))
+            .args(["serve", "--state"])
+            .arg(&self.central_dir)
+            .args(["--listen", &self.central_addr.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.central = Some(child);
+    }
+
+    pub fn stop_central(&mut self) {
+        if let Some(mut child) = self.central.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn start_edge(&mut self) {
+        assert!(self.edge.is_none(), "edge-agent already running");
+        let log = std::fs::File::create(self.dir.path().join("edge.log")).unwrap();
+        let child = self
+            .edge_cmd()
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.edge = Some(child);
+        let addr = self.metrics_addr;
+        wait_until("edge-agent metrics endpoint", Duration::from_secs(20), || {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+    }
+
+    pub fn kill_edge(&mut self) {
+        if let Some(mut child) = self.edge.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The edge agent's log so far (for assertion messages).
+    pub fn edge_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("edge.log")).unwrap_or_default()
+    }
+
+    pub fn edge_cmd(&self) -> Command {
+        let mut cmd = Command::new(bin("edge-agent"));
+        cmd.arg("--state-dir")
+            .arg(&self.edge_dir)
+            .args(["--tablet-listen", &self.tablet_addr.to_string()])
+            .args(["--metrics-listen", &self.metrics_addr.to_string()])
+            .args(["--central", &self.central_addr.to_string()]);
+        cmd
+    }
+
+    pub fn edge_cli(&self, args: &[&str]) -> CliResult {
+        CliResult::from(self.edge_cmd().args(args).output().unwrap())
+    }
+
+    pub fn central_admin(&self, args: &[&str]) -> CliResult {
+        let out = Command::new(bin("central-sim"))
+            .args(["admin", "--state"])
+            .arg(&self.central_dir)
+            .args(args)
+            .output()
+            .unwrap();
+        let result = CliResult::from(out);
+        assert_eq!(result.code, 0, "central-sim admin {args:?}: {} {}", result.stdout, result.stderr);
+        result
+    }
+
+    pub fn tablet_cmd(&self, bundle: &Path) -> Command {
+        let mut cmd = Command::new(bin("tablet-shell"));
+        cmd.args(["cli", "--edge", &self.tablet_addr.to_string(), "--cert"]).arg(bundle);
+        cmd
+    }
+
+    /// Logs `resident` in with `pin` on tablet T-0001 and runs `args`.
+    pub fn tablet(&self, resident: &str, pin: &str, args: &[&str]) -> CliResult {
+        CliResult::from(
+            self.tablet_cmd(&self.device).args(["--resident", resident, "--pin", pin]).args(args).output().unwrap(),
+        )
+    }
+
+    /// Starts an interactive `tablet-shell cli session` on its own connection.
+    pub fn session(&self, bundle: &Path) -> Session {
+        let child = self
+            .tablet_cmd(bundle)
+            .arg("session")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Session { child }
+    }
+
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        scrape_metric(self.metrics_addr, name)
+    }
+
+    pub fn wait_metric(&self, name: &str, timeout: Duration, pred: impl Fn(f64) -> bool) {
+        let addr = self.metrics_addr;
+        wait_until(&format!("metric {name}"), timeout, || scrape_metric(addr, name).is_some_and(&pred));
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        self.kill_edge();
+        self.stop_central();
+    }
+}
+
+/// A long-lived tablet connection driven line by line.
+pub struct Session {
+    child: Child,
+}
+
+impl Session {
+    /// Sends one command line and returns the JSON object it printed.
+    pub fn send(&mut self, line: &str) -> Value {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        let stdout = self.child.stdout.as_mut().unwrap();
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while stdout.read(&mut byte).unwrap() == 1 {
+            if byte[0] == b'\n' {
+                break;
+            }
+            buf.push(byte[0]);
+        }
+        serde_json::from_slice(&buf).unwrap_or_else(|e| panic!("bad JSON from session ({e}): {}", String::from_utf8_lossy(&buf)))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ready() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} not reached within {timeout:?}");
+}
+
+pub fn scrape_metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Finds the first value stored under `key` anywhere inside `value`
+/// (externally tagged enums put variant names in keys).
+pub fn find<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    match value {
+        Value::Object(map) => map.get(key).or_else(|| map.values().find_map(|v| find(v, key))),
+        Value::Array(items) => items.iter().find_map(|v| find(v, key)),
+        _ => None,
+    }
+}
+
+/// Whether `needle` appears as a key or a string anywhere in `value`.
+pub fn mentions(value: &Value, needle: &str) -> bool {
+    match value {
+        Value::String(s) => s == needle,
+        Value::Object(map) => map.iter().any(|(k, v)| k == needle || mentions(v, needle)),
+        Value::Array(items) => items.iter().any(|v| mentions(v, needle)),
+        _ => false,
+    }
+}

@@ -1,1 +1,341 @@
-fn main() {}
+//! `cargo xtask demo | test | bench | fuzz`: orchestration only, no product logic.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitCode, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Start central-sim, the edge agent and a scripted tablet session on embedded defaults.
+    Demo {
+        /// Stop everything after the scripted session instead of waiting for Ctrl-C.
+        #[arg(long)]
+        exit: bool,
+        /// State directory (SQLite files, certificates).
+        #[arg(long, default_value = "state")]
+        state: PathBuf,
+    },
+    /// Install missing Debian packages, then run every check and test.
+    Test {
+        /// Skip the slow fuzz smoke run.
+        #[arg(long)]
+        no_fuzz: bool,
+    },
+    /// Run the benchmarks and print their figures.
+    Bench,
+    /// Fuzz the frame decoders for a while (needs cargo-fuzz; installs it).
+    Fuzz {
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+}
+
+/// Debian packages the build and the tests need beyond a stock Rust machine.
+const DEBIAN_PACKAGES: &[&str] = &["build-essential", "pkg-config", "sqlite3"];
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Task::Demo { exit, state } => demo(&state, exit),
+        Task::Test { no_fuzz } => test(!no_fuzz),
+        Task::Bench => bench(),
+        Task::Fuzz { seconds } => fuzz(seconds),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(mut cmd: Command, what: &str) -> anyhow::Result<()> {
+    eprintln!("xtask: {what}");
+    let status = cmd.status().with_context(|| format!("starting: {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+fn missing_packages() -> Vec<&'static str> {
+    DEBIAN_PACKAGES
+        .iter()
+        .copied()
+        .filter(|pkg| {
+            let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]).output();
+            !matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn ensure_packages() -> anyhow::Result<()> {
+    if Command::new("dpkg-query").arg("--version").output().is_err() {
+        eprintln!("xtask: not a Debian system; make sure these are installed: {}", DEBIAN_PACKAGES.join(" "));
+        return Ok(());
+    }
+    let missing = missing_packages();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let command = format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "));
+    if !is_root() {
+        bail!("missing Debian packages; run as root:\n  sudo sh -c '{command}'");
+    }
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    run(update, "apt-get update")?;
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive");
+    run(install, &format!("apt-get install {}", missing.join(" ")))
+}
+
+fn test(with_fuzz: bool) -> anyhow::Result<()> {
+    ensure_packages()?;
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run(fmt, "cargo fmt --check")?;
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    run(clippy, "cargo clippy")?;
+    // The end-to-end tests run the real binaries.
+    let mut build = cargo();
+    build.args(["build", "--workspace", "--bins"]);
+    run(build, "cargo build --bins")?;
+    let mut tests = cargo();
+    tests.args(["test", "--workspace"]);
+    run(tests, "cargo test --workspace")?;
+    let mut demo = cargo();
+    let demo_state = root().join("target").join("demo-smoke");
+    let _ = std::fs::remove_dir_all(&demo_state);
+    demo.args(["xtask", "demo", "--exit", "--state"]).arg(&demo_state);
+    run(demo, "demo smoke run")?;
+    if with_fuzz {
+        fuzz(20)?;
+    }
+    eprintln!("xtask: all checks passed");
+    Ok(())
+}
+
+fn bench() -> anyhow::Result<()> {
+    let mut policy = cargo();
+    policy.args(["bench", "-p", "edge-core", "--bench", "policy"]);
+    run(policy, "policy benchmark")?;
+    let mut store = cargo();
+    store.args(["bench", "-p", "edge-agent", "--bench", "foundation"]);
+    run(store, "store benchmark")
+}
+
+fn fuzz(seconds: u64) -> anyhow::Result<()> {
+    let have_fuzz = cargo().args(["fuzz", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if !matches!(have_fuzz, Ok(s) if s.success()) {
+        let mut install = cargo();
+        install.args(["install", "cargo-fuzz", "--locked"]);
+        run(install, "cargo install cargo-fuzz")?;
+    }
+    let mut cmd = cargo();
+    cmd.current_dir(root().join("fuzz"));
+    // The machine has one stable toolchain; cargo-fuzz needs nightly flags
+    // for sanitizer instrumentation, which RUSTC_BOOTSTRAP unlocks.
+    cmd.env("RUSTC_BOOTSTRAP", "1")
+        .args(["fuzz", "run", "decode_frames", "--", &format!("-max_total_time={seconds}")]);
+    run(cmd, &format!("fuzz decode_frames for {seconds} s"))
+}
+
+// ---------------------------------------------------------------- demo
+
+struct Children(Vec<(String, Child)>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (name, child) in &mut self.0 {
+            // SIGTERM first so the services shut down cleanly.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if let Ok(None) = child.try_wait() {
+                eprintln!("xtask: {name} did not stop; killing it");
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    target.join("debug").join(name)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{what} did not become ready within {timeout:?}")
+}
+
+const DEMO_FACILITY: &str = "demo-ca-01";
+const DEMO_CENTRAL: &str = "127.0.0.1:7400";
+const DEMO_TABLETS: &str = "127.0.0.1:7443";
+const DEMO_METRICS: &str = "127.0.0.1:9464";
+const DEMO_RESIDENT: &str = "R1001";
+const DEMO_PIN: &str = "1234";
+
+fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
+    let mut build = cargo();
+    build.args(["build", "--quiet", "-p", "central-sim", "-p", "edge-agent", "-p", "tablet-shell"]);
+    run(build, "building central-sim, edge-agent and tablet-shell")?;
+    let state = if state.is_absolute() { state.to_path_buf() } else { root().join(state) };
+    let central_dir = state.join("central");
+    let edge_dir = state.join("edge");
+    std::fs::create_dir_all(&edge_dir)?;
+
+    let mut init = Command::new(bin("central-sim"));
+    init.args(["init", "--state"]).arg(&central_dir).stdout(Stdio::null());
+    run(init, "central-sim init (seeds the demo facility on first run)")?;
+    let uplink = edge_dir.join("uplink.pem");
+    if !uplink.exists() {
+        std::fs::copy(central_dir.join(format!("edge-{DEMO_FACILITY}.pem")), &uplink)
+            .context("installing the edge's uplink identity issued by central")?;
+    }
+    let device = edge_dir.join("devices").join("T-0001.pem");
+    if !device.exists() {
+        let mut provision = Command::new(bin("edge-agent"));
+        provision
+            .args(["--state-dir"])
+            .arg(&edge_dir)
+            .args(["provision-device", "--name", "T-0001", "--out"])
+            .arg(&device)
+            .stdout(Stdio::null());
+        run(provision, "edge-agent provision-device --name T-0001")?;
+    }
+
+    let mut children = Children(Vec::new());
+    let central = Command::new(bin("central-sim"))
+        .args(["serve", "--state"])
+        .arg(&central_dir)
+        .args(["--listen", DEMO_CENTRAL])
+        .spawn()
+        .context("starting central-sim")?;
+    children.0.push(("central-sim".into(), central));
+    let edge = Command::new(bin("edge-agent"))
+        .args(["--state-dir"])
+        .arg(&edge_dir)
+        .args(["--tablet-listen", DEMO_TABLETS, "--metrics-listen", DEMO_METRICS, "--central", DEMO_CENTRAL])
+        .arg("run")
+        .spawn()
+        .context("starting edge-agent")?;
+    children.0.push(("edge-agent".into(), edge));
+
+    let metrics_addr = DEMO_METRICS.parse()?;
+    wait_for("the edge agent", Duration::from_secs(20), || {
+        std::net::TcpStream::connect_timeout(&metrics_addr, Duration::from_millis(200)).is_ok()
+    })?;
+    wait_for("the first sync with central", Duration::from_secs(30), || {
+        scrape_metric(metrics_addr, "edge_cached_contacts").is_some_and(|n| n > 0.0)
+    })?;
+
+    let tablet = |args: &[&str]| -> anyhow::Result<String> {
+        let out = Command::new(bin("tablet-shell"))
+            .args(["cli", "--edge", DEMO_TABLETS, "--cert"])
+            .arg(&device)
+            .args(["--resident", DEMO_RESIDENT, "--pin", DEMO_PIN])
+            .args(args)
+            .output()
+            .context("running tablet-shell")?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    println!("\n== Scripted tablet session (device T-0001, resident {DEMO_RESIDENT}) ==");
+    for (title, args) in [
+        ("log in", vec!["login"]),
+        ("today's calling hours", vec!["hours"]),
+        ("balances", vec!["balances"]),
+        ("contacts with per-service availability", vec!["contacts"]),
+        ("place a video call to contact 1", vec!["call", "--contact", "1", "--kind", "video"]),
+    ] {
+        let output = tablet(&args)?;
+        if output.is_empty() {
+            bail!("tablet-shell printed nothing for {title}");
+        }
+        let shown: String = output.chars().take(600).collect();
+        println!("\n-- {title}: tablet-shell cli {}\n{shown}{}", args.join(" "), if output.len() > 600 { " ..." } else { "" });
+    }
+    let device_arg = device.display();
+    let edge_arg = edge_dir.display();
+    let central_arg = central_dir.display();
+    println!(
+        "\n== The demo is running ==\n\
+         central-sim on {DEMO_CENTRAL}, edge agent tablets on {DEMO_TABLETS}, metrics on http://{DEMO_METRICS}/metrics\n\n\
+         Try, in another terminal:\n\
+         \x20 target/debug/tablet-shell cli --edge {DEMO_TABLETS} --cert {device_arg} --resident {DEMO_RESIDENT} --pin {DEMO_PIN} contacts\n\
+         \x20 target/debug/edge-agent --state-dir {edge_arg} status\n\
+         \x20 target/debug/edge-agent --state-dir {edge_arg} lockdown on      (then place a call: denied at once)\n\
+         \x20 target/debug/edge-agent --state-dir {edge_arg} lockdown off\n\
+         \x20 target/debug/central-sim admin --state {central_arg} block --number +15550100001 --all\n\
+         \x20 target/debug/edge-agent --state-dir {edge_arg} provision-device --name T-0002\n\
+         \x20 target/debug/edge-agent --state-dir {edge_arg} audit verify\n"
+    );
+    if exit {
+        println!("Stopping the demo (--exit).");
+        return Ok(());
+    }
+    println!("Press Ctrl-C to stop.");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        for (name, child) in &mut children.0 {
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!("{name} exited unexpectedly ({status})");
+            }
+        }
+    }
+}
+
+fn scrape_metric(addr: std::net::SocketAddr, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}

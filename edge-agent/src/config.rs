@@ -1,0 +1,100 @@
+//! Edge agent settings: embedded defaults, overridden by an optional TOML
+//! file, overridden by command-line flags.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the database, the facility CA and the uplink identity live.
+    pub state_dir: PathBuf,
+    /// The facility this box serves.
+    pub facility: String,
+    /// Where tablets connect (QUIC). A facility LAN deployment sets its LAN address.
+    pub tablet_listen: SocketAddr,
+    /// DNS names and IPs in the edge's server certificate.
+    pub server_names: Vec<String>,
+    /// Local Prometheus text endpoint, also read by `edge-agent status`.
+    pub metrics_listen: SocketAddr,
+    /// central's API (QUIC).
+    pub central_addr: SocketAddr,
+    pub central_server_name: String,
+    /// The edge's uplink identity issued by central (cert, key, central's CA).
+    /// Relative paths are under `state_dir`.
+    pub uplink_bundle: PathBuf,
+    /// Seconds between change-feed polls once caught up.
+    pub sync_interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("state/edge"),
+            facility: "demo-ca-01".into(),
+            tablet_listen: SocketAddr::from(([127, 0, 0, 1], 7443)),
+            server_names: vec!["localhost".into(), "127.0.0.1".into()],
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            central_addr: SocketAddr::from(([127, 0, 0, 1], 7400)),
+            central_server_name: "localhost".into(),
+            uplink_bundle: PathBuf::from("uplink.pem"),
+            sync_interval_secs: 2,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else { return Ok(Config::default()) };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir.join("edge.db")
+    }
+
+    pub fn pki_dir(&self) -> PathBuf {
+        self.state_dir.join("pki")
+    }
+
+    pub fn server_bundle_path(&self) -> PathBuf {
+        self.pki_dir().join("server.pem")
+    }
+
+    pub fn uplink_bundle_path(&self) -> PathBuf {
+        self.state_dir.join(&self.uplink_bundle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.toml");
+        std::fs::write(&path, "facility = \"x-1\"\nsync_interval_secs = 9\n").unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.facility, "x-1");
+        assert_eq!(config.sync_interval_secs, 9);
+        assert_eq!(config.tablet_listen, Config::default().tablet_listen);
+
+        std::fs::write(&path, "facilty = \"typo\"\n").unwrap();
+        assert!(matches!(Config::load(Some(&path)), Err(ConfigError::Parse { .. })));
+    }
+}

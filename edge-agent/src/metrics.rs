@@ -1,0 +1,97 @@
+//! Prometheus text metrics on a local address, also read by
+//! `edge-agent status`. A deliberately tiny HTTP/1.1 responder: one GET, one
+//! text body, connection closed after each answer.
+
+use std::{fmt::Write as _, net::SocketAddr, time::Duration};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+use crate::state::Shared;
+
+/// Renders every figure the agent exposes, at `now`.
+pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
+    let state = shared.lock();
+    let freshness = state.freshness_at(now);
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: f64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    };
+    gauge("edge_uplink_up", "1 when the last exchange with central succeeded", f64::from(u8::from(freshness.uplink_up)));
+    gauge(
+        "edge_cache_age_seconds",
+        "seconds since the last successful sync with central (-1: never synced)",
+        freshness.cache_age_secs.map(|s| s as f64).unwrap_or(-1.0),
+    );
+    gauge("edge_sync_cursor", "change-feed cursor applied", state.cursor as f64);
+    gauge("edge_connected_tablets", "tablets and kiosks connected now", state.devices.len() as f64);
+    gauge("edge_sessions", "resident sessions live now", state.sessions.len() as f64);
+    gauge("edge_lockdowns", "lockdowns in force (facility or unit)", state.lockdowns.len() as f64);
+    gauge("edge_cached_residents", "residents in the cache", state.directory.counts().residents as f64);
+    gauge("edge_cached_contacts", "contacts in the cache", state.directory.counts().contacts as f64);
+    let c = state.counters;
+    let mut counter = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+    };
+    counter("edge_logins_ok_total", "successful resident logins", c.logins_ok);
+    counter("edge_logins_failed_total", "failed or locked-out login attempts", c.logins_failed);
+    counter("edge_calls_allowed_total", "call requests allowed", c.calls_allowed);
+    counter("edge_calls_denied_total", "call requests denied", c.calls_denied);
+    counter("edge_sync_batches_total", "change-feed pages applied", c.sync_batches);
+    counter("edge_sync_failures_total", "failed exchanges with central", c.sync_failures);
+    out
+}
+
+pub async fn serve(listener: TcpListener, shared: Shared) {
+    loop {
+        let Ok((mut stream, peer)) = listener.accept().await else { continue };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
+            let Ok(Ok(n)) = read else { return };
+            let head = String::from_utf8_lossy(&request[..n]);
+            let (status, body) = if head.starts_with("GET /metrics ") || head.starts_with("GET / ") {
+                ("200 OK", render(&shared, jiff::Timestamp::now()))
+            } else {
+                ("404 Not Found", "only GET /metrics is served here\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            if let Err(error) = stream.write_all(response.as_bytes()).await {
+                tracing::debug!(%peer, %error, "metrics client went away");
+            }
+        });
+    }
+}
+
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Fetches the running agent's metrics (for `edge-agent status`).
+pub fn scrape(addr: SocketAddr) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    Ok(body)
+}
+
+/// `name value` pairs from Prometheus text, comments skipped.
+pub fn parse(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (name, value) = line.split_once(' ')?;
+            Some((name.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}

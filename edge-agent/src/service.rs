@@ -1,0 +1,128 @@
+//! `edge-agent run`: opens the store, makes sure the facility PKI exists,
+//! and runs the tablet API, the uplink, the metrics endpoint and the watcher
+//! until SIGTERM or Ctrl-C. Tells systemd when it is ready and pets its
+//! watchdog.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use proto::tablet::ServerEvent;
+
+use crate::{
+    config::Config,
+    metrics, pki,
+    state::{EdgeState, Shared},
+    store::Store,
+    tablet_api, uplink,
+};
+
+/// How often the agent looks for writes made by other processes (the IT
+/// CLI's lockdowns and revocations); well inside the 1 s the rules allow.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.state_dir)
+        .with_context(|| format!("creating state directory {}", config.state_dir.display()))?;
+    let store = Store::open(&config.db_path()).context("opening the edge database")?;
+    let server_identity = pki::server_identity(&config)?;
+    let (state, admitted) = EdgeState::load(config.facility.clone(), store).context("loading the cache")?;
+    let shared = Shared::new(state, admitted);
+
+    let tablets = tablet_api::bind(config.tablet_listen, &server_identity, &shared)
+        .with_context(|| format!("binding the tablet API on {}", config.tablet_listen))?;
+    let metrics_listener = metrics::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("binding metrics on {}", config.metrics_listen))?;
+    tracing::info!(
+        tablet_api = %tablets.local_addr().unwrap_or(config.tablet_listen),
+        metrics = %metrics_listener.local_addr().unwrap_or(config.metrics_listen),
+        central = %config.central_addr,
+        facility = %config.facility,
+        "edge agent listening"
+    );
+
+    tokio::spawn(tablet_api::serve(tablets.clone(), shared.clone()));
+    tokio::spawn(metrics::serve(metrics_listener, shared.clone()));
+    tokio::spawn(watch(shared.clone()));
+    tokio::spawn(uplink::run(config.clone(), shared.clone()));
+
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let mut watchdog_usec = 0;
+    if sd_notify::watchdog_enabled(false, &mut watchdog_usec) {
+        let period = Duration::from_micros(watchdog_usec / 2);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                // Pet only while the state lock is obtainable: a wedged agent
+                // is restarted by systemd instead of limping on.
+                drop(shared.lock());
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    tablets.close(0u32.into(), b"edge shutting down");
+    tokio::time::timeout(Duration::from_secs(2), tablets.wait_idle()).await.ok();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Applies lockdowns and revocations written by the IT CLI.
+async fn watch(shared: Shared) {
+    let mut ticker = tokio::time::interval(WATCH_INTERVAL);
+    loop {
+        ticker.tick().await;
+        let mut state = shared.lock();
+        let changes = match state.poll_external_changes() {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::error!(%error, "cannot read external changes");
+                continue;
+            }
+        };
+        if let Some(lockdowns) = changes.lockdowns {
+            tracing::warn!(?lockdowns, "lockdown state changed");
+            let active = if lockdowns.contains(&proto::domain::LockdownScope::Facility) {
+                Some(proto::domain::LockdownScope::Facility)
+            } else {
+                lockdowns.iter().next().cloned()
+            };
+            state.broadcast(&ServerEvent::LockdownChanged { active });
+        }
+        if let Some(admitted) = changes.admitted {
+            for (id, device) in &state.devices {
+                if !admitted.contains(&device.fingerprint) {
+                    tracing::warn!(device = %device.name, connection = id, "closing a revoked device's connection");
+                    device.connection.close(tablet_api::CLOSE_REVOKED.into(), b"device revoked");
+                }
+            }
+            *shared.admitted.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = admitted;
+        }
+    }
+}
