@@ -360,6 +360,7 @@ pub fn api_error() -> impl Strategy<Value = ApiError> {
         timestamp().prop_map(|until| ApiError::LockedOut { until }),
         session_end_reason().prop_map(|reason| ApiError::SessionEnded { reason }),
         text().prop_map(ApiError::Malformed),
+        deny_reason().prop_map(|reason| ApiError::Unavailable { reason }),
         text().prop_map(ApiError::Internal),
     ]
 }
@@ -393,4 +394,63 @@ pub fn config(cases: u32) -> ProptestConfig {
         ))),
         ..ProptestConfig::default()
     }
+}
+
+/// Fails to compile when a variant is added to a wire enum, as a reminder to
+/// give it a strategy above. Never called.
+#[rustfmt::skip]
+#[allow(clippy::too_many_arguments)]
+pub fn every_variant_has_a_strategy(
+    a: &TabletRequest, b: &TabletResponse, c: &ApiError, d: &DenyReason, e: &ServerEvent,
+    f: &CallDecision, g: &Availability, h: &EdgeToCentral, i: &CentralToEdge, j: &Entity,
+    k: &EntityKey, l: &Change, m: &CentralError, n: &SessionEndReason, o: &LimitedBy,
+    p: &Service, q: &Approval, r: &AccountStatus, s: &BlockScope, t: &LockdownScope, u: &CallKind,
+) {
+    use TabletRequest as Rq;
+    match a { Rq::Login { .. } | Rq::Logout | Rq::Contacts | Rq::Hours | Rq::PlaceCall { .. } | Rq::Balances => {} }
+    use TabletResponse as Rs;
+    match b {
+        Rs::LoggedIn(_) | Rs::LoggedOut | Rs::Contacts(_) | Rs::Hours(_) | Rs::Call(_) | Rs::Balances(_)
+        | Rs::Error(_) => {}
+    }
+    match c {
+        ApiError::NotLoggedIn | ApiError::BadCredentials { .. } | ApiError::LockedOut { .. }
+        | ApiError::SessionEnded { .. } | ApiError::Malformed(_) | ApiError::Unavailable { .. }
+        | ApiError::Internal(_) => {}
+    }
+    use DenyReason as D;
+    match d {
+        D::OutsideCallingHours { .. } | D::Lockdown { .. } | D::Suspended { .. } | D::NotApproved { .. }
+        | D::NumberBlocked { .. } | D::AccountClosed | D::PrivilegedNumber { .. } | D::BarredNumber { .. }
+        | D::NumberNotAuthorized { .. } | D::NoNumber | D::InsufficientBalance { .. } | D::CapReached { .. }
+        | D::ResidentInactive | D::UnknownContact { .. } | D::FacilityMisconfigured { .. } => {}
+    }
+    match e { ServerEvent::SessionEnded { .. } | ServerEvent::LockdownChanged { .. } => {} }
+    match f { CallDecision::Allowed { .. } | CallDecision::Denied(_) => {} }
+    match g { Availability::Available | Availability::Unavailable(_) => {} }
+    match h { EdgeToCentral::Hello { .. } | EdgeToCentral::Changes { .. } => {} }
+    use CentralToEdge as C;
+    match i { C::Welcome { .. } | C::Changes(_) | C::CursorExpired { .. } | C::Error(_) => {} }
+    use Entity as En;
+    match j {
+        En::Facility(_) | En::Unit(_) | En::Resident(_) | En::Contact(_) | En::Block(_) | En::Privileged(_)
+        | En::Suspension(_) | En::CapUsage(_) => {}
+    }
+    use EntityKey as K;
+    match k {
+        K::Unit(_) | K::Resident(_) | K::Contact(_) | K::Block(_) | K::Privileged(_) | K::Suspension(_)
+        | K::CapUsage { .. } => {}
+    }
+    match l { Change::Upsert(_) | Change::Delete(_) => {} }
+    use CentralError as Ce;
+    match m { Ce::UnknownFacility(_) | Ce::WrongFacility(_) | Ce::Malformed(_) | Ce::Unavailable(_) => {} }
+    use SessionEndReason as S;
+    match n { S::LoggedOut | S::LoggedInElsewhere | S::DeviceDisconnected | S::ResidentInactive => {} }
+    match o { LimitedBy::CallLength | LimitedBy::CallingWindow | LimitedBy::Balance | LimitedBy::PeriodicCap => {} }
+    match p { Service::Voice | Service::Video | Service::Message => {} }
+    match q { Approval::Pending | Approval::Approved | Approval::Rejected => {} }
+    match r { AccountStatus::Active | AccountStatus::Closed => {} }
+    match s { BlockScope::AllFacilities | BlockScope::Facility(_) => {} }
+    match t { LockdownScope::Facility | LockdownScope::Unit(_) => {} }
+    match u { CallKind::Voice | CallKind::Video => {} }
 }
