@@ -1,0 +1,189 @@
+//! Client side of the tablet API: one QUIC connection to the edge, one
+//! request/response per bidirectional stream, server events on the
+//! unidirectional streams the edge opens.
+//!
+//! A resident session lives exactly as long as this connection: dropping the
+//! client (or the connection failing) ends it on the edge.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use net::quic::TABLET_ALPN;
+use net::{Bundle, NetError, RpcError};
+use proto::domain::{CallKind, ContactId, PhoneNumber, ResidentId};
+use proto::tablet::{
+    ApiError, BalancesView, CallDecision, ContactList, HoursView, ServerEvent, SessionInfo, TabletRequest,
+    TabletResponse,
+};
+use proto::MAX_TABLET_FRAME;
+
+/// How long [`EdgeClient::close`] waits for the close to reach the edge, so
+/// the edge ends the session at once instead of after its idle timeout.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The edge answered, with a refusal.
+    #[error("{0}")]
+    Api(ApiError),
+    #[error("cannot set up the QUIC client: {0}")]
+    Setup(NetError),
+    /// Unreachable edge, or the TLS handshake failed (e.g. this device's
+    /// certificate is unknown or revoked).
+    #[error("cannot connect to the edge: {0}")]
+    Connect(NetError),
+    /// The edge closed the connection. Right after connecting this is how a
+    /// refused device certificate shows up: TLS 1.3 lets the client finish its
+    /// half of the handshake before the server has checked its certificate.
+    #[error(
+        "the edge closed the connection (a revoked or unknown device certificate is refused this way): {0}"
+    )]
+    ConnectionLost(String),
+    #[error("exchange with the edge failed: {0}")]
+    Rpc(RpcError),
+    #[error("the edge answered {got} to a {asked} request")]
+    UnexpectedResponse { asked: &'static str, got: &'static str },
+}
+
+/// A connection to the edge's tablet API.
+#[derive(Debug)]
+pub struct EdgeClient {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+}
+
+impl EdgeClient {
+    /// Connects to the edge at `edge` presenting the device certificate of
+    /// `identity`, and trusting only the facility CA in it.
+    pub async fn connect(
+        edge: SocketAddr,
+        identity: &Bundle,
+        server_name: &str,
+    ) -> Result<Self, ClientError> {
+        let bind = if edge.is_ipv6() {
+            SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+        } else {
+            SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+        };
+        let endpoint =
+            net::quic::client_endpoint_on(identity, TABLET_ALPN, bind).map_err(ClientError::Setup)?;
+        let conn = net::quic::connect(&endpoint, edge, server_name).await.map_err(ClientError::Connect)?;
+        tracing::debug!(%edge, "connected to the edge");
+        Ok(Self { endpoint, conn })
+    }
+
+    /// Sends one request and returns the edge's answer as it came.
+    pub async fn request(&self, request: &TabletRequest) -> Result<TabletResponse, ClientError> {
+        net::rpc::call(&self.conn, request, MAX_TABLET_FRAME).await.map_err(|e| self.rpc_error(e))
+    }
+
+    /// Stream errors only say "connection lost"; the connection knows why
+    /// (e.g. the TLS alert a refused certificate got).
+    fn rpc_error(&self, error: RpcError) -> ClientError {
+        if error.is_connection_lost() {
+            let why = self.conn.close_reason().map_or_else(|| error.to_string(), |reason| reason.to_string());
+            ClientError::ConnectionLost(why)
+        } else {
+            ClientError::Rpc(error)
+        }
+    }
+
+    pub async fn login(&self, resident: ResidentId, pin: String) -> Result<SessionInfo, ClientError> {
+        match self.request(&TabletRequest::Login { resident, pin }).await? {
+            TabletResponse::LoggedIn(info) => Ok(info),
+            other => Err(unexpected("Login", other)),
+        }
+    }
+
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        match self.request(&TabletRequest::Logout).await? {
+            TabletResponse::LoggedOut => Ok(()),
+            other => Err(unexpected("Logout", other)),
+        }
+    }
+
+    pub async fn contacts(&self) -> Result<ContactList, ClientError> {
+        match self.request(&TabletRequest::Contacts).await? {
+            TabletResponse::Contacts(list) => Ok(list),
+            other => Err(unexpected("Contacts", other)),
+        }
+    }
+
+    pub async fn hours(&self) -> Result<HoursView, ClientError> {
+        match self.request(&TabletRequest::Hours).await? {
+            TabletResponse::Hours(hours) => Ok(hours),
+            other => Err(unexpected("Hours", other)),
+        }
+    }
+
+    /// Asks the edge to decide on a call. A denial is a successful answer
+    /// ([`CallDecision::Denied`]), not an error.
+    pub async fn place_call(
+        &self,
+        contact: ContactId,
+        kind: CallKind,
+        number: Option<PhoneNumber>,
+    ) -> Result<CallDecision, ClientError> {
+        match self.request(&TabletRequest::PlaceCall { contact, kind, number }).await? {
+            TabletResponse::Call(decision) => Ok(decision),
+            other => Err(unexpected("PlaceCall", other)),
+        }
+    }
+
+    pub async fn balances(&self) -> Result<BalancesView, ClientError> {
+        match self.request(&TabletRequest::Balances).await? {
+            TabletResponse::Balances(balances) => Ok(balances),
+            other => Err(unexpected("Balances", other)),
+        }
+    }
+
+    /// Waits for the next event the edge pushes. Events that arrived earlier
+    /// wait in the connection until read, so none is missed between calls.
+    pub async fn next_event(&self) -> Result<ServerEvent, ClientError> {
+        let mut recv = self.conn.accept_uni().await.map_err(|e| self.rpc_error(RpcError::from(e)))?;
+        net::rpc::read_frame(&mut recv, MAX_TABLET_FRAME).await.map_err(|e| self.rpc_error(e))
+    }
+
+    /// Whether the connection is gone (closed by either side or timed out).
+    pub fn is_closed(&self) -> bool {
+        self.conn.close_reason().is_some()
+    }
+
+    /// Closes the connection and waits briefly for the edge to be told.
+    pub async fn close(self) {
+        self.conn.close(quinn::VarInt::from_u32(0), b"bye");
+        if tokio::time::timeout(CLOSE_GRACE, self.endpoint.wait_idle()).await.is_err() {
+            tracing::debug!("edge did not acknowledge the close in time");
+        }
+    }
+}
+
+fn unexpected(asked: &'static str, got: TabletResponse) -> ClientError {
+    let got = match got {
+        TabletResponse::Error(e) => return ClientError::Api(e),
+        TabletResponse::LoggedIn(_) => "LoggedIn",
+        TabletResponse::LoggedOut => "LoggedOut",
+        TabletResponse::Contacts(_) => "Contacts",
+        TabletResponse::Hours(_) => "Hours",
+        TabletResponse::Call(_) => "Call",
+        TabletResponse::Balances(_) => "Balances",
+    };
+    ClientError::UnexpectedResponse { asked, got }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_error_answers_become_api_errors() {
+        let e = unexpected("Contacts", TabletResponse::Error(ApiError::NotLoggedIn));
+        assert!(matches!(e, ClientError::Api(ApiError::NotLoggedIn)));
+    }
+
+    #[test]
+    fn mismatched_answers_are_reported_by_name() {
+        let e = unexpected("Hours", TabletResponse::LoggedOut);
+        assert!(matches!(e, ClientError::UnexpectedResponse { asked: "Hours", got: "LoggedOut" }));
+    }
+}

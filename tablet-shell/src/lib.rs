@@ -1,0 +1,26 @@
+//! Tablet shell: what runs on resident tablets and wall kiosks.
+//!
+//! The shell shows; the edge decides. It sends [`proto::tablet`] requests to
+//! the edge box over mutual-TLS QUIC and displays what comes back; it never
+//! judges by itself whether a call is allowed, how long it may last or what a
+//! resident may see.
+//!
+//! Owns: the client side of the tablet API ([`client::EdgeClient`]), the
+//! headless command vocabulary shared by `tablet-shell cli` and its `session`
+//! mode ([`command`]), running those commands on one connection
+//! ([`session`]), and their JSON output contract ([`output`]).
+//!
+//! Must not: hold policy, cache decisions, or store resident data on disk.
+//!
+//! Later issues add the Slint kiosk UI and GStreamer media here; the headless
+//! CLI stays as the diagnostic and test client.
+
+pub mod client;
+pub mod command;
+pub mod output;
+pub mod session;
+
+pub use client::{ClientError, EdgeClient};
+pub use command::{parse_session_line, Command, SessionLineError};
+pub use output::{ErrorBody, ErrorKind, ExitStatus, Line, Reply};
+pub use session::Session;
