@@ -38,7 +38,9 @@ fn guard_of(state: &EdgeState, resident: &ResidentId) -> Result<GuardState, Tabl
     state
         .store
         .login_guard(resident)
-        .map(|row| row.unwrap_or_default())
+        .map(|row| {
+            row.map(|r| GuardState { failures: r.failures, locked_until: r.locked_until }).unwrap_or_default()
+        })
         .map_err(|e| internal("login guard", &e))
 }
 

@@ -25,7 +25,7 @@ pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
         "seconds since the last successful sync with central (-1: never synced)",
         freshness.cache_age_secs.map(|s| s as f64).unwrap_or(-1.0),
     );
-    gauge("edge_sync_cursor", "change-feed cursor applied", state.cursor as f64);
+    gauge("edge_sync_cursor", "change-feed cursor applied", state.sync.cursor() as f64);
     gauge("edge_connected_tablets", "tablets and kiosks connected now", state.devices.len() as f64);
     gauge("edge_sessions", "resident sessions live now", state.sessions.len() as f64);
     gauge("edge_lockdowns", "lockdowns in force (facility or unit)", state.lockdowns.len() as f64);

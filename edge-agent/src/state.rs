@@ -10,6 +10,7 @@ use std::{
 use edge_core::{
     directory::{Directory, Lockdowns},
     login::SessionTable,
+    sync::{SyncConfig, SyncCore},
 };
 use proto::tablet::{Freshness, ServerEvent};
 use tokio::sync::mpsc;
@@ -32,11 +33,8 @@ pub struct EdgeState {
     pub lockdowns: Lockdowns,
     pub sessions: SessionTable,
     pub devices: HashMap<u64, Device>,
-    /// Whether the last exchange with central succeeded.
-    pub uplink_up: bool,
-    /// When the cache last matched central.
-    pub last_sync: Option<jiff::Timestamp>,
-    pub cursor: u64,
+    /// The downlink sync core; the uplink task drives it.
+    pub sync: SyncCore,
     /// Totals since start, for metrics.
     pub counters: Counters,
     last_data_version: i64,
@@ -81,7 +79,11 @@ pub struct ExternalChanges {
 }
 
 impl EdgeState {
-    pub fn load(facility: String, store: Store) -> Result<(EdgeState, HashSet<String>), StoreError> {
+    pub fn load(
+        facility: String,
+        store: Store,
+        sync_config: SyncConfig,
+    ) -> Result<(EdgeState, HashSet<String>), StoreError> {
         let mut directory = Directory::new();
         for entity in store.load_entities()? {
             directory.upsert(entity);
@@ -96,9 +98,13 @@ impl EdgeState {
             lockdowns,
             sessions: SessionTable::new(),
             devices: HashMap::new(),
-            uplink_up: false,
-            last_sync: sync.last_success,
-            cursor: sync.cursor,
+            sync: SyncCore::new(
+                proto::domain::FacilityId::new(facility.clone()),
+                sync.cursor,
+                sync.resync.is_some(),
+                sync.last_success,
+                sync_config,
+            ),
             counters: Counters::default(),
             last_data_version,
             store,
@@ -124,9 +130,7 @@ impl EdgeState {
     }
 
     pub fn freshness_at(&self, now: jiff::Timestamp) -> Freshness {
-        let cache_age_secs =
-            self.last_sync.map(|at| u64::try_from(now.duration_since(at).as_secs()).unwrap_or(0));
-        Freshness { uplink_up: self.uplink_up, cache_age_secs }
+        self.sync.freshness(now)
     }
 
     /// Sends an event to every connected device.

@@ -4,17 +4,23 @@
 
 use std::time::Duration;
 
-use edge_core::sync::{SyncInput, SyncOutput};
-use net::{quic, rpc, Bundle};
-use proto::{
-    central::{CentralToEdge, EdgeToCentral},
-    MAX_CENTRAL_FRAME,
+use edge_core::{
+    directory::Directory,
+    sync::{SyncEvent, SyncInput, SyncOutput},
 };
+use net::{quic, rpc, Bundle};
+use proto::{central::CentralToEdge, MAX_CENTRAL_FRAME};
 
-use crate::{config::Config, state::Shared};
+use crate::{
+    config::Config,
+    state::{EdgeState, Shared},
+};
 
 /// Longest the loop sleeps when the core asks for nothing sooner.
 const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// Reconnect pacing while central is unreachable.
+const RECONNECT_MIN: Duration = Duration::from_millis(500);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 pub async fn run(config: Config, shared: Shared) {
     let path = config.uplink_bundle_path();
@@ -34,8 +40,31 @@ pub async fn run(config: Config, shared: Shared) {
         }
     };
     let mut connection: Option<quinn::Connection> = None;
-    feed(&shared, SyncInput::Tick);
+    let mut reconnect_delay = RECONNECT_MIN;
+    let mut next_connect = tokio::time::Instant::now();
     loop {
+        if connection.as_ref().is_some_and(|c| c.close_reason().is_some()) {
+            connection = None;
+            feed(&shared, SyncInput::UplinkDown);
+        }
+        if connection.is_none() && tokio::time::Instant::now() >= next_connect {
+            match quic::connect(&endpoint, config.central_addr, &config.central_server_name).await {
+                Ok(conn) => {
+                    tracing::info!(central = %config.central_addr, "uplink connected");
+                    connection = Some(conn);
+                    reconnect_delay = RECONNECT_MIN;
+                    feed(&shared, SyncInput::UplinkUp);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, central = %config.central_addr, retry_in = ?reconnect_delay,
+                        "central unreachable; deciding from the cache");
+                    shared.lock().counters.sync_failures += 1;
+                    next_connect = tokio::time::Instant::now() + reconnect_delay;
+                    reconnect_delay = (reconnect_delay * 2).min(RECONNECT_MAX);
+                }
+            }
+        }
+
         let outputs = {
             let mut state = shared.lock();
             std::iter::from_fn(|| state.sync.poll()).collect::<Vec<_>>()
@@ -44,23 +73,40 @@ pub async fn run(config: Config, shared: Shared) {
         for output in outputs {
             match output {
                 SyncOutput::Send(request) => {
-                    let input = exchange(&endpoint, &config, &mut connection, &request).await;
-                    feed(&shared, input);
+                    let Some(conn) = connection.clone() else {
+                        feed(&shared, SyncInput::UplinkDown);
+                        continue;
+                    };
+                    match rpc::call::<_, CentralToEdge>(&conn, &request, MAX_CENTRAL_FRAME).await {
+                        Ok(response) => feed(&shared, SyncInput::Response(response)),
+                        Err(error) => {
+                            tracing::warn!(%error, "uplink request failed");
+                            shared.lock().counters.sync_failures += 1;
+                            if error.is_connection_lost() {
+                                connection = None;
+                                feed(&shared, SyncInput::UplinkDown);
+                            } else {
+                                feed(&shared, SyncInput::RequestFailed { error: error.to_string() });
+                            }
+                        }
+                    }
                 }
                 SyncOutput::Apply { batch, mode } => {
                     let mut state = shared.lock();
                     let now = jiff::Timestamp::now();
                     let input = match state.store.apply_batch(&batch, mode, now) {
                         Ok(outcome) => {
-                            state.directory.apply_all(&batch.changes);
-                            for key in &outcome.deleted {
-                                state.directory.delete(key);
+                            if outcome.swept > 0 {
+                                // A completed resync dropped entities central no
+                                // longer has: rebuild from what was committed.
+                                rebuild_directory(&mut state);
+                            } else {
+                                state.directory.apply_all(&batch.changes);
                             }
-                            state.cursor = batch.next_cursor;
-                            state.last_sync = Some(now);
                             state.counters.sync_batches += 1;
                             tracing::info!(since = batch.since, next = batch.next_cursor,
-                                changes = batch.changes.len(), ?mode, "applied a change-feed page");
+                                changes = batch.changes.len(), swept = outcome.swept, ?mode,
+                                "applied a change-feed page");
                             SyncInput::Applied { next_cursor: batch.next_cursor }
                         }
                         Err(error) => {
@@ -70,73 +116,58 @@ pub async fn run(config: Config, shared: Shared) {
                     };
                     state.sync.handle(now, input);
                 }
+                SyncOutput::RecordSuccess { at } => {
+                    if let Err(error) = shared.lock().store.record_sync_success(at) {
+                        tracing::warn!(%error, "cannot record the sync time");
+                    }
+                }
                 SyncOutput::WakeAt(at) => wake = Some(at),
+                SyncOutput::Event(event) => log_event(&event),
             }
         }
-        let sleep = wake
+        let mut sleep = wake
             .map(|at| {
                 let secs = at.duration_since(jiff::Timestamp::now()).as_secs_f64();
                 Duration::from_secs_f64(secs.clamp(0.0, IDLE_WAKE.as_secs_f64()))
             })
             .unwrap_or(IDLE_WAKE);
-        tokio::time::sleep(sleep).await;
+        if connection.is_none() {
+            sleep = sleep.min(next_connect.saturating_duration_since(tokio::time::Instant::now()));
+        }
+        if !sleep.is_zero() {
+            tokio::time::sleep(sleep).await;
+        }
         feed(&shared, SyncInput::Tick);
+    }
+}
+
+fn rebuild_directory(state: &mut EdgeState) {
+    match state.store.load_entities() {
+        Ok(entities) => {
+            let mut directory = Directory::new();
+            for entity in entities {
+                directory.upsert(entity);
+            }
+            state.directory = directory;
+        }
+        Err(error) => tracing::error!(%error, "cannot reload the cache after a resync"),
     }
 }
 
 fn feed(shared: &Shared, input: SyncInput) {
     let now = jiff::Timestamp::now();
-    let mut state = shared.lock();
-    let up = !matches!(input, SyncInput::UplinkDown | SyncInput::RequestFailed { .. });
-    if matches!(input, SyncInput::Response(_)) {
-        state.uplink_up = up;
-    } else if !up {
-        state.uplink_up = false;
-        state.counters.sync_failures += 1;
-    }
-    if matches!(input, SyncInput::Response(CentralToEdge::Changes(ref batch)) if batch.changes.is_empty() && !batch.more)
-    {
-        if let Err(error) = state.store.record_sync_success(now) {
-            tracing::warn!(%error, "cannot record the sync time");
-        } else {
-            state.last_sync = Some(now);
-        }
-    }
-    state.sync.handle(now, input);
+    shared.lock().sync.handle(now, input);
 }
 
-async fn exchange(
-    endpoint: &quinn::Endpoint,
-    config: &Config,
-    connection: &mut Option<quinn::Connection>,
-    request: &EdgeToCentral,
-) -> SyncInput {
-    if connection.as_ref().is_some_and(|c| c.close_reason().is_some()) {
-        *connection = None;
-    }
-    if connection.is_none() {
-        match quic::connect(endpoint, config.central_addr, &config.central_server_name).await {
-            Ok(conn) => {
-                tracing::info!(central = %config.central_addr, "uplink connected");
-                *connection = Some(conn);
-            }
-            Err(error) => {
-                tracing::warn!(%error, central = %config.central_addr, "central unreachable; deciding from the cache");
-                return SyncInput::RequestFailed { error: error.to_string() };
-            }
+fn log_event(event: &SyncEvent) {
+    match event {
+        SyncEvent::BackingOff { cause, consecutive_failures, retry_at } => {
+            tracing::warn!(?cause, consecutive_failures, %retry_at, "sync backing off")
         }
-    }
-    let Some(conn) = connection.as_ref() else {
-        return SyncInput::RequestFailed { error: "no connection".into() };
-    };
-    match rpc::call::<_, CentralToEdge>(conn, request, MAX_CENTRAL_FRAME).await {
-        Ok(response) => SyncInput::Response(response),
-        Err(error) => {
-            if error.is_connection_lost() {
-                *connection = None;
-            }
-            tracing::warn!(%error, "uplink request failed");
-            SyncInput::RequestFailed { error: error.to_string() }
+        SyncEvent::ResyncStarted { expired_cursor, oldest_valid } => {
+            tracing::warn!(expired_cursor, oldest_valid, "cursor expired at central: full resync started")
         }
+        SyncEvent::ResyncCompleted { cursor } => tracing::info!(cursor, "full resync completed"),
+        SyncEvent::Ignored { what } => tracing::debug!(what, "sync ignored a stale report"),
     }
 }
