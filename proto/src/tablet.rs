@@ -12,11 +12,18 @@ use crate::domain::*;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TabletRequest {
-    Login { resident: ResidentId, pin: String },
+    Login {
+        resident: ResidentId,
+        pin: String,
+    },
     Logout,
     Contacts,
     Hours,
-    PlaceCall { contact: ContactId, kind: CallKind, number: Option<PhoneNumber> },
+    PlaceCall {
+        contact: ContactId,
+        kind: CallKind,
+        number: Option<PhoneNumber>,
+    },
     Balances,
 }
 
@@ -115,23 +122,53 @@ pub enum CallDecision {
 /// Why a communication is refused. Each variant is shown to the resident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DenyReason {
-    OutsideCallingHours { next_window: Option<WindowView> },
-    Lockdown { scope: LockdownScope },
-    Suspended { services: Vec<Service>, ends_on: Date, reason: String },
-    NotApproved { service: Service, status: Approval },
-    NumberBlocked { number: PhoneNumber, scope: BlockScope },
+    OutsideCallingHours {
+        next_window: Option<WindowView>,
+    },
+    Lockdown {
+        scope: LockdownScope,
+    },
+    Suspended {
+        services: Vec<Service>,
+        ends_on: Date,
+        reason: String,
+    },
+    NotApproved {
+        service: Service,
+        status: Approval,
+    },
+    NumberBlocked {
+        number: PhoneNumber,
+        scope: BlockScope,
+    },
     AccountClosed,
-    PrivilegedNumber { notice: String },
-    BarredNumber { number: PhoneNumber },
-    NumberNotAuthorized { number: PhoneNumber },
+    PrivilegedNumber {
+        notice: String,
+    },
+    BarredNumber {
+        number: PhoneNumber,
+    },
+    NumberNotAuthorized {
+        number: PhoneNumber,
+    },
     NoNumber,
-    InsufficientBalance { balance_cents: Cents, rate_cents_per_min: u32 },
-    CapReached { kind: CallKind, resets_on: Date },
+    InsufficientBalance {
+        balance_cents: Cents,
+        rate_cents_per_min: u32,
+    },
+    CapReached {
+        kind: CallKind,
+        resets_on: Date,
+    },
     ResidentInactive,
-    UnknownContact { contact: ContactId },
+    UnknownContact {
+        contact: ContactId,
+    },
     /// The facility's settings are missing or invalid (e.g. unknown time zone);
     /// nothing is allowed until they are fixed.
-    FacilityMisconfigured { detail: String },
+    FacilityMisconfigured {
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
