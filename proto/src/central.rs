@@ -7,7 +7,8 @@
 //! tombstone whose sequence is above N, in sequence order, one page at a time.
 //! Asking from cursor 0 therefore yields a full snapshot. A cursor older than
 //! the oldest retained tombstone is answered with [`CentralToEdge::CursorExpired`]
-//! and the edge resyncs from 0.
+//! and the edge resyncs from 0 (see `EdgeToCentral::Changes::resync_floor`
+//! for how the pages of that resync avoid expiring themselves).
 
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +36,11 @@ pub enum EntityKey {
     Block(BlockRecord),
     Privileged(PhoneNumber),
     Suspension(u64),
-    CapUsage { resident: ResidentId, kind: CallKind, period_start: jiff::civil::Date },
+    CapUsage {
+        resident: ResidentId,
+        kind: CallKind,
+        period_start: jiff::civil::Date,
+    },
 }
 
 impl Entity {
@@ -81,9 +86,24 @@ pub struct ChangeBatch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EdgeToCentral {
     /// Checks that central knows this facility; answered with `Welcome`.
-    Hello { facility: FacilityId, agent_version: String },
+    Hello {
+        facility: FacilityId,
+        agent_version: String,
+    },
     /// Asks for the change feed after `since`, at most `limit` changes.
-    Changes { facility: FacilityId, since: u64, limit: u32 },
+    ///
+    /// `resync_floor` is 0 outside a resync. During a resync it is the
+    /// `oldest_valid` of the `CursorExpired` that started it. Central answers
+    /// `CursorExpired` only when `since != 0` and its oldest valid cursor is
+    /// above `max(since, resync_floor)`: the pages of a resync walk through
+    /// old sequence numbers below the compaction point, and only tombstones
+    /// purged after the resync began can hide a deletion from it.
+    Changes {
+        facility: FacilityId,
+        since: u64,
+        limit: u32,
+        resync_floor: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,11 +12,18 @@ use crate::domain::*;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TabletRequest {
-    Login { resident: ResidentId, pin: String },
+    Login {
+        resident: ResidentId,
+        pin: String,
+    },
     Logout,
     Contacts,
     Hours,
-    PlaceCall { contact: ContactId, kind: CallKind, number: Option<PhoneNumber> },
+    PlaceCall {
+        contact: ContactId,
+        kind: CallKind,
+        number: Option<PhoneNumber>,
+    },
     Balances,
 }
 

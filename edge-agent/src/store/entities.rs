@@ -319,12 +319,11 @@ fn upsert(tx: &Transaction<'_>, entity: &Entity, generation: i64) -> Result<(), 
             ])?;
         }
         Entity::Contact(c) => {
-            let id = u64_to_sql(c.id.0);
             tx.prepare_cached(
                 "INSERT INTO contact (id, resident_id, name, account_status, approval_voice, \
                  approval_video, approval_message, video_balance_cents, \
-                 video_rate_cents_per_min, sync_gen) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 video_rate_cents_per_min, numbers_json, sync_gen) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
                  ON CONFLICT (id) DO UPDATE SET resident_id = excluded.resident_id, \
                  name = excluded.name, account_status = excluded.account_status, \
                  approval_voice = excluded.approval_voice, \
@@ -332,10 +331,10 @@ fn upsert(tx: &Transaction<'_>, entity: &Entity, generation: i64) -> Result<(), 
                  approval_message = excluded.approval_message, \
                  video_balance_cents = excluded.video_balance_cents, \
                  video_rate_cents_per_min = excluded.video_rate_cents_per_min, \
-                 sync_gen = excluded.sync_gen",
+                 numbers_json = excluded.numbers_json, sync_gen = excluded.sync_gen",
             )?
             .execute(params![
-                id,
+                u64_to_sql(c.id.0),
                 c.resident.as_str(),
                 c.name,
                 codec::account_status_to_sql(c.account_status),
@@ -344,21 +343,9 @@ fn upsert(tx: &Transaction<'_>, entity: &Entity, generation: i64) -> Result<(), 
                 codec::approval_to_sql(c.approvals.message),
                 c.video_balance_cents,
                 c.video_rate_cents_per_min,
+                json("contact numbers", &c.numbers)?,
                 generation
             ])?;
-            // Replace in place and trim the tail: cheaper than delete-all
-            // plus re-insert when the list is unchanged, the common case.
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO contact_number (contact_id, position, number) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (contact_id, position) DO UPDATE SET number = excluded.number",
-            )?;
-            for (position, number) in c.numbers.iter().enumerate() {
-                insert.execute(params![id, position, number])?;
-            }
-            tx.prepare_cached(
-                "DELETE FROM contact_number WHERE contact_id = ?1 AND position >= ?2",
-            )?
-            .execute(params![id, c.numbers.len()])?;
         }
         Entity::Block(b) => {
             let (kind, facility) = codec::block_scope_to_sql(&b.scope);
@@ -554,30 +541,16 @@ fn load_residents(conn: &rusqlite::Connection, out: &mut Vec<Entity>) -> Result<
 }
 
 fn load_contacts(conn: &rusqlite::Connection, out: &mut Vec<Entity>) -> Result<(), StoreError> {
-    let mut numbers: HashMap<i64, Vec<PhoneNumber>> = HashMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT contact_id, number FROM contact_number ORDER BY contact_id, position",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let decode =
-                || -> Result<(i64, String), codec::Problem> { Ok((int(row, 0)?, text(row, 1)?)) };
-            let (contact, number) =
-                decode().map_err(|p| StoreError::corrupt("contact_number", describe(row, 0), p))?;
-            numbers.entry(contact).or_default().push(number);
-        }
-    }
     let mut stmt = conn.prepare(
         "SELECT id, resident_id, name, account_status, approval_voice, approval_video, \
-         approval_message, video_balance_cents, video_rate_cents_per_min FROM contact ORDER BY id",
+         approval_message, video_balance_cents, video_rate_cents_per_min, numbers_json \
+         FROM contact ORDER BY id",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let mut decode = || -> Result<ContactRecord, codec::Problem> {
-            let id = int(row, 0)?;
+        let decode = || -> Result<ContactRecord, codec::Problem> {
             Ok(ContactRecord {
-                id: ContactId(u64_from_sql(id)),
+                id: ContactId(u64_from_sql(int(row, 0)?)),
                 resident: ResidentId(text(row, 1)?),
                 name: text(row, 2)?,
                 account_status: codec::account_status_from_sql(&text(row, 3)?)?,
@@ -586,9 +559,9 @@ fn load_contacts(conn: &rusqlite::Connection, out: &mut Vec<Entity>) -> Result<(
                     video: codec::approval_from_sql(&text(row, 5)?)?,
                     message: codec::approval_from_sql(&text(row, 6)?)?,
                 },
-                numbers: numbers.remove(&id).unwrap_or_default(),
                 video_balance_cents: int(row, 7)?,
                 video_rate_cents_per_min: narrow(row, 8)?,
+                numbers: from_json(&text(row, 9)?)?,
             })
         };
         let record = decode().map_err(|p| StoreError::corrupt("contact", describe(row, 0), p))?;

@@ -101,10 +101,8 @@ impl Store {
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(
-                decode_lockdown(row)
-                    .map_err(|p| StoreError::corrupt("lockdown", describe(row, 1), p))?,
-            );
+            let key = format!("{}/{}", describe(row, 0), describe(row, 1));
+            out.push(decode_lockdown(row).map_err(|p| StoreError::corrupt("lockdown", key, p))?);
         }
         Ok(out)
     }

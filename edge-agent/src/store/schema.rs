@@ -14,7 +14,8 @@ use rusqlite_migration::{Migrations, M};
 ///
 /// Synced tables have no foreign keys between entities: the feed arrives in
 /// central's sequence order, so a resident may legitimately arrive before its
-/// unit. Foreign keys only tie an entity to its own child rows.
+/// unit. Foreign keys only tie an entity to its own child rows (a unit's
+/// calling windows).
 const V1_FOUNDATION: &str = r#"
 CREATE TABLE facility (
     singleton           INTEGER PRIMARY KEY CHECK (singleton = 1),
@@ -69,18 +70,13 @@ CREATE TABLE contact (
     approval_message         TEXT NOT NULL,
     video_balance_cents      INTEGER NOT NULL,
     video_rate_cents_per_min INTEGER NOT NULL,
+    -- Authorized numbers, a JSON array, primary first. Only the in-memory
+    -- directory looks inside, and one row per contact keeps a 100k-contact
+    -- snapshot within its time budget (child rows doubled its cost).
+    numbers_json             TEXT NOT NULL,
     sync_gen                 INTEGER NOT NULL
 );
 CREATE INDEX contact_by_resident ON contact(resident_id);
-
--- Numbers the facility authorized for a contact; position 0 is the primary.
-CREATE TABLE contact_number (
-    contact_id INTEGER NOT NULL REFERENCES contact(id) ON DELETE CASCADE,
-    position   INTEGER NOT NULL,
-    number     TEXT NOT NULL,
-    PRIMARY KEY (contact_id, position)
-) WITHOUT ROWID;
-CREATE INDEX contact_number_by_number ON contact_number(number);
 
 -- scope_facility is '' when scope_kind = 'all'.
 CREATE TABLE block (
