@@ -59,7 +59,7 @@ fn demo() -> FacilityId {
 }
 
 async fn changes(conn: &quinn::Connection, facility: FacilityId, since: u64, limit: u32) -> CentralToEdge {
-    rpc::call(conn, &EdgeToCentral::Changes { facility, since, limit }, MAX_CENTRAL_FRAME).await.unwrap()
+    rpc::call(conn, &EdgeToCentral::Changes { facility, since, limit, resync_floor: 0 }, MAX_CENTRAL_FRAME).await.unwrap()
 }
 
 fn batch(answer: CentralToEdge) -> ChangeBatch {
@@ -159,7 +159,7 @@ async fn requests_for_another_or_an_unknown_facility_are_refused() {
         // TLS 1.3 may finish the client side before the server's verdict arrives.
         Ok(conn) => rpc::call::<_, CentralToEdge>(
             &conn,
-            &EdgeToCentral::Changes { facility: demo(), since: 0, limit: 1 },
+            &EdgeToCentral::Changes { facility: demo(), since: 0, limit: 1, resync_floor: 0 },
             MAX_CENTRAL_FRAME,
         )
         .await

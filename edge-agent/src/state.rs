@@ -91,6 +91,7 @@ impl EdgeState {
         let lockdowns = store.lockdowns()?;
         let admitted = store.admitted_fingerprints()?;
         let sync = store.sync_state()?;
+        let facility_id = facility.clone();
         let last_data_version = store.data_version()?;
         let state = EdgeState {
             facility,
@@ -99,7 +100,7 @@ impl EdgeState {
             sessions: SessionTable::new(),
             devices: HashMap::new(),
             sync: SyncCore::new(
-                proto::domain::FacilityId::new(facility.clone()),
+                proto::domain::FacilityId::new(facility_id),
                 sync.cursor,
                 sync.resync.is_some(),
                 sync.last_success,

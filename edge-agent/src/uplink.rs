@@ -21,6 +21,10 @@ const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// Reconnect pacing while central is unreachable.
 const RECONNECT_MIN: Duration = Duration::from_millis(500);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// A central that has not answered within this is treated as gone: the
+/// connection is dropped so that staleness shows at once and a fresh
+/// connection is tried, instead of waiting out QUIC's idle timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn run(config: Config, shared: Shared) {
     let path = config.uplink_bundle_path();
@@ -77,12 +81,13 @@ pub async fn run(config: Config, shared: Shared) {
                         feed(&shared, SyncInput::UplinkDown);
                         continue;
                     };
-                    match rpc::call::<_, CentralToEdge>(&conn, &request, MAX_CENTRAL_FRAME).await {
+                    match rpc::call_within::<_, CentralToEdge>(&conn, &request, MAX_CENTRAL_FRAME, REQUEST_TIMEOUT).await {
                         Ok(response) => feed(&shared, SyncInput::Response(response)),
                         Err(error) => {
                             tracing::warn!(%error, "uplink request failed");
                             shared.lock().counters.sync_failures += 1;
-                            if error.is_connection_lost() {
+                            if error.is_connection_lost() || matches!(error, rpc::RpcError::Timeout(_)) {
+                                conn.close(0u32.into(), b"no answer");
                                 connection = None;
                                 feed(&shared, SyncInput::UplinkDown);
                             } else {

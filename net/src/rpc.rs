@@ -66,11 +66,21 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     req: &Req,
     max: usize,
 ) -> Result<Resp, RpcError> {
+    call_within(conn, req, max, CALL_TIMEOUT).await
+}
+
+/// As [`call`], with the caller's deadline.
+pub async fn call_within<Req: Serialize, Resp: DeserializeOwned>(
+    conn: &quinn::Connection,
+    req: &Req,
+    max: usize,
+    timeout: Duration,
+) -> Result<Resp, RpcError> {
     let exchange = async {
         let (mut send, mut recv) = conn.open_bi().await?;
         write_frame(&mut send, req, max).await?;
         send.finish()?;
         read_frame(&mut recv, max).await
     };
-    tokio::time::timeout(CALL_TIMEOUT, exchange).await.map_err(|_| RpcError::Timeout(CALL_TIMEOUT))?
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| RpcError::Timeout(timeout))?
 }

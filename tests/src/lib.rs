@@ -121,6 +121,11 @@ impl System {
             self.edge_cmd().args(["provision-device", "--name", name, "--out"]).arg(&out),
             "edge-agent provision-device",
         );
+        if self.edge.is_some() {
+            // The running agent picks up new devices from the database within
+            // its watch interval (200 ms).
+            std::thread::sleep(Duration::from_millis(500));
+        }
         out
     }
 

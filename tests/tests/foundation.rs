@@ -85,8 +85,11 @@ fn lockdown_denies_at_once_with_central_stopped() {
     // Unit lockdown: unit A is locked, so R1001 (unit A) is denied.
     system.edge_cli(&["lockdown", "on", "--unit", "A"]);
     wait_for_call(&system, "1", "voice", |v| mentions(v, "Lockdown"));
+    // The edge notices that central is gone and says how stale its cache is.
+    system.wait_metric("edge_uplink_up", Duration::from_secs(15), |up| up == 0.0);
     let status = system.edge_cli(&["status"]);
     assert_eq!(find(status.last(), "edge_uplink_up").and_then(Value::as_f64), Some(0.0), "{}", status.stdout);
+    assert!(find(status.last(), "edge_cache_age_seconds").and_then(Value::as_f64).is_some_and(|age| age >= 1.0));
 }
 
 #[test]
