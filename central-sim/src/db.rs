@@ -454,19 +454,24 @@ impl Db {
     /// One page of `facility`'s change feed after `since`: see
     /// `proto::central`. `since == 0` is a snapshot of live entities (no
     /// tombstones: the edge starts from empty); any other cursor gets
-    /// upserts and tombstones, and a cursor below the compaction horizon gets
-    /// `CursorExpired`. The page is read in one transaction so it is a
-    /// consistent cut even while admin commands write.
+    /// upserts and tombstones. A cursor gets `CursorExpired` only when the
+    /// facility's horizon is above both `since` and `resync_floor`: a resync
+    /// that began when the horizon was `resync_floor` pages through seqs
+    /// below it legitimately (its sweep removes what it never saw), and only
+    /// a purge after the resync began can hide a deletion from it. Outside a
+    /// resync `resync_floor` is 0. The page is read in one transaction so it
+    /// is a consistent cut even while admin commands write.
     pub fn changes(
         &mut self,
         facility: &FacilityId,
         since: u64,
         limit: u32,
+        resync_floor: u64,
     ) -> Result<CentralToEdge, DbError> {
         let limit = limit.clamp(1, MAX_PAGE);
         let tx = self.conn.transaction()?;
         let horizon = horizon_for(&tx, facility)?;
-        if since != 0 && since < horizon {
+        if since != 0 && horizon > since.max(resync_floor) {
             return Ok(CentralToEdge::CursorExpired { since, oldest_valid: horizon });
         }
         let mut changes = Vec::new();
@@ -540,7 +545,7 @@ mod tests {
     fn all_pages(db: &mut Db, mut since: u64, limit: u32) -> Vec<ChangeBatch> {
         let mut pages = Vec::new();
         loop {
-            let page = batch(db.changes(&facility(), since, limit).unwrap());
+            let page = batch(db.changes(&facility(), since, limit, 0).unwrap());
             since = page.next_cursor;
             let more = page.more;
             pages.push(page);
@@ -556,7 +561,7 @@ mod tests {
         let w = db.writer().unwrap();
         w.delete(&EntityKey::Unit(UnitId::new("U1"))).unwrap().unwrap();
         w.commit().unwrap();
-        let page = batch(db.changes(&facility(), 0, 100).unwrap());
+        let page = batch(db.changes(&facility(), 0, 100, 0).unwrap());
         assert_eq!(page.since, 0);
         assert!(!page.more);
         assert_eq!(page.changes.len(), 5, "facility + 4 live units, no tombstone");
@@ -587,7 +592,7 @@ mod tests {
             .collect();
         assert_eq!(units, (0..10).map(|i| format!("U{i}")).collect::<Vec<_>>());
         // Exactly `limit` remaining: the page is full but nothing is beyond it.
-        let last = batch(db.changes(&facility(), 8, 3).unwrap());
+        let last = batch(db.changes(&facility(), 8, 3, 0).unwrap());
         assert_eq!(last.changes.len(), 3);
         assert!(!last.more);
     }
@@ -595,19 +600,19 @@ mod tests {
     #[test]
     fn an_empty_page_keeps_the_cursor() {
         let mut db = db_with_units(2);
-        let page = batch(db.changes(&facility(), 3, 10).unwrap());
+        let page = batch(db.changes(&facility(), 3, 10, 0).unwrap());
         assert_eq!(page, ChangeBatch { since: 3, changes: vec![], next_cursor: 3, more: false });
-        let page = batch(db.changes(&facility(), 99, 10).unwrap());
+        let page = batch(db.changes(&facility(), 99, 10, 0).unwrap());
         assert_eq!(page.next_cursor, 99);
     }
 
     #[test]
     fn limit_is_clamped() {
         let mut db = db_with_units(3);
-        let page = batch(db.changes(&facility(), 0, 0).unwrap());
+        let page = batch(db.changes(&facility(), 0, 0, 0).unwrap());
         assert_eq!(page.changes.len(), 1, "limit 0 is treated as 1");
         assert!(page.more);
-        let page = batch(db.changes(&facility(), 0, u32::MAX).unwrap());
+        let page = batch(db.changes(&facility(), 0, u32::MAX, 0).unwrap());
         assert_eq!(page.changes.len(), 4);
     }
 
@@ -620,7 +625,7 @@ mod tests {
         assert_eq!(w.delete(&EntityKey::Unit(UnitId::new("U0"))).unwrap(), None, "already deleted");
         assert_eq!(w.delete(&EntityKey::Unit(UnitId::new("nope"))).unwrap(), None);
         w.commit().unwrap();
-        let page = batch(db.changes(&facility(), cursor, 10).unwrap());
+        let page = batch(db.changes(&facility(), cursor, 10, 0).unwrap());
         assert_eq!(page.changes, vec![Change::Delete(EntityKey::Unit(UnitId::new("U0")))]);
         assert_eq!(page.next_cursor, seq);
         assert_eq!(db.head_info().unwrap().tombstones, 1);
@@ -641,13 +646,13 @@ mod tests {
             "identical upsert is a no-op"
         );
         w.commit().unwrap();
-        let page = batch(db.changes(&facility(), cursor, 10).unwrap());
+        let page = batch(db.changes(&facility(), cursor, 10, 0).unwrap());
         assert_eq!(
             page.changes,
             vec![Change::Upsert(unit("U2", "other")), Change::Upsert(unit("U1", "second rename"))]
         );
         assert_eq!(page.next_cursor, latest);
-        let snapshot = batch(db.changes(&facility(), 0, 100).unwrap());
+        let snapshot = batch(db.changes(&facility(), 0, 100, 0).unwrap());
         assert_eq!(snapshot.changes.len(), 4);
     }
 
@@ -665,25 +670,156 @@ mod tests {
         assert_eq!(db.head_info().unwrap().tombstones, 1);
 
         assert_eq!(
-            db.changes(&facility(), s1, 10).unwrap(),
+            db.changes(&facility(), s1, 10, 0).unwrap(),
             CentralToEdge::CursorExpired { since: s1, oldest_valid: s2 }
         );
         assert_eq!(
-            db.changes(&facility(), 3, 10).unwrap(),
+            db.changes(&facility(), 3, 10, 0).unwrap(),
             CentralToEdge::CursorExpired { since: 3, oldest_valid: s2 }
         );
         // A cursor at the horizon saw every purged deletion.
-        let page = batch(db.changes(&facility(), s2, 10).unwrap());
+        let page = batch(db.changes(&facility(), s2, 10, 0).unwrap());
         assert_eq!(page.changes, vec![Change::Delete(EntityKey::Unit(UnitId::new("U2")))]);
         assert_eq!(page.next_cursor, s3);
         // Snapshot still works and holds only live units.
-        let snapshot = batch(db.changes(&facility(), 0, 100).unwrap());
+        let snapshot = batch(db.changes(&facility(), 0, 100, 0).unwrap());
         assert_eq!(snapshot.changes.len(), 4);
 
         // Compacting again with nothing to purge keeps the horizon.
         assert_eq!(db.compact(5).unwrap(), CompactReport { purged: 0, horizon: s2 });
         assert_eq!(db.compact(0).unwrap(), CompactReport { purged: 1, horizon: s3 });
         assert_eq!(db.head_info().unwrap().horizon, s3);
+    }
+
+    /// Pages a resync from 0 with `resync_floor`, until the last page or
+    /// the first answer that is not a batch.
+    fn resync_pages(db: &mut Db, limit: u32, resync_floor: u64) -> (Vec<ChangeBatch>, Option<CentralToEdge>) {
+        let mut pages = Vec::new();
+        let mut since = 0;
+        loop {
+            match db.changes(&facility(), since, limit, resync_floor).unwrap() {
+                CentralToEdge::Changes(page) => {
+                    since = page.next_cursor;
+                    let more = page.more;
+                    pages.push(page);
+                    if !more {
+                        return (pages, None);
+                    }
+                }
+                other => return (pages, Some(other)),
+            }
+        }
+    }
+
+    fn unit_ids(pages: &[ChangeBatch]) -> Vec<String> {
+        pages
+            .iter()
+            .flat_map(|p| &p.changes)
+            .filter_map(|c| match c {
+                Change::Upsert(Entity::Unit(u)) => Some(u.id.0.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_resync_after_compaction_pages_below_the_horizon_with_its_floor() {
+        let mut db = db_with_units(8);
+        let w = db.writer().unwrap();
+        w.delete(&EntityKey::Unit(UnitId::new("U6"))).unwrap().unwrap();
+        let last_delete = w.delete(&EntityKey::Unit(UnitId::new("U7"))).unwrap().unwrap();
+        w.commit().unwrap();
+        let horizon = db.compact(0).unwrap().horizon;
+        assert_eq!(horizon, last_delete);
+
+        // The edge's old cursor expires and tells it where the horizon is.
+        let oldest_valid = match db.changes(&facility(), 2, 10, 0).unwrap() {
+            CentralToEdge::CursorExpired { since: 2, oldest_valid } => oldest_valid,
+            other => panic!("expected CursorExpired, got {other:?}"),
+        };
+        assert_eq!(oldest_valid, horizon);
+
+        // Pages of 2 from 0: every cursor after the first page is below the
+        // horizon (the live units sit at seqs 2..=7, the horizon is 10).
+        let (pages, stopped) = resync_pages(&mut db, 2, oldest_valid);
+        assert_eq!(stopped, None, "no page of the resync may expire");
+        assert_eq!(pages.len(), 4);
+        let below: Vec<u64> = pages.iter().map(|p| p.since).filter(|&s| s != 0 && s < horizon).collect();
+        assert_eq!(below, vec![2, 4, 6], "the resync walked through cursors below the horizon");
+        assert_eq!(unit_ids(&pages), (0..6).map(|i| format!("U{i}")).collect::<Vec<_>>());
+        assert_eq!(pages.iter().map(|p| p.changes.len()).sum::<usize>(), 7, "facility + 6 live units");
+        assert!(pages.iter().flat_map(|p| &p.changes).all(|c| matches!(c, Change::Upsert(_))));
+
+        // The same walk without the floor expires on its first non-zero cursor.
+        let (pages, stopped) = resync_pages(&mut db, 2, 0);
+        assert_eq!(pages.len(), 1);
+        assert_eq!(stopped, Some(CentralToEdge::CursorExpired { since: 2, oldest_valid: horizon }));
+    }
+
+    #[test]
+    fn a_compaction_during_a_resync_expires_its_next_page() {
+        let mut db = db_with_units(8);
+        let w = db.writer().unwrap();
+        let first_delete = w.delete(&EntityKey::Unit(UnitId::new("U7"))).unwrap().unwrap();
+        w.commit().unwrap();
+        let floor = db.compact(0).unwrap().horizon;
+        assert_eq!(floor, first_delete);
+
+        let first = batch(db.changes(&facility(), 0, 3, floor).unwrap());
+        assert!(first.more);
+        let second = batch(db.changes(&facility(), first.next_cursor, 3, floor).unwrap());
+        assert!(second.more);
+        assert!(second.next_cursor < floor);
+
+        // While the edge is between pages, a unit it has already received is
+        // deleted and the tombstone purged: the rest of this resync could
+        // never tell the edge, so the next page must restart it.
+        let w = db.writer().unwrap();
+        let hidden_delete = w.delete(&EntityKey::Unit(UnitId::new("U0"))).unwrap().unwrap();
+        w.commit().unwrap();
+        let raised = db.compact(0).unwrap().horizon;
+        assert_eq!(raised, hidden_delete);
+        assert!(raised > floor);
+        assert_eq!(
+            db.changes(&facility(), second.next_cursor, 3, floor).unwrap(),
+            CentralToEdge::CursorExpired { since: second.next_cursor, oldest_valid: raised }
+        );
+
+        // The restarted resync, floored at the new horizon, completes and no
+        // longer holds the deleted unit.
+        let (pages, stopped) = resync_pages(&mut db, 3, raised);
+        assert_eq!(stopped, None);
+        assert_eq!(unit_ids(&pages), (1..7).map(|i| format!("U{i}")).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_zero_floor_keeps_expiry_at_the_horizon() {
+        let mut db = db_with_units(4);
+        let w = db.writer().unwrap();
+        w.delete(&EntityKey::Unit(UnitId::new("U0"))).unwrap().unwrap();
+        w.delete(&EntityKey::Unit(UnitId::new("U1"))).unwrap().unwrap();
+        w.commit().unwrap();
+        let horizon = db.compact(0).unwrap().horizon;
+        let head = db.head_info().unwrap().head;
+        assert_eq!(horizon, head);
+
+        for since in 1..horizon {
+            assert_eq!(
+                db.changes(&facility(), since, 10, 0).unwrap(),
+                CentralToEdge::CursorExpired { since, oldest_valid: horizon },
+                "cursor {since} is below the horizon"
+            );
+            // A floor below the horizon (a resync that began before a later
+            // purge) does not save it either.
+            assert_eq!(
+                db.changes(&facility(), since, 10, horizon - 1).unwrap(),
+                CentralToEdge::CursorExpired { since, oldest_valid: horizon },
+                "cursor {since} with a stale floor"
+            );
+        }
+        assert!(batch(db.changes(&facility(), horizon, 10, 0).unwrap()).changes.is_empty());
+        let snapshot = batch(db.changes(&facility(), 0, 10, 0).unwrap());
+        assert_eq!(snapshot.changes.len(), 3, "facility + U2 + U3");
     }
 
     #[test]
@@ -700,13 +836,13 @@ mod tests {
         let block_seq = w.upsert(&block("+15555550100"), &Audience::Every).unwrap().unwrap();
         w.commit().unwrap();
 
-        let mine = batch(db.changes(&facility(), 0, 100).unwrap());
+        let mine = batch(db.changes(&facility(), 0, 100, 0).unwrap());
         assert_eq!(mine.changes.len(), 3);
         assert!(mine.changes.contains(&Change::Upsert(block("+15555550100"))));
         assert!(!mine.changes.contains(&Change::Upsert(unit("G1", "theirs"))));
         assert_eq!(db.facility_head(&facility()).unwrap(), block_seq);
 
-        let theirs = batch(db.changes(&other, 0, 100).unwrap());
+        let theirs = batch(db.changes(&other, 0, 100, 0).unwrap());
         assert_eq!(theirs.changes.len(), 3);
         assert!(db.facility_exists(&other).unwrap());
         assert!(!db.facility_exists(&FacilityId::new("f3")).unwrap());
@@ -720,17 +856,17 @@ mod tests {
         let w = db.writer().unwrap();
         w.upsert(&unit("G1", "theirs"), &theirs).unwrap();
         w.commit().unwrap();
-        let my_cursor = batch(db.changes(&facility(), 0, 100).unwrap()).next_cursor;
+        let my_cursor = batch(db.changes(&facility(), 0, 100, 0).unwrap()).next_cursor;
         let w = db.writer().unwrap();
         let their_delete = w.delete(&EntityKey::Unit(UnitId::new("G1"))).unwrap().unwrap();
         w.commit().unwrap();
         assert!(their_delete > my_cursor);
         assert_eq!(db.compact(0).unwrap().horizon, their_delete);
 
-        let page = batch(db.changes(&facility(), my_cursor, 10).unwrap());
+        let page = batch(db.changes(&facility(), my_cursor, 10, 0).unwrap());
         assert!(page.changes.is_empty());
         assert_eq!(
-            db.changes(&other, my_cursor, 10).unwrap(),
+            db.changes(&other, my_cursor, 10, 0).unwrap(),
             CentralToEdge::CursorExpired { since: my_cursor, oldest_valid: their_delete }
         );
     }
@@ -746,7 +882,7 @@ mod tests {
         assert_eq!(head.head, head.live);
         assert!(!db.seed(&fixture).unwrap());
         assert_eq!(db.head_info().unwrap(), head);
-        let snapshot = batch(db.changes(&FacilityId::new("demo-ca-01"), 0, MAX_PAGE).unwrap());
+        let snapshot = batch(db.changes(&FacilityId::new("demo-ca-01"), 0, MAX_PAGE, 0).unwrap());
         assert_eq!(snapshot.changes.len() as u64, head.live);
         assert!(!snapshot.more);
     }

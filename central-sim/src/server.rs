@@ -58,14 +58,14 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
                 tracing::info!(%facility, %agent_version, head_cursor, "hello");
                 Ok(CentralToEdge::Welcome { facility: facility.clone(), head_cursor })
             }
-            EdgeToCentral::Changes { since, limit, .. } => {
-                let answer = db.changes(facility, *since, *limit)?;
+            EdgeToCentral::Changes { since, limit, resync_floor, .. } => {
+                let answer = db.changes(facility, *since, *limit, *resync_floor)?;
                 match &answer {
                     CentralToEdge::Changes(batch) => tracing::debug!(%facility, since, limit,
                         changes = batch.changes.len(), next_cursor = batch.next_cursor, more = batch.more,
                         "changes served"),
                     CentralToEdge::CursorExpired { oldest_valid, .. } => {
-                        tracing::info!(%facility, since, oldest_valid, "cursor expired")
+                        tracing::info!(%facility, since, resync_floor, oldest_valid, "cursor expired")
                     }
                     _ => {}
                 }

@@ -59,7 +59,18 @@ fn demo() -> FacilityId {
 }
 
 async fn changes(conn: &quinn::Connection, facility: FacilityId, since: u64, limit: u32) -> CentralToEdge {
-    rpc::call(conn, &EdgeToCentral::Changes { facility, since, limit, resync_floor: 0 }, MAX_CENTRAL_FRAME).await.unwrap()
+    resync_page(conn, facility, since, limit, 0).await
+}
+
+async fn resync_page(
+    conn: &quinn::Connection,
+    facility: FacilityId,
+    since: u64,
+    limit: u32,
+    resync_floor: u64,
+) -> CentralToEdge {
+    let request = EdgeToCentral::Changes { facility, since, limit, resync_floor };
+    rpc::call(conn, &request, MAX_CENTRAL_FRAME).await.unwrap()
 }
 
 fn batch(answer: CentralToEdge) -> ChangeBatch {
@@ -219,5 +230,29 @@ async fn an_expired_cursor_is_told_to_resync() {
     let snapshot = batch(changes(&conn, demo(), 0, 5000).await);
     assert!(!snapshot.more);
     assert!(snapshot.changes.iter().all(|c| !matches!(c, Change::Upsert(Entity::Suspension(_)))));
+
+    // The resync in small pages walks cursors below the horizon; the floor
+    // it sends keeps those pages from expiring.
+    let mut since = 0;
+    let mut resynced = Vec::new();
+    let mut below_horizon = 0;
+    loop {
+        let page = batch(resync_page(&conn, demo(), since, 50, horizon).await);
+        if since != 0 && since < horizon {
+            below_horizon += 1;
+        }
+        resynced.extend(page.changes);
+        since = page.next_cursor;
+        if !page.more {
+            break;
+        }
+    }
+    assert!(below_horizon > 0, "the resync must have paged below the horizon");
+    assert_eq!(resynced, snapshot.changes);
+    // Without the floor, the same below-horizon cursor expires.
+    assert_eq!(
+        changes(&conn, demo(), 50, 50).await,
+        CentralToEdge::CursorExpired { since: 50, oldest_valid: horizon }
+    );
     server.stop().await;
 }
