@@ -27,36 +27,25 @@ fn resident_id(i: u64) -> ResidentId {
 }
 
 fn contact(id: u64, version: u64) -> ContactRecord {
-    let approved = if id % 7 == 0 {
-        Approval::Pending
-    } else {
-        Approval::Approved
-    };
+    let approved = if id.is_multiple_of(7) { Approval::Pending } else { Approval::Approved };
     ContactRecord {
         id: ContactId(id),
         resident: resident_id(id % RESIDENTS),
         name: format!("Contact {id} v{version}"),
-        account_status: if id % 50 == 0 {
-            AccountStatus::Closed
-        } else {
-            AccountStatus::Active
-        },
-        approvals: Approvals {
-            voice: approved,
-            video: approved,
-            message: Approval::Approved,
-        },
+        account_status: if id.is_multiple_of(50) { AccountStatus::Closed } else { AccountStatus::Active },
+        approvals: Approvals { voice: approved, video: approved, message: Approval::Approved },
         numbers: vec![format!("+1555{:07}", id), format!("+1556{:07}", id)],
-        video_balance_cents: i64::try_from(id % 5000).unwrap_or(0)
-            + i64::try_from(version).unwrap_or(0),
+        video_balance_cents: i64::try_from(id % 5000).unwrap_or(0) + i64::try_from(version).unwrap_or(0),
         video_rate_cents_per_min: 25,
     }
 }
 
 fn snapshot_changes() -> Vec<Change> {
-    let mut changes = vec![Change::Upsert(Entity::Facility(
-        FacilityRecord::with_defaults(FacilityId::new("bench-01"), "Bench", "America/Los_Angeles"),
-    ))];
+    let mut changes = vec![Change::Upsert(Entity::Facility(FacilityRecord::with_defaults(
+        FacilityId::new("bench-01"),
+        "Bench",
+        "America/Los_Angeles",
+    )))];
     for u in 0..UNITS {
         changes.push(Change::Upsert(Entity::Unit(HousingUnitRecord {
             id: UnitId(format!("U{u:02}")),
@@ -99,12 +88,7 @@ fn pages(changes: Vec<Change>, mut cursor: u64) -> Vec<ChangeBatch> {
         let page: Vec<Change> = iter.by_ref().take(PAGE).collect();
         sent += page.len();
         let next_cursor = cursor + page.len() as u64;
-        out.push(ChangeBatch {
-            since: cursor,
-            changes: page,
-            next_cursor,
-            more: sent < total,
-        });
+        out.push(ChangeBatch { since: cursor, changes: page, next_cursor, more: sent < total });
         cursor = next_cursor;
     }
     out
@@ -122,10 +106,7 @@ fn delta(run: u64, next_new_id: &mut u64) -> Vec<Change> {
     }
     for _ in 850..DELTA {
         *next_new_id += 1;
-        changes.push(Change::Upsert(Entity::Contact(contact(
-            *next_new_id,
-            run + 1,
-        ))));
+        changes.push(Change::Upsert(Entity::Contact(contact(*next_new_id, run + 1))));
     }
     changes
 }
@@ -139,21 +120,16 @@ fn baseline_insert(path: &std::path::Path, rows: u64) -> Duration {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
-        .unwrap();
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)").unwrap();
     let offset: u64 = conn
-        .query_row("SELECT coalesce(max(id), 0) FROM t", [], |r| {
-            r.get::<_, i64>(0)
-        })
+        .query_row("SELECT coalesce(max(id), 0) FROM t", [], |r| r.get::<_, i64>(0))
         .unwrap()
         .try_into()
         .unwrap();
     let started = Instant::now();
     let tx = conn.unchecked_transaction().unwrap();
     {
-        let mut stmt = tx
-            .prepare("INSERT INTO t (id, name) VALUES (?1, ?2)")
-            .unwrap();
+        let mut stmt = tx.prepare("INSERT INTO t (id, name) VALUES (?1, ?2)").unwrap();
         for i in 1..=rows {
             let id = i64::try_from(offset + i).unwrap();
             stmt.execute(rusqlite::params![id, "x"]).unwrap();
@@ -193,12 +169,8 @@ fn main() {
     let mut delta_times = Vec::with_capacity(DELTA_RUNS);
     for run in 0..DELTA_RUNS as u64 {
         let changes = delta(run, &mut next_new_id);
-        let batch = ChangeBatch {
-            since: cursor,
-            next_cursor: cursor + changes.len() as u64,
-            changes,
-            more: false,
-        };
+        let batch =
+            ChangeBatch { since: cursor, next_cursor: cursor + changes.len() as u64, changes, more: false };
         let started = Instant::now();
         store.apply_batch(&batch, ApplyMode::Normal, now()).unwrap();
         delta_times.push(started.elapsed());
@@ -209,9 +181,8 @@ fn main() {
 
     let baseline_db = dir.path().join("baseline.sqlite");
     let baseline_snapshot = baseline_insert(&baseline_db, CONTACTS);
-    let mut baseline_deltas: Vec<Duration> = (0..DELTA_RUNS)
-        .map(|_| baseline_insert(&baseline_db, DELTA as u64))
-        .collect();
+    let mut baseline_deltas: Vec<Duration> =
+        (0..DELTA_RUNS).map(|_| baseline_insert(&baseline_db, DELTA as u64)).collect();
     baseline_deltas.sort();
     let baseline_delta_p50 = baseline_deltas[baseline_deltas.len() / 2];
 
@@ -243,8 +214,5 @@ fn main() {
         ms(baseline_delta_p50),
         delta_p50.as_secs_f64() / baseline_delta_p50.as_secs_f64()
     );
-    println!(
-        "  load_entities (agent start): {:.1} ms for {change_count} entities",
-        ms(load_time)
-    );
+    println!("  load_entities (agent start): {:.1} ms for {change_count} entities", ms(load_time));
 }

@@ -34,14 +34,14 @@ fn login_policy(state: &EdgeState) -> LoginPolicy {
     }
 }
 
-fn guard_of(state: &EdgeState, resident: &ResidentId) -> Result<GuardState, TabletResponse> {
+fn guard_of(state: &EdgeState, resident: &ResidentId) -> Result<GuardState, Box<TabletResponse>> {
     state
         .store
         .login_guard(resident)
         .map(|row| {
             row.map(|r| GuardState { failures: r.failures, locked_until: r.locked_until }).unwrap_or_default()
         })
-        .map_err(|e| internal("login guard", &e))
+        .map_err(|e| Box::new(internal("login guard", &e)))
 }
 
 fn internal(what: &str, error: &dyn std::fmt::Display) -> TabletResponse {
@@ -52,7 +52,7 @@ fn internal(what: &str, error: &dyn std::fmt::Display) -> TabletResponse {
 pub fn login_start(state: &EdgeState, resident: &ResidentId, now: Timestamp) -> LoginStart {
     let guard = match guard_of(state, resident) {
         Ok(guard) => guard,
-        Err(answer) => return LoginStart::Answer(answer),
+        Err(answer) => return LoginStart::Answer(*answer),
     };
     if let Gate::Locked { until } = guard.gate(now) {
         tracing::info!(%resident, %until, "login refused: ID locked");
@@ -88,7 +88,7 @@ pub fn login_finish(
 ) -> TabletResponse {
     let guard = match guard_of(state, resident) {
         Ok(guard) => guard,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let (next, outcome) = guard.record(login_policy(state), pin_ok, now);
     if let Err(e) = state.store.save_login_guard(resident, next.failures, next.locked_until) {
@@ -141,9 +141,13 @@ fn audit(state: &mut EdgeState, actor: &str, action: &str, detail: serde_json::V
     }
 }
 
-
 /// Answers every request except `Login` (see [`login_start`]).
-pub fn handle(state: &mut EdgeState, connection: u64, request: TabletRequest, now: Timestamp) -> TabletResponse {
+pub fn handle(
+    state: &mut EdgeState,
+    connection: u64,
+    request: TabletRequest,
+    now: Timestamp,
+) -> TabletResponse {
     let Some(session) = state.sessions.session_of(connection).cloned() else {
         return TabletResponse::Error(ApiError::NotLoggedIn);
     };
@@ -154,7 +158,9 @@ pub fn handle(state: &mut EdgeState, connection: u64, request: TabletRequest, no
     };
     let device = state.devices.get(&connection).map(|d| d.name.clone()).unwrap_or_default();
     match request {
-        TabletRequest::Login { .. } => TabletResponse::Error(ApiError::Malformed("login is handled separately".into())),
+        TabletRequest::Login { .. } => {
+            TabletResponse::Error(ApiError::Malformed("login is handled separately".into()))
+        }
         TabletRequest::Logout => {
             state.sessions.end_connection(connection);
             audit(state, &device, "logout", json!({"resident": resident_id}), now);
@@ -168,8 +174,22 @@ pub fn handle(state: &mut EdgeState, connection: u64, request: TabletRequest, no
                     id: c.id,
                     name: c.name.clone(),
                     numbers: c.numbers.clone(),
-                    voice: policy::availability(&state.directory, &state.lockdowns, &resident_id, c, Service::Voice, now),
-                    video: policy::availability(&state.directory, &state.lockdowns, &resident_id, c, Service::Video, now),
+                    voice: policy::availability(
+                        &state.directory,
+                        &state.lockdowns,
+                        &resident_id,
+                        c,
+                        Service::Voice,
+                        now,
+                    ),
+                    video: policy::availability(
+                        &state.directory,
+                        &state.lockdowns,
+                        &resident_id,
+                        c,
+                        Service::Video,
+                        now,
+                    ),
                     message: policy::availability(
                         &state.directory,
                         &state.lockdowns,
@@ -184,10 +204,12 @@ pub fn handle(state: &mut EdgeState, connection: u64, request: TabletRequest, no
                 .collect();
             TabletResponse::Contacts(ContactList { contacts, freshness: state.freshness_at(now) })
         }
-        TabletRequest::Hours => match policy::hours(&state.directory, &state.lockdowns, &resident.unit, now) {
-            Ok(view) => TabletResponse::Hours(view),
-            Err(reason) => TabletResponse::Error(ApiError::Unavailable { reason }),
-        },
+        TabletRequest::Hours => {
+            match policy::hours(&state.directory, &state.lockdowns, &resident.unit, now) {
+                Ok(view) => TabletResponse::Hours(view),
+                Err(reason) => TabletResponse::Error(ApiError::Unavailable { reason }),
+            }
+        }
         TabletRequest::PlaceCall { contact, kind, number } => {
             let request = CallRequest { resident: resident_id.clone(), contact, kind, number };
             let decision = policy::decide_call(&state.directory, &state.lockdowns, &request, now);

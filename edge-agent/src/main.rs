@@ -94,7 +94,10 @@ fn init_logging() {
 }
 
 fn actor() -> String {
-    format!("it:{}", std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into()))
+    format!(
+        "it:{}",
+        std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into())
+    )
 }
 
 fn main() -> ExitCode {

@@ -19,7 +19,11 @@ pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
     let mut gauge = |name: &str, help: &str, value: f64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
     };
-    gauge("edge_uplink_up", "1 when the last exchange with central succeeded", f64::from(u8::from(freshness.uplink_up)));
+    gauge(
+        "edge_uplink_up",
+        "1 when the last exchange with central succeeded",
+        f64::from(u8::from(freshness.uplink_up)),
+    );
     gauge(
         "edge_cache_age_seconds",
         "seconds since the last successful sync with central (-1: never synced)",

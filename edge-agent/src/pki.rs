@@ -28,13 +28,23 @@ pub fn server_identity(config: &Config) -> anyhow::Result<Bundle> {
 }
 
 /// Issues a device certificate, records it as admitted, and returns the bundle.
-pub fn provision_device(config: &Config, store: &mut Store, name: &str, actor: &str) -> anyhow::Result<Bundle> {
+pub fn provision_device(
+    config: &Config,
+    store: &mut Store,
+    name: &str,
+    actor: &str,
+) -> anyhow::Result<Bundle> {
     let bundle = authority(config)?.issue_client(name).context("issuing the device certificate")?;
     let fingerprint = bundle.fingerprint()?;
     let now = jiff::Timestamp::now();
     store.register_device(name, &fingerprint, now).context("recording the device")?;
     store
-        .audit_append(actor, "provision-device", &serde_json::json!({"device": name, "fingerprint": fingerprint}), now)
+        .audit_append(
+            actor,
+            "provision-device",
+            &serde_json::json!({"device": name, "fingerprint": fingerprint}),
+            now,
+        )
         .context("auditing the provisioning")?;
     Ok(bundle)
 }

@@ -25,7 +25,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating state directory {}", config.state_dir.display()))?;
     let store = Store::open(&config.db_path()).context("opening the edge database")?;
     let server_identity = pki::server_identity(&config)?;
-    let (state, admitted) = EdgeState::load(config.facility.clone(), store, sync_config(&config)).context("loading the cache")?;
+    let (state, admitted) =
+        EdgeState::load(config.facility.clone(), store, sync_config(&config)).context("loading the cache")?;
     let shared = Shared::new(state, admitted);
 
     let tablets = tablet_api::bind(config.tablet_listen, &server_identity, &shared)

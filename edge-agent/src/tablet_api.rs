@@ -48,7 +48,12 @@ pub fn bind(
     identity: &net::Bundle,
     shared: &Shared,
 ) -> Result<quinn::Endpoint, net::NetError> {
-    quic::server_endpoint(addr, identity, Arc::new(ProvisionedDevices(shared.admitted.clone())), quic::TABLET_ALPN)
+    quic::server_endpoint(
+        addr,
+        identity,
+        Arc::new(ProvisionedDevices(shared.admitted.clone())),
+        quic::TABLET_ALPN,
+    )
 }
 
 pub async fn serve(endpoint: quinn::Endpoint, shared: Shared) {
@@ -147,9 +152,16 @@ async fn respond(shared: &Shared, connection: u64, request: TabletRequest) -> Ta
             match start {
                 LoginStart::Answer(answer) => answer,
                 LoginStart::Verify { pin_hash } => {
-                    let verified = tokio::task::spawn_blocking(move || api::verify_pin(pin_hash.as_deref(), &pin)).await;
+                    let verified =
+                        tokio::task::spawn_blocking(move || api::verify_pin(pin_hash.as_deref(), &pin)).await;
                     let pin_ok = verified.unwrap_or(false);
-                    api::login_finish(&mut shared.lock(), connection, &resident, pin_ok, jiff::Timestamp::now())
+                    api::login_finish(
+                        &mut shared.lock(),
+                        connection,
+                        &resident,
+                        pin_ok,
+                        jiff::Timestamp::now(),
+                    )
                 }
             }
         }

@@ -81,7 +81,14 @@ pub async fn run(config: Config, shared: Shared) {
                         feed(&shared, SyncInput::UplinkDown);
                         continue;
                     };
-                    match rpc::call_within::<_, CentralToEdge>(&conn, &request, MAX_CENTRAL_FRAME, REQUEST_TIMEOUT).await {
+                    match rpc::call_within::<_, CentralToEdge>(
+                        &conn,
+                        &request,
+                        MAX_CENTRAL_FRAME,
+                        REQUEST_TIMEOUT,
+                    )
+                    .await
+                    {
                         Ok(response) => feed(&shared, SyncInput::Response(response)),
                         Err(error) => {
                             tracing::warn!(%error, "uplink request failed");
@@ -109,9 +116,14 @@ pub async fn run(config: Config, shared: Shared) {
                                 state.directory.apply_all(&batch.changes);
                             }
                             state.counters.sync_batches += 1;
-                            tracing::info!(since = batch.since, next = batch.next_cursor,
-                                changes = batch.changes.len(), swept = outcome.swept, ?mode,
-                                "applied a change-feed page");
+                            tracing::info!(
+                                since = batch.since,
+                                next = batch.next_cursor,
+                                changes = batch.changes.len(),
+                                swept = outcome.swept,
+                                ?mode,
+                                "applied a change-feed page"
+                            );
                             SyncInput::Applied { next_cursor: batch.next_cursor }
                         }
                         Err(error) => {

@@ -11,16 +11,8 @@ use proto::central::{ChangeBatch, Entity};
 struct StoreReplica(Store);
 
 impl Replica for StoreReplica {
-    fn apply(
-        &mut self,
-        batch: &ChangeBatch,
-        mode: ApplyMode,
-        now: Timestamp,
-    ) -> Result<(), String> {
-        self.0
-            .apply_batch(batch, mode, now)
-            .map(drop)
-            .map_err(|e| e.to_string())
+    fn apply(&mut self, batch: &ChangeBatch, mode: ApplyMode, now: Timestamp) -> Result<(), String> {
+        self.0.apply_batch(batch, mode, now).map(drop).map_err(|e| e.to_string())
     }
 
     fn record_success(&mut self, now: Timestamp) -> Result<(), String> {
@@ -65,21 +57,11 @@ fn file_store_survives_reopen_at_every_crash() {
         store: Store,
     }
     impl Replica for Reopening {
-        fn apply(
-            &mut self,
-            batch: &ChangeBatch,
-            mode: ApplyMode,
-            now: Timestamp,
-        ) -> Result<(), String> {
-            self.store
-                .apply_batch(batch, mode, now)
-                .map(drop)
-                .map_err(|e| e.to_string())
+        fn apply(&mut self, batch: &ChangeBatch, mode: ApplyMode, now: Timestamp) -> Result<(), String> {
+            self.store.apply_batch(batch, mode, now).map(drop).map_err(|e| e.to_string())
         }
         fn record_success(&mut self, now: Timestamp) -> Result<(), String> {
-            self.store
-                .record_sync_success(now)
-                .map_err(|e| e.to_string())
+            self.store.record_sync_success(now).map_err(|e| e.to_string())
         }
         fn persisted(&self) -> Result<Persisted, String> {
             let state = self.store.sync_state().map_err(|e| e.to_string())?;
@@ -103,13 +85,8 @@ fn file_store_survives_reopen_at_every_crash() {
         let path = dir.path().join("edge.sqlite");
         let store = Store::open(&path).unwrap();
         let mut replica = Reopening { path, store };
-        let config = SimConfig {
-            chaos_steps: 150,
-            ..SimConfig::default()
-        };
-        crashes += sim::run(seed, &mut replica, &config)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .crashes;
+        let config = SimConfig { chaos_steps: 150, ..SimConfig::default() };
+        crashes += sim::run(seed, &mut replica, &config).unwrap_or_else(|e| panic!("{e}")).crashes;
     }
     assert!(crashes > 0);
 }

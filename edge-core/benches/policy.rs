@@ -26,11 +26,7 @@ struct Population {
 }
 
 fn number(contact: usize, which: usize) -> String {
-    format!(
-        "+1555{:03}{:04}",
-        which,
-        contact % 10_000 + (contact / 10_000) % 10
-    )
+    format!("+1555{:03}{:04}", which, contact % 10_000 + (contact / 10_000) % 10)
 }
 
 fn snapshot(pop: &Population, rng: &mut StdRng) -> Vec<Change> {
@@ -48,16 +44,8 @@ fn snapshot(pop: &Population, rng: &mut StdRng) -> Vec<Change> {
         let schedule = (1..=7)
             .flat_map(|weekday| {
                 [
-                    CallingWindow {
-                        weekday,
-                        start_minute: open * 60,
-                        end_minute: 12 * 60,
-                    },
-                    CallingWindow {
-                        weekday,
-                        start_minute: 13 * 60,
-                        end_minute: 22 * 60,
-                    },
+                    CallingWindow { weekday, start_minute: open * 60, end_minute: 12 * 60 },
+                    CallingWindow { weekday, start_minute: 13 * 60, end_minute: 22 * 60 },
                 ]
             })
             .collect();
@@ -100,20 +88,12 @@ fn snapshot(pop: &Population, rng: &mut StdRng) -> Vec<Change> {
         }
     };
     for c in 0..pop.contacts {
-        let approvals = Approvals {
-            voice: approval(rng),
-            video: approval(rng),
-            message: approval(rng),
-        };
+        let approvals = Approvals { voice: approval(rng), video: approval(rng), message: approval(rng) };
         changes.push(Change::Upsert(Entity::Contact(ContactRecord {
             id: ContactId(c as u64),
             resident: ResidentId::new(format!("R{:06}", c % pop.residents)),
             name: format!("Contact {c}"),
-            account_status: if c % 97 == 0 {
-                AccountStatus::Closed
-            } else {
-                AccountStatus::Active
-            },
+            account_status: if c % 97 == 0 { AccountStatus::Closed } else { AccountStatus::Active },
             approvals,
             numbers: vec![number(c, 0), number(c, 1)],
             video_balance_cents: rng.gen_range(0..5_000),
@@ -125,10 +105,7 @@ fn snapshot(pop: &Population, rng: &mut StdRng) -> Vec<Change> {
             } else {
                 BlockScope::Facility(FacilityId::new("bench-01"))
             };
-            changes.push(Change::Upsert(Entity::Block(BlockRecord {
-                number: number(c, 0),
-                scope,
-            })));
+            changes.push(Change::Upsert(Entity::Block(BlockRecord { number: number(c, 0), scope })));
         }
         if c % 1000 == 3 {
             changes.push(Change::Upsert(Entity::Privileged(PrivilegedNumberRecord {
@@ -148,33 +125,18 @@ fn requests(pop: &Population, rng: &mut StdRng) -> Vec<(CallRequest, Timestamp)>
         .map(|_| {
             let contact = rng.gen_range(0..pop.contacts);
             // Mostly the contact's own resident; sometimes someone else's.
-            let resident = if rng.gen_bool(0.97) {
-                contact % pop.residents
-            } else {
-                rng.gen_range(0..pop.residents)
-            };
-            let kind = if rng.gen_bool(0.5) {
-                CallKind::Voice
-            } else {
-                CallKind::Video
-            };
+            let resident =
+                if rng.gen_bool(0.97) { contact % pop.residents } else { rng.gen_range(0..pop.residents) };
+            let kind = if rng.gen_bool(0.5) { CallKind::Voice } else { CallKind::Video };
             let number = match rng.gen_range(0..10) {
                 0 => Some(number(contact, 1)),
                 1 => Some("+18005550100".to_string()),
                 _ => None,
             };
             // Mostly inside calling hours, where every check runs.
-            let hour = if rng.gen_bool(0.85) {
-                rng.gen_range(9..21)
-            } else {
-                rng.gen_range(0..24)
-            };
-            let day = first_day
-                .checked_add(jiff::Span::new().days(rng.gen_range(0..14)))
-                .unwrap();
-            let now = tz
-                .to_timestamp(day.at(hour, rng.gen_range(0..60), rng.gen_range(0..60), 0))
-                .unwrap();
+            let hour = if rng.gen_bool(0.85) { rng.gen_range(9..21) } else { rng.gen_range(0..24) };
+            let day = first_day.checked_add(jiff::Span::new().days(rng.gen_range(0..14))).unwrap();
+            let now = tz.to_timestamp(day.at(hour, rng.gen_range(0..60), rng.gen_range(0..60), 0)).unwrap();
             let req = CallRequest {
                 resident: ResidentId::new(format!("R{resident:06}")),
                 contact: ContactId(contact as u64),
@@ -221,12 +183,7 @@ fn run(label: &str, pop: Population) -> Figures {
     samples.sort_unstable();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let pick = |q: f64| us(samples[((samples.len() - 1) as f64 * q) as usize]);
-    let figures = Figures {
-        p50: pick(0.50),
-        p99: pick(0.99),
-        max: us(*samples.last().unwrap()),
-        allowed,
-    };
+    let figures = Figures { p50: pick(0.50), p99: pick(0.99), max: us(*samples.last().unwrap()), allowed };
     let counts = dir.counts();
     println!(
         "{label:>5}: {} contacts ({} residents, {} blocks, {} privileged, {} suspensions): \
@@ -247,20 +204,8 @@ fn run(label: &str, pop: Population) -> Figures {
 }
 
 fn main() {
-    let small = run(
-        "100",
-        Population {
-            residents: 20,
-            contacts: 100,
-        },
-    );
-    let large = run(
-        "100k",
-        Population {
-            residents: 2_000,
-            contacts: 100_000,
-        },
-    );
+    let small = run("100", Population { residents: 20, contacts: 100 });
+    let large = run("100k", Population { residents: 2_000, contacts: 100_000 });
     println!(
         "p99 ratio 100k/100: {:.2} (goal: p99 <= 20 us at 100k: {})",
         large.p99 / small.p99,

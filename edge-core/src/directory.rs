@@ -19,8 +19,8 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use proto::central::{Change, Entity, EntityKey};
 use proto::domain::{
-    BlockRecord, CallKind, ContactId, ContactRecord, FacilityRecord, HousingUnitRecord,
-    LockdownScope, PrivilegedNumberRecord, ResidentId, ResidentRecord, SuspensionRecord, UnitId,
+    BlockRecord, CallKind, ContactId, ContactRecord, FacilityRecord, HousingUnitRecord, LockdownScope,
+    PrivilegedNumberRecord, ResidentId, ResidentRecord, SuspensionRecord, UnitId,
 };
 
 use crate::policy::NumberKey;
@@ -113,11 +113,10 @@ impl Directory {
     pub fn upsert(&mut self, entity: Entity) {
         match entity {
             Entity::Facility(record) => {
-                let time_zone =
-                    TimeZone::get(&record.time_zone).map_err(|e| FacilityError::BadTimeZone {
-                        name: record.time_zone.clone(),
-                        detail: e.to_string(),
-                    });
+                let time_zone = TimeZone::get(&record.time_zone).map_err(|e| FacilityError::BadTimeZone {
+                    name: record.time_zone.clone(),
+                    detail: e.to_string(),
+                });
                 self.facility = Some(FacilityEntry { record, time_zone });
             }
             Entity::Unit(unit) => {
@@ -134,10 +133,7 @@ impl Directory {
                 }
             }
             Entity::Privileged(record) => {
-                let map = self
-                    .privileged
-                    .entry(NumberKey::of(&record.number))
-                    .or_default();
+                let map = self.privileged.entry(NumberKey::of(&record.number)).or_default();
                 if map.insert(record.number.clone(), record).is_none() {
                     self.privileged_count += 1;
                 }
@@ -145,10 +141,7 @@ impl Directory {
             Entity::Suspension(suspension) => self.upsert_suspension(suspension),
             Entity::CapUsage(usage) => {
                 let per_resident = self.cap_usage.entry(usage.resident).or_default();
-                if per_resident
-                    .insert((usage.kind, usage.period_start), usage.used_secs)
-                    .is_none()
-                {
+                if per_resident.insert((usage.kind, usage.period_start), usage.used_secs).is_none() {
                     self.cap_usage_count += 1;
                 }
             }
@@ -181,10 +174,7 @@ impl Directory {
             let old_resident = old.resident.clone();
             self.unindex_suspension(&old_resident, suspension.id);
         }
-        self.suspensions_by_resident
-            .entry(suspension.resident.clone())
-            .or_default()
-            .insert(suspension.id);
+        self.suspensions_by_resident.entry(suspension.resident.clone()).or_default().insert(suspension.id);
         self.suspensions.insert(suspension.id, suspension);
     }
 
@@ -239,11 +229,7 @@ impl Directory {
                     self.unindex_suspension(&old.resident, old.id);
                 }
             }
-            EntityKey::CapUsage {
-                resident,
-                kind,
-                period_start,
-            } => {
+            EntityKey::CapUsage { resident, kind, period_start } => {
                 if let Some(per_resident) = self.cap_usage.get_mut(resident) {
                     if per_resident.remove(&(*kind, *period_start)).is_some() {
                         self.cap_usage_count -= 1;
@@ -297,10 +283,7 @@ impl Directory {
     }
 
     /// A resident's contacts ordered by name, then id.
-    pub fn contacts_of<'a>(
-        &'a self,
-        resident: &ResidentId,
-    ) -> impl Iterator<Item = &'a ContactRecord> + 'a {
+    pub fn contacts_of<'a>(&'a self, resident: &ResidentId) -> impl Iterator<Item = &'a ContactRecord> + 'a {
         self.contacts_by_resident
             .get(resident)
             .into_iter()
@@ -311,17 +294,12 @@ impl Directory {
     /// Every block on `number`, whatever its spelling (`+1 (555) 123-4567`
     /// and `15551234567` are the same number).
     pub fn blocks_for<'a>(&'a self, number: &str) -> impl Iterator<Item = &'a BlockRecord> + 'a {
-        self.blocks
-            .get(&NumberKey::of(number))
-            .into_iter()
-            .flatten()
+        self.blocks.get(&NumberKey::of(number)).into_iter().flatten()
     }
 
     /// The privileged record for `number`, whatever its spelling.
     pub fn privileged(&self, number: &str) -> Option<&PrivilegedNumberRecord> {
-        self.privileged
-            .get(&NumberKey::of(number))
-            .and_then(|map| map.values().next())
+        self.privileged.get(&NumberKey::of(number)).and_then(|map| map.values().next())
     }
 
     /// A resident's suspensions, in id order, including ones that have
@@ -374,9 +352,7 @@ impl Directory {
 mod tests {
     use super::*;
     use jiff::civil::date;
-    use proto::domain::{
-        AccountStatus, Approval, Approvals, BlockScope, CapUsageRecord, FacilityId,
-    };
+    use proto::domain::{AccountStatus, Approval, Approvals, BlockScope, CapUsageRecord, FacilityId};
 
     fn contact(id: u64, resident: &str, name: &str) -> ContactRecord {
         let approved = Approval::Approved;
@@ -385,11 +361,7 @@ mod tests {
             resident: ResidentId::new(resident),
             name: name.into(),
             account_status: AccountStatus::Active,
-            approvals: Approvals {
-                voice: approved,
-                video: approved,
-                message: approved,
-            },
+            approvals: Approvals { voice: approved, video: approved, message: approved },
             numbers: vec![format!("+1555000{id:04}")],
             video_balance_cents: 0,
             video_rate_cents_per_min: 0,
@@ -397,9 +369,7 @@ mod tests {
     }
 
     fn names(dir: &Directory, resident: &str) -> Vec<(String, u64)> {
-        dir.contacts_of(&ResidentId::new(resident))
-            .map(|c| (c.name.clone(), c.id.0))
-            .collect()
+        dir.contacts_of(&ResidentId::new(resident)).map(|c| (c.name.clone(), c.id.0)).collect()
     }
 
     fn s(name: &str, id: u64) -> (String, u64) {
@@ -413,10 +383,7 @@ mod tests {
             dir.upsert(Entity::Contact(contact(id, "R1", name)));
         }
         dir.upsert(Entity::Contact(contact(9, "R2", "Zed")));
-        assert_eq!(
-            names(&dir, "R1"),
-            [s("Alice", 2), s("Bob", 1), s("Bob", 4), s("Carol", 3)]
-        );
+        assert_eq!(names(&dir, "R1"), [s("Alice", 2), s("Bob", 1), s("Bob", 4), s("Carol", 3)]);
         assert_eq!(names(&dir, "R2"), [s("Zed", 9)]);
         assert!(names(&dir, "R3").is_empty());
     }
@@ -435,9 +402,7 @@ mod tests {
         dir.delete(&EntityKey::Contact(ContactId(1)));
         assert!(names(&dir, "R2").is_empty());
         assert!(dir.contact(ContactId(1)).is_none());
-        assert!(!dir
-            .contacts_by_resident
-            .contains_key(&ResidentId::new("R2")));
+        assert!(!dir.contacts_by_resident.contains_key(&ResidentId::new("R2")));
     }
 
     #[test]
@@ -449,10 +414,7 @@ mod tests {
             EntityKey::Unit(UnitId::new("X")),
             EntityKey::Resident(ResidentId::new("X")),
             EntityKey::Contact(ContactId(77)),
-            EntityKey::Block(BlockRecord {
-                number: "+15550000001".into(),
-                scope: BlockScope::AllFacilities,
-            }),
+            EntityKey::Block(BlockRecord { number: "+15550000001".into(), scope: BlockScope::AllFacilities }),
             EntityKey::Privileged("+15550000001".into()),
             EntityKey::Suspension(5),
             EntityKey::CapUsage {
@@ -470,10 +432,7 @@ mod tests {
     #[test]
     fn blocks_are_found_under_any_spelling_and_deleted_one_by_one() {
         let mut dir = Directory::new();
-        let all = BlockRecord {
-            number: "+15551234567".into(),
-            scope: BlockScope::AllFacilities,
-        };
+        let all = BlockRecord { number: "+15551234567".into(), scope: BlockScope::AllFacilities };
         let here = BlockRecord {
             number: "1 (555) 123-4567".into(),
             scope: BlockScope::Facility(FacilityId::new("F")),
@@ -539,10 +498,7 @@ mod tests {
         dir.upsert(usage(100));
         dir.upsert(usage(250));
         let r1 = ResidentId::new("R1");
-        assert_eq!(
-            dir.cap_used_secs(&r1, CallKind::Video, date(2026, 3, 1)),
-            250
-        );
+        assert_eq!(dir.cap_used_secs(&r1, CallKind::Video, date(2026, 3, 1)), 250);
         assert_eq!(dir.cap_used_secs(&r1, CallKind::Voice, date(2026, 3, 1)), 0);
         assert_eq!(dir.counts().cap_usage, 1);
     }
@@ -551,13 +507,9 @@ mod tests {
     fn facility_time_zone_is_parsed_on_upsert() {
         let mut dir = Directory::new();
         assert_eq!(dir.time_zone().unwrap_err(), FacilityError::Missing);
-        let mut record =
-            FacilityRecord::with_defaults(FacilityId::new("F"), "F", "America/Los_Angeles");
+        let mut record = FacilityRecord::with_defaults(FacilityId::new("F"), "F", "America/Los_Angeles");
         dir.upsert(Entity::Facility(record.clone()));
-        assert_eq!(
-            dir.time_zone().unwrap().iana_name(),
-            Some("America/Los_Angeles")
-        );
+        assert_eq!(dir.time_zone().unwrap().iana_name(), Some("America/Los_Angeles"));
         record.time_zone = "Not/AZone".into();
         dir.apply(&Change::Upsert(Entity::Facility(record)));
         assert!(matches!(

@@ -81,15 +81,7 @@ pub fn decide_call(
     now: Timestamp,
 ) -> CallDecision {
     let contact = dir.contact(req.contact).ok_or(req.contact);
-    match decide(
-        dir,
-        lockdowns,
-        &req.resident,
-        contact,
-        req.kind,
-        req.number.as_deref(),
-        now,
-    ) {
+    match decide(dir, lockdowns, &req.resident, contact, req.kind, req.number.as_deref(), now) {
         Ok(allowed) => allowed,
         Err(reason) => CallDecision::Denied(reason),
     }
@@ -112,26 +104,8 @@ pub fn availability(
     now: Timestamp,
 ) -> Availability {
     let outcome = match service {
-        Service::Voice => decide(
-            dir,
-            lockdowns,
-            resident,
-            Ok(contact),
-            CallKind::Voice,
-            None,
-            now,
-        )
-        .map(drop),
-        Service::Video => decide(
-            dir,
-            lockdowns,
-            resident,
-            Ok(contact),
-            CallKind::Video,
-            None,
-            now,
-        )
-        .map(drop),
+        Service::Voice => decide(dir, lockdowns, resident, Ok(contact), CallKind::Voice, None, now).map(drop),
+        Service::Video => decide(dir, lockdowns, resident, Ok(contact), CallKind::Video, None, now).map(drop),
         Service::Message => message_allowed(dir, resident, contact, now),
     };
     match outcome {
@@ -156,11 +130,8 @@ pub fn hours(
     let unit_record = dir.unit(unit).ok_or_else(|| unknown_unit(unit))?;
     let local_date = tz.to_datetime(now).date();
     let schedule = &unit_record.schedule;
-    let today = day_windows(tz, schedule, local_date)
-        .map_err(time_error)?
-        .into_iter()
-        .map(|w| w.view(tz))
-        .collect();
+    let today =
+        day_windows(tz, schedule, local_date).map_err(time_error)?.into_iter().map(|w| w.view(tz)).collect();
     let found = locate(tz, schedule, local_date, now).map_err(time_error)?;
     Ok(HoursView {
         time_zone: facility.time_zone.clone(),
@@ -256,22 +227,13 @@ fn subject<'a>(
     now: Timestamp,
 ) -> Result<Subject<'a>, DenyReason> {
     let (facility, tz) = dir.facility_with_time_zone().map_err(misconfigured)?;
-    let resident = dir
-        .resident(resident_id)
-        .filter(|r| r.active)
-        .ok_or(DenyReason::ResidentInactive)?;
+    let resident = dir.resident(resident_id).filter(|r| r.active).ok_or(DenyReason::ResidentInactive)?;
     let contact = match contact {
         Ok(c) if &c.resident == resident_id => c,
         Ok(c) => return Err(DenyReason::UnknownContact { contact: c.id }),
         Err(id) => return Err(DenyReason::UnknownContact { contact: id }),
     };
-    Ok(Subject {
-        facility,
-        tz,
-        resident,
-        contact,
-        local_today: tz.to_datetime(now).date(),
-    })
+    Ok(Subject { facility, tz, resident, contact, local_today: tz.to_datetime(now).date() })
 }
 
 fn message_allowed(
@@ -308,9 +270,7 @@ fn decide(
         CallKind::Video => video_paid_secs(s.contact)?,
     };
 
-    let unit = dir
-        .unit(&s.resident.unit)
-        .ok_or_else(|| unknown_unit(&s.resident.unit))?;
+    let unit = dir.unit(&s.resident.unit).ok_or_else(|| unknown_unit(&s.resident.unit))?;
     let found = locate(s.tz, &unit.schedule, s.local_today, now).map_err(time_error)?;
     let useful = s.facility.warning_secs.max(1);
     let window_secs = match &found.current {
@@ -318,9 +278,7 @@ fn decide(
         None => 0,
     };
     if window_secs < useful {
-        return Err(DenyReason::OutsideCallingHours {
-            next_window: found.next.map(|w| w.view(s.tz)),
-        });
+        return Err(DenyReason::OutsideCallingHours { next_window: found.next.map(|w| w.view(s.tz)) });
     }
 
     let cap_secs = cap_remaining_secs(dir, &s, kind, useful)?;
@@ -408,23 +366,16 @@ fn check_number(
         },
     };
     if dir.privileged(number).is_some() {
-        return Err(DenyReason::PrivilegedNumber {
-            notice: s.facility.legal_call_notice.clone(),
-        });
+        return Err(DenyReason::PrivilegedNumber { notice: s.facility.legal_call_notice.clone() });
     }
     if kind == CallKind::Voice {
         if is_barred(number, &s.facility.barred_prefixes) {
-            return Err(DenyReason::BarredNumber {
-                number: number.to_string(),
-            });
+            return Err(DenyReason::BarredNumber { number: number.to_string() });
         }
         let key = NumberKey::of(number);
-        let authorized =
-            !key.is_empty() && s.contact.numbers.iter().any(|n| NumberKey::of(n) == key);
+        let authorized = !key.is_empty() && s.contact.numbers.iter().any(|n| NumberKey::of(n) == key);
         if !authorized {
-            return Err(DenyReason::NumberNotAuthorized {
-                number: number.to_string(),
-            });
+            return Err(DenyReason::NumberNotAuthorized { number: number.to_string() });
         }
     }
     let here = &s.facility.id;
@@ -433,10 +384,7 @@ fn check_number(
         proto::domain::BlockScope::Facility(f) => f == here,
     });
     match block {
-        Some(b) => Err(DenyReason::NumberBlocked {
-            number: number.to_string(),
-            scope: b.scope.clone(),
-        }),
+        Some(b) => Err(DenyReason::NumberBlocked { number: number.to_string(), scope: b.scope.clone() }),
         None => Ok(()),
     }
 }
@@ -451,15 +399,10 @@ fn video_paid_secs(contact: &ContactRecord) -> Result<Option<u32>, DenyReason> {
     }
     let balance = contact.video_balance_cents;
     if balance < i64::from(rate) {
-        return Err(DenyReason::InsufficientBalance {
-            balance_cents: balance,
-            rate_cents_per_min: rate,
-        });
+        return Err(DenyReason::InsufficientBalance { balance_cents: balance, rate_cents_per_min: rate });
     }
     let minutes = balance / i64::from(rate);
-    Ok(Some(
-        u32::try_from(minutes.saturating_mul(60)).unwrap_or(u32::MAX),
-    ))
+    Ok(Some(u32::try_from(minutes.saturating_mul(60)).unwrap_or(u32::MAX)))
 }
 
 /// The smallest remaining allowance over the facility's cap rules for `kind`
@@ -485,10 +428,7 @@ fn cap_remaining_secs(
         let allowed = i64::from(rule.minutes) * 60;
         let remaining = u32::try_from((allowed - i64::from(used)).max(0)).unwrap_or(u32::MAX);
         if remaining < useful {
-            return Err(DenyReason::CapReached {
-                kind,
-                resets_on: period.next_start,
-            });
+            return Err(DenyReason::CapReached { kind, resets_on: period.next_start });
         }
         smallest = Some(smallest.map_or(remaining, |m| m.min(remaining)));
     }
@@ -588,11 +528,7 @@ fn day_windows(
         let end = local_instant(tz, date, end)?;
         // A window wholly inside a spring-forward gap holds no real time.
         if start < end {
-            windows.push(LocalWindow {
-                start,
-                end,
-                local_date: date,
-            });
+            windows.push(LocalWindow { start, end, local_date: date });
         }
     }
     Ok(windows)
@@ -662,21 +598,15 @@ fn secs_u32(duration: SignedDuration) -> u32 {
 }
 
 fn misconfigured(error: FacilityError) -> DenyReason {
-    DenyReason::FacilityMisconfigured {
-        detail: error.to_string(),
-    }
+    DenyReason::FacilityMisconfigured { detail: error.to_string() }
 }
 
 fn unknown_unit(unit: &UnitId) -> DenyReason {
-    DenyReason::FacilityMisconfigured {
-        detail: format!("housing unit {unit} is not in the directory"),
-    }
+    DenyReason::FacilityMisconfigured { detail: format!("housing unit {unit} is not in the directory") }
 }
 
 fn time_error(error: jiff::Error) -> DenyReason {
-    DenyReason::FacilityMisconfigured {
-        detail: format!("calendar arithmetic failed: {error}"),
-    }
+    DenyReason::FacilityMisconfigured { detail: format!("calendar arithmetic failed: {error}") }
 }
 
 #[cfg(test)]
@@ -687,12 +617,7 @@ mod tests {
     #[test]
     fn number_keys_agree_across_spellings() {
         let key = NumberKey::of("+15551234567");
-        for spelling in [
-            "15551234567",
-            "5551234567",
-            "(555) 123-4567",
-            "+1 555.123.4567",
-        ] {
+        for spelling in ["15551234567", "5551234567", "(555) 123-4567", "+1 555.123.4567"] {
             assert_eq!(NumberKey::of(spelling), key, "{spelling}");
         }
         assert_eq!(NumberKey::of("+44 20 7946 0000").as_str(), "+442079460000");
@@ -703,14 +628,7 @@ mod tests {
     #[test]
     fn barred_by_national_prefix_or_short_code() {
         let barred = proto::domain::FacilityRecord::default_barred_prefixes();
-        for n in [
-            "+18005551234",
-            "18005551234",
-            "8005551234",
-            "900-555-0000",
-            "911",
-            "+1411",
-        ] {
+        for n in ["+18005551234", "18005551234", "8005551234", "900-555-0000", "911", "+1411"] {
             assert!(is_barred(n, &barred), "{n}");
         }
         for n in ["+15558005555", "+448001234567", "5551234", "+19", ""] {
@@ -726,10 +644,7 @@ mod tests {
         let p = cap_period(anchor, 14, date(2026, 3, 14)).unwrap();
         assert_eq!((p.start, p.next_start), (anchor, date(2026, 3, 15)));
         let p = cap_period(anchor, 14, date(2026, 3, 15)).unwrap();
-        assert_eq!(
-            (p.start, p.next_start),
-            (date(2026, 3, 15), date(2026, 3, 29))
-        );
+        assert_eq!((p.start, p.next_start), (date(2026, 3, 15), date(2026, 3, 29)));
         // Before the anchor, periods continue backwards.
         let p = cap_period(anchor, 14, date(2026, 2, 28)).unwrap();
         assert_eq!((p.start, p.next_start), (date(2026, 2, 15), anchor));

@@ -102,17 +102,10 @@ pub enum SyncOutput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncEvent {
     /// A request or apply failed; the next request waits until `retry_at`.
-    BackingOff {
-        cause: FailureCause,
-        consecutive_failures: u32,
-        retry_at: Timestamp,
-    },
+    BackingOff { cause: FailureCause, consecutive_failures: u32, retry_at: Timestamp },
     /// Central no longer has the changes after `expired_cursor`: everything is
     /// fetched again from cursor 0 while the old data keeps being served.
-    ResyncStarted {
-        expired_cursor: u64,
-        oldest_valid: u64,
-    },
+    ResyncStarted { expired_cursor: u64, oldest_valid: u64 },
     /// The final page of a resync was applied.
     ResyncCompleted { cursor: u64 },
     /// A response or report that does not belong to the current request.
@@ -257,9 +250,7 @@ impl SyncCore {
                 if let Phase::InFlight { .. } = self.phase {
                     self.fail(now, FailureCause::Transport(error));
                 } else {
-                    self.ignore(format!(
-                        "transport failure with no request in flight: {error}"
-                    ));
+                    self.ignore(format!("transport failure with no request in flight: {error}"));
                 }
             }
             SyncInput::Applied { next_cursor } => {
@@ -270,21 +261,13 @@ impl SyncCore {
                     if self.resync && !more {
                         self.resync = false;
                         self.resync_floor = 0;
-                        self.emit(SyncOutput::Event(SyncEvent::ResyncCompleted {
-                            cursor: next_cursor,
-                        }));
+                        self.emit(SyncOutput::Event(SyncEvent::ResyncCompleted { cursor: next_cursor }));
                     }
                     self.phase = Phase::Waiting {
-                        at: if more {
-                            None
-                        } else {
-                            Some(after(now, self.config.poll_interval))
-                        },
+                        at: if more { None } else { Some(after(now, self.config.poll_interval)) },
                     };
                 } else {
-                    self.ignore(format!(
-                        "Applied({next_cursor}) with no batch being applied"
-                    ));
+                    self.ignore(format!("Applied({next_cursor}) with no batch being applied"));
                 }
             }
             SyncInput::ApplyFailed { error } => {
@@ -300,62 +283,39 @@ impl SyncCore {
 
     fn on_response(&mut self, now: Timestamp, response: CentralToEdge) {
         let Phase::InFlight { since, .. } = self.phase else {
-            self.ignore(format!(
-                "response with no request in flight: {}",
-                describe(&response)
-            ));
+            self.ignore(format!("response with no request in flight: {}", describe(&response)));
             return;
         };
         match response {
             CentralToEdge::Changes(batch) if batch.since != since => {
-                self.ignore(format!(
-                    "page from cursor {} while asking from {since}",
-                    batch.since
-                ));
+                self.ignore(format!("page from cursor {} while asking from {since}", batch.since));
             }
             CentralToEdge::Changes(batch) if batch.next_cursor < batch.since => {
-                let problem = format!(
-                    "page moves the cursor back from {} to {}",
-                    batch.since, batch.next_cursor
-                );
+                let problem =
+                    format!("page moves the cursor back from {} to {}", batch.since, batch.next_cursor);
                 self.fail(now, FailureCause::BadResponse(problem));
             }
             CentralToEdge::Changes(batch) => {
-                let nothing_new =
-                    batch.changes.is_empty() && batch.next_cursor == batch.since && !batch.more;
+                let nothing_new = batch.changes.is_empty() && batch.next_cursor == batch.since && !batch.more;
                 if nothing_new && !self.resync {
                     self.last_success = Some(now);
                     self.consecutive_failures = 0;
                     self.emit(SyncOutput::RecordSuccess { at: now });
-                    self.phase = Phase::Waiting {
-                        at: Some(after(now, self.config.poll_interval)),
-                    };
+                    self.phase = Phase::Waiting { at: Some(after(now, self.config.poll_interval)) };
                 } else {
-                    let mode = if self.resync {
-                        ApplyMode::Resync
-                    } else {
-                        ApplyMode::Normal
-                    };
+                    let mode = if self.resync { ApplyMode::Resync } else { ApplyMode::Normal };
                     self.phase = Phase::Applying { more: batch.more };
                     self.emit(SyncOutput::Apply { batch, mode });
                 }
             }
             CentralToEdge::CursorExpired { since: expired, .. } if expired != since => {
-                self.ignore(format!(
-                    "CursorExpired for {expired} while asking from {since}"
-                ));
+                self.ignore(format!("CursorExpired for {expired} while asking from {since}"));
             }
-            CentralToEdge::CursorExpired {
-                since: 0,
-                oldest_valid,
-            } => {
+            CentralToEdge::CursorExpired { since: 0, oldest_valid } => {
                 let problem = format!("cursor 0 reported expired (oldest valid {oldest_valid})");
                 self.fail(now, FailureCause::BadResponse(problem));
             }
-            CentralToEdge::CursorExpired {
-                since: expired,
-                oldest_valid,
-            } => {
+            CentralToEdge::CursorExpired { since: expired, oldest_valid } => {
                 self.cursor = 0;
                 self.resync = true;
                 self.resync_floor = oldest_valid;
@@ -415,10 +375,8 @@ impl SyncCore {
         }
         if let Phase::Waiting { at } = self.phase {
             if self.uplink_up && at.is_none_or(|at| at <= now) {
-                self.phase = Phase::InFlight {
-                    since: self.cursor,
-                    deadline: after(now, self.config.request_timeout),
-                };
+                self.phase =
+                    Phase::InFlight { since: self.cursor, deadline: after(now, self.config.request_timeout) };
                 self.emit(SyncOutput::Send(EdgeToCentral::Changes {
                     facility: self.facility.clone(),
                     since: self.cursor,

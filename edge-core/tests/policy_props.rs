@@ -107,12 +107,7 @@ fn scenario(c: &Case) -> Scenario {
     f.video_limit_secs = c.video_limit;
     f.warning_secs = c.warning;
     if let Some(minutes) = c.cap_minutes {
-        f.caps.push(CapRule {
-            kind: c.kind,
-            minutes,
-            period_days: CAP_DAYS as u16,
-            anchor: CAP_ANCHOR,
-        });
+        f.caps.push(CapRule { kind: c.kind, minutes, period_days: CAP_DAYS as u16, anchor: CAP_ANCHOR });
         s.add(Entity::CapUsage(CapUsageRecord {
             resident: ResidentId::new(RESIDENT),
             kind: c.kind,
@@ -131,15 +126,8 @@ fn raw_windows(schedule: &[CallingWindow], now: Timestamp) -> Vec<(Timestamp, Ti
     let tz = la();
     let today = tz.to_datetime(now).date();
     let at = |d: Date, minute: u16| -> Timestamp {
-        let (d, minute) = if minute == 1440 {
-            (d.tomorrow().unwrap(), 0)
-        } else {
-            (d, minute)
-        };
-        d.at((minute / 60) as i8, (minute % 60) as i8, 0, 0)
-            .to_zoned(tz.clone())
-            .unwrap()
-            .timestamp()
+        let (d, minute) = if minute == 1440 { (d.tomorrow().unwrap(), 0) } else { (d, minute) };
+        d.at((minute / 60) as i8, (minute % 60) as i8, 0, 0).to_zoned(tz.clone()).unwrap().timestamp()
     };
     let mut out = Vec::new();
     for offset in -1..=9i64 {

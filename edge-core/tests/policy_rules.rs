@@ -48,11 +48,7 @@ fn rows() -> Vec<Row> {
             name: "contact unknown",
             video: false,
             cause: |s| s.req.contact = ContactId(999),
-            expect: |r| {
-                *r == DenyReason::UnknownContact {
-                    contact: ContactId(999),
-                }
-            },
+            expect: |r| *r == DenyReason::UnknownContact { contact: ContactId(999) },
         },
         Row {
             name: "contact belongs to another resident",
@@ -69,11 +65,7 @@ fn rows() -> Vec<Row> {
             cause: |s| {
                 s.lockdowns.insert(LockdownScope::Facility);
             },
-            expect: |r| {
-                *r == DenyReason::Lockdown {
-                    scope: LockdownScope::Facility,
-                }
-            },
+            expect: |r| *r == DenyReason::Lockdown { scope: LockdownScope::Facility },
         },
         Row {
             name: "lockdown of the resident's unit",
@@ -81,11 +73,7 @@ fn rows() -> Vec<Row> {
             cause: |s| {
                 s.lockdowns.insert(LockdownScope::Unit(UnitId::new(UNIT)));
             },
-            expect: |r| {
-                *r == DenyReason::Lockdown {
-                    scope: LockdownScope::Unit(UnitId::new(UNIT)),
-                }
-            },
+            expect: |r| *r == DenyReason::Lockdown { scope: LockdownScope::Unit(UnitId::new(UNIT)) },
         },
         Row {
             name: "voice suspension",
@@ -119,23 +107,13 @@ fn rows() -> Vec<Row> {
             name: "voice approval pending",
             video: false,
             cause: |s| s.contact().approvals.voice = Approval::Pending,
-            expect: |r| {
-                *r == DenyReason::NotApproved {
-                    service: Service::Voice,
-                    status: Approval::Pending,
-                }
-            },
+            expect: |r| *r == DenyReason::NotApproved { service: Service::Voice, status: Approval::Pending },
         },
         Row {
             name: "video approval rejected",
             video: true,
             cause: |s| s.contact().approvals.video = Approval::Rejected,
-            expect: |r| {
-                *r == DenyReason::NotApproved {
-                    service: Service::Video,
-                    status: Approval::Rejected,
-                }
-            },
+            expect: |r| *r == DenyReason::NotApproved { service: Service::Video, status: Approval::Rejected },
         },
         Row {
             name: "no number to dial",
@@ -166,11 +144,7 @@ fn rows() -> Vec<Row> {
                 s.contact().numbers.push("+18005551234".into());
                 s.dial("+18005551234");
             },
-            expect: |r| {
-                *r == DenyReason::BarredNumber {
-                    number: "+18005551234".into(),
-                }
-            },
+            expect: |r| *r == DenyReason::BarredNumber { number: "+18005551234".into() },
         },
         Row {
             name: "number not among the contact's numbers",
@@ -178,11 +152,7 @@ fn rows() -> Vec<Row> {
             cause: |s| {
                 s.dial("+15559990000");
             },
-            expect: |r| {
-                *r == DenyReason::NumberNotAuthorized {
-                    number: "+15559990000".into(),
-                }
-            },
+            expect: |r| *r == DenyReason::NumberNotAuthorized { number: "+15559990000".into() },
         },
         Row {
             name: "number blocked at all facilities",
@@ -191,20 +161,14 @@ fn rows() -> Vec<Row> {
                 s.add(block(PRIMARY, BlockScope::AllFacilities));
             },
             expect: |r| {
-                *r == DenyReason::NumberBlocked {
-                    number: PRIMARY.into(),
-                    scope: BlockScope::AllFacilities,
-                }
+                *r == DenyReason::NumberBlocked { number: PRIMARY.into(), scope: BlockScope::AllFacilities }
             },
         },
         Row {
             name: "number blocked at this facility",
             video: false,
             cause: |s| {
-                s.add(block(
-                    PRIMARY,
-                    BlockScope::Facility(FacilityId::new(FACILITY)),
-                ));
+                s.add(block(PRIMARY, BlockScope::Facility(FacilityId::new(FACILITY))));
             },
             expect: |r| matches!(r, DenyReason::NumberBlocked { scope: BlockScope::Facility(f), .. } if f.as_str() == FACILITY),
         },
@@ -220,12 +184,7 @@ fn rows() -> Vec<Row> {
             name: "video balance below one minute",
             video: true,
             cause: |s| s.contact().video_balance_cents = 24,
-            expect: |r| {
-                *r == DenyReason::InsufficientBalance {
-                    balance_cents: 24,
-                    rate_cents_per_min: 25,
-                }
-            },
+            expect: |r| *r == DenyReason::InsufficientBalance { balance_cents: 24, rate_cents_per_min: 25 },
         },
         Row {
             name: "outside calling hours",
@@ -254,12 +213,7 @@ fn rows() -> Vec<Row> {
             video: false,
             cause: |s| {
                 // Tuesday is weekday 2; leave it out.
-                s.schedule(
-                    [1, 3, 4, 5, 6, 7]
-                        .into_iter()
-                        .map(|d| window(d, (8, 0), (22, 0)))
-                        .collect(),
-                );
+                s.schedule([1, 3, 4, 5, 6, 7].into_iter().map(|d| window(d, (8, 0), (22, 0))).collect());
             },
             expect: |r| matches!(r, DenyReason::OutsideCallingHours { next_window: Some(w) } if w.starts_at == local("2026-03-11T08:00")),
         },
@@ -270,12 +224,7 @@ fn rows() -> Vec<Row> {
                 s.facility().caps.push(cap(CallKind::Voice, 100));
                 s.add(usage(CallKind::Voice, date(2026, 3, 1), 100 * 60 - 59));
             },
-            expect: |r| {
-                *r == DenyReason::CapReached {
-                    kind: CallKind::Voice,
-                    resets_on: date(2026, 3, 15),
-                }
-            },
+            expect: |r| *r == DenyReason::CapReached { kind: CallKind::Voice, resets_on: date(2026, 3, 15) },
         },
         Row {
             name: "video cap exhausted",
@@ -284,12 +233,7 @@ fn rows() -> Vec<Row> {
                 s.facility().caps.push(cap(CallKind::Video, 10));
                 s.add(usage(CallKind::Video, date(2026, 3, 1), 10 * 60));
             },
-            expect: |r| {
-                *r == DenyReason::CapReached {
-                    kind: CallKind::Video,
-                    resets_on: date(2026, 3, 15),
-                }
-            },
+            expect: |r| *r == DenyReason::CapReached { kind: CallKind::Video, resets_on: date(2026, 3, 15) },
         },
     ]
 }
@@ -300,46 +244,26 @@ fn is_legal_notice(r: &DenyReason) -> bool {
 }
 
 pub fn privileged(number: &str) -> Entity {
-    Entity::Privileged(PrivilegedNumberRecord {
-        number: number.into(),
-        label: "Public defender".into(),
-    })
+    Entity::Privileged(PrivilegedNumberRecord { number: number.into(), label: "Public defender".into() })
 }
 
 pub fn block(number: &str, scope: BlockScope) -> Entity {
-    Entity::Block(BlockRecord {
-        number: number.into(),
-        scope,
-    })
+    Entity::Block(BlockRecord { number: number.into(), scope })
 }
 
 /// A 14-day cap anchored on Sunday 2026-03-01.
 pub fn cap(kind: CallKind, minutes: u32) -> CapRule {
-    CapRule {
-        kind,
-        minutes,
-        period_days: 14,
-        anchor: date(2026, 3, 1),
-    }
+    CapRule { kind, minutes, period_days: 14, anchor: date(2026, 3, 1) }
 }
 
 pub fn usage(kind: CallKind, period_start: jiff::civil::Date, used_secs: u32) -> Entity {
-    Entity::CapUsage(CapUsageRecord {
-        resident: ResidentId::new(RESIDENT),
-        kind,
-        period_start,
-        used_secs,
-    })
+    Entity::CapUsage(CapUsageRecord { resident: ResidentId::new(RESIDENT), kind, period_start, used_secs })
 }
 
 #[test]
 fn every_rule_denies_with_its_reason_and_allows_without_its_cause() {
     for row in rows() {
-        let base = if row.video {
-            Scenario::video()
-        } else {
-            Scenario::new()
-        };
+        let base = if row.video { Scenario::video() } else { Scenario::new() };
         assert!(
             matches!(base.decide(), CallDecision::Allowed { .. }),
             "{}: the scenario without the cause must be allowed, got {:?}",
@@ -351,11 +275,7 @@ fn every_rule_denies_with_its_reason_and_allows_without_its_cause() {
         let decision = broken.decide();
         match &decision {
             CallDecision::Denied(reason) => {
-                assert!(
-                    (row.expect)(reason),
-                    "{}: wrong reason {reason:?}",
-                    row.name
-                )
+                assert!((row.expect)(reason), "{}: wrong reason {reason:?}", row.name)
             }
             other => panic!("{}: expected a denial, got {other:?}", row.name),
         }
@@ -384,9 +304,7 @@ fn window_end_limits_the_call() {
     s.now = local("2026-03-10T21:50");
     assert_eq!(allowed(&s.decide()), (600, 540, LimitedBy::CallingWindow));
     // Sub-second precision never lets the call run past the window.
-    s.now = local("2026-03-10T21:50")
-        .checked_add(jiff::SignedDuration::from_millis(500))
-        .unwrap();
+    s.now = local("2026-03-10T21:50").checked_add(jiff::SignedDuration::from_millis(500)).unwrap();
     assert_eq!(allowed(&s.decide()).0, 599);
     // Exactly the warning left: still useful (one minute, warned at connect).
     s.now = local("2026-03-10T21:59");
@@ -453,10 +371,7 @@ fn cap_periods_roll_over_in_local_days() {
     s.now = local("2026-03-14T23:59:00");
     assert_eq!(
         *denied(&s.decide()),
-        DenyReason::CapReached {
-            kind: CallKind::Voice,
-            resets_on: date(2026, 3, 15)
-        }
+        DenyReason::CapReached { kind: CallKind::Voice, resets_on: date(2026, 3, 15) }
     );
     // 23:59 local is already the 15th in UTC, yet the period has not reset.
     assert!(s.now.to_string().starts_with("2026-03-15"));
@@ -473,10 +388,7 @@ fn suspension_ends_at_the_following_local_midnight() {
         s.decide_at(local("2026-03-10T23:59:59")),
         CallDecision::Denied(DenyReason::Suspended { .. })
     ));
-    assert!(matches!(
-        s.decide_at(local("2026-03-11T00:00:01")),
-        CallDecision::Allowed { .. }
-    ));
+    assert!(matches!(s.decide_at(local("2026-03-11T00:00:01")), CallDecision::Allowed { .. }));
 }
 
 #[test]
@@ -489,10 +401,7 @@ fn suspension_expiry_follows_dst() {
         s.decide_at(utc("2026-03-09T06:59:59Z")),
         CallDecision::Denied(DenyReason::Suspended { .. })
     ));
-    assert!(matches!(
-        s.decide_at(utc("2026-03-09T07:00:01Z")),
-        CallDecision::Allowed { .. }
-    ));
+    assert!(matches!(s.decide_at(utc("2026-03-09T07:00:01Z")), CallDecision::Allowed { .. }));
     // Ends on the fall-back day (25 hours long): expires at 00:00 PST.
     let mut s = Scenario::new();
     s.schedule(daily((0, 0), (24, 0)));
@@ -501,10 +410,7 @@ fn suspension_expiry_follows_dst() {
         s.decide_at(utc("2026-11-02T07:59:59Z")),
         CallDecision::Denied(DenyReason::Suspended { .. })
     ));
-    assert!(matches!(
-        s.decide_at(utc("2026-11-02T08:00:01Z")),
-        CallDecision::Allowed { .. }
-    ));
+    assert!(matches!(s.decide_at(utc("2026-11-02T08:00:01Z")), CallDecision::Allowed { .. }));
 }
 
 #[test]
@@ -520,39 +426,23 @@ fn unit_lockdown_applies_only_to_that_unit() {
     s.lockdowns.insert(LockdownScope::Unit(UnitId::new("B")));
     assert!(matches!(s.decide(), CallDecision::Allowed { .. }));
     s.lockdowns.insert(LockdownScope::Unit(UnitId::new(UNIT)));
-    assert_eq!(
-        *denied(&s.decide()),
-        DenyReason::Lockdown {
-            scope: LockdownScope::Unit(UnitId::new(UNIT))
-        }
-    );
+    assert_eq!(*denied(&s.decide()), DenyReason::Lockdown { scope: LockdownScope::Unit(UnitId::new(UNIT)) });
     // The facility lockdown is reported when both are in force.
     s.lockdowns.insert(LockdownScope::Facility);
-    assert_eq!(
-        *denied(&s.decide()),
-        DenyReason::Lockdown {
-            scope: LockdownScope::Facility
-        }
-    );
+    assert_eq!(*denied(&s.decide()), DenyReason::Lockdown { scope: LockdownScope::Facility });
 }
 
 #[test]
 fn block_scope_other_facility_does_not_apply() {
     let mut s = Scenario::new();
-    s.add(block(
-        PRIMARY,
-        BlockScope::Facility(FacilityId::new("other-facility")),
-    ));
+    s.add(block(PRIMARY, BlockScope::Facility(FacilityId::new("other-facility"))));
     assert!(matches!(s.decide(), CallDecision::Allowed { .. }));
     // A block on the second number does not stop the primary...
     s.add(block(SECOND, BlockScope::AllFacilities));
     assert!(matches!(s.decide(), CallDecision::Allowed { .. }));
     // ...but does stop dialling the second number.
     s.dial(SECOND);
-    assert!(matches!(
-        denied(&s.decide()),
-        DenyReason::NumberBlocked { .. }
-    ));
+    assert!(matches!(denied(&s.decide()), DenyReason::NumberBlocked { .. }));
 }
 
 #[test]
@@ -578,13 +468,7 @@ fn privileged_beats_every_later_check() {
 
 #[test]
 fn privileged_matches_any_spelling_of_the_number() {
-    for spelling in [
-        "+15551230001",
-        "15551230001",
-        "5551230001",
-        "(555) 123-0001",
-        "+1 555 123 0001",
-    ] {
+    for spelling in ["+15551230001", "15551230001", "5551230001", "(555) 123-0001", "+1 555 123 0001"] {
         let mut s = Scenario::new();
         s.add(privileged(spelling));
         assert!(is_legal_notice(denied(&s.decide())), "{spelling}");
@@ -607,32 +491,18 @@ fn barred_numbers() {
         let mut s = Scenario::new();
         s.contact().numbers.push(number.into());
         s.dial(number);
-        assert_eq!(
-            *denied(&s.decide()),
-            DenyReason::BarredNumber {
-                number: number.into()
-            },
-            "{number}"
-        );
+        assert_eq!(*denied(&s.decide()), DenyReason::BarredNumber { number: number.into() }, "{number}");
     }
     for number in ["+15558001234", "+448001234567", "+15559110000"] {
         let mut s = Scenario::new();
         s.contact().numbers.push(number.into());
         s.dial(number);
-        assert!(
-            matches!(s.decide(), CallDecision::Allowed { .. }),
-            "{number} must not be barred"
-        );
+        assert!(matches!(s.decide(), CallDecision::Allowed { .. }), "{number} must not be barred");
     }
     // Configurable: a facility may bar its own prefixes, or none.
     let mut s = Scenario::new();
     s.facility().barred_prefixes = vec!["555123".into()];
-    assert_eq!(
-        *denied(&s.decide()),
-        DenyReason::BarredNumber {
-            number: PRIMARY.into()
-        }
-    );
+    assert_eq!(*denied(&s.decide()), DenyReason::BarredNumber { number: PRIMARY.into() });
     s.facility().barred_prefixes = vec![String::new()];
     assert!(matches!(s.decide(), CallDecision::Allowed { .. }));
 }
@@ -648,10 +518,7 @@ fn dialling_the_second_authorized_number_in_another_spelling() {
 fn unknown_unit_is_a_misconfiguration() {
     let mut s = Scenario::new();
     s.resident().unit = UnitId::new("Z");
-    assert!(matches!(
-        denied(&s.decide()),
-        DenyReason::FacilityMisconfigured { .. }
-    ));
+    assert!(matches!(denied(&s.decide()), DenyReason::FacilityMisconfigured { .. }));
 }
 
 #[test]
@@ -666,11 +533,7 @@ fn windows_touching_over_midnight_let_a_call_run_on() {
 #[test]
 fn overlapping_windows_merge() {
     let mut s = Scenario::new();
-    s.schedule(vec![
-        window(2, (9, 0), (12, 0)),
-        window(2, (11, 0), (12, 30)),
-        window(2, (12, 30), (13, 0)),
-    ]);
+    s.schedule(vec![window(2, (9, 0), (12, 0)), window(2, (11, 0), (12, 30)), window(2, (12, 30), (13, 0))]);
     s.facility().voice_limit_secs = 3 * 3600;
     s.now = local("2026-03-10T12:00");
     assert_eq!(allowed(&s.decide()), (3600, 3540, LimitedBy::CallingWindow));
@@ -683,16 +546,9 @@ fn malformed_windows_open_nothing() {
         window(2, (13, 0), (12, 0)),
         window(0, (0, 0), (24, 0)),
         window(8, (0, 0), (24, 0)),
-        CallingWindow {
-            weekday: 2,
-            start_minute: 600,
-            end_minute: 1500,
-        },
+        CallingWindow { weekday: 2, start_minute: 600, end_minute: 1500 },
     ]);
-    assert_eq!(
-        *denied(&s.decide()),
-        DenyReason::OutsideCallingHours { next_window: None }
-    );
+    assert_eq!(*denied(&s.decide()), DenyReason::OutsideCallingHours { next_window: None });
 }
 
 #[test]
@@ -701,10 +557,7 @@ fn zero_day_cap_period_is_a_misconfiguration() {
     let mut rule = cap(CallKind::Voice, 100);
     rule.period_days = 0;
     s.facility().caps.push(rule);
-    assert!(matches!(
-        denied(&s.decide()),
-        DenyReason::FacilityMisconfigured { .. }
-    ));
+    assert!(matches!(denied(&s.decide()), DenyReason::FacilityMisconfigured { .. }));
     // A broken video cap does not stop voice calls.
     s.facility().caps[0].kind = CallKind::Video;
     assert!(matches!(s.decide(), CallDecision::Allowed { .. }));

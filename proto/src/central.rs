@@ -36,11 +36,7 @@ pub enum EntityKey {
     Block(BlockRecord),
     Privileged(PhoneNumber),
     Suspension(u64),
-    CapUsage {
-        resident: ResidentId,
-        kind: CallKind,
-        period_start: jiff::civil::Date,
-    },
+    CapUsage { resident: ResidentId, kind: CallKind, period_start: jiff::civil::Date },
 }
 
 impl Entity {
@@ -86,10 +82,7 @@ pub struct ChangeBatch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EdgeToCentral {
     /// Checks that central knows this facility; answered with `Welcome`.
-    Hello {
-        facility: FacilityId,
-        agent_version: String,
-    },
+    Hello { facility: FacilityId, agent_version: String },
     /// Asks for the change feed after `since`, at most `limit` changes.
     ///
     /// `resync_floor` is 0 outside a resync. During a resync it is the
@@ -98,12 +91,7 @@ pub enum EdgeToCentral {
     /// above `max(since, resync_floor)`: the pages of a resync walk through
     /// old sequence numbers below the compaction point, and only tombstones
     /// purged after the resync began can hide a deletion from it.
-    Changes {
-        facility: FacilityId,
-        since: u64,
-        limit: u32,
-        resync_floor: u64,
-    },
+    Changes { facility: FacilityId, since: u64, limit: u32, resync_floor: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -176,20 +176,14 @@ impl FacilityRecord {
     pub const DEFAULT_LOGIN_LOCKOUT_SECS: u32 = 15 * 60;
 
     pub fn default_barred_prefixes() -> Vec<String> {
-        [
-            "800", "833", "844", "855", "866", "877", "888", "900", "911", "411",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect()
+        ["800", "833", "844", "855", "866", "877", "888", "900", "911", "411"]
+            .into_iter()
+            .map(String::from)
+            .collect()
     }
 
     /// A facility with the rules' default figures.
-    pub fn with_defaults(
-        id: FacilityId,
-        name: impl Into<String>,
-        time_zone: impl Into<String>,
-    ) -> Self {
+    pub fn with_defaults(id: FacilityId, name: impl Into<String>, time_zone: impl Into<String>) -> Self {
         Self {
             id,
             name: name.into(),

@@ -57,24 +57,16 @@ pub fn parse_header(header: [u8; HEADER_LEN], max: usize) -> Result<usize, Frame
 /// [`parse_header`].
 pub fn decode_body<T: DeserializeOwned>(body: &[u8], max: usize) -> Result<T, FrameError> {
     if body.len() > max {
-        return Err(FrameError::TooLarge {
-            len: body.len(),
-            max,
-        });
+        return Err(FrameError::TooLarge { len: body.len(), max });
     }
     let (&version, rest) = body.split_first().ok_or(FrameError::Empty)?;
     if version != PROTOCOL_VERSION {
-        return Err(FrameError::UnsupportedVersion {
-            got: version,
-            supported: PROTOCOL_VERSION,
-        });
+        return Err(FrameError::UnsupportedVersion { got: version, supported: PROTOCOL_VERSION });
     }
     let (msg, trailing) =
         postcard::take_from_bytes::<T>(rest).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if !trailing.is_empty() {
-        return Err(FrameError::TrailingBytes {
-            extra: trailing.len(),
-        });
+        return Err(FrameError::TrailingBytes { extra: trailing.len() });
     }
     Ok(msg)
 }
@@ -82,22 +74,14 @@ pub fn decode_body<T: DeserializeOwned>(body: &[u8], max: usize) -> Result<T, Fr
 /// Decodes one complete frame (header included) that must fill `bytes` exactly.
 pub fn decode_frame<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, FrameError> {
     let Some((header, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
-        return Err(FrameError::Truncated {
-            expected: HEADER_LEN,
-            got: bytes.len(),
-        });
+        return Err(FrameError::Truncated { expected: HEADER_LEN, got: bytes.len() });
     };
     let len = parse_header(*header, max)?;
     if body.len() < len {
-        return Err(FrameError::Truncated {
-            expected: len,
-            got: body.len(),
-        });
+        return Err(FrameError::Truncated { expected: len, got: body.len() });
     }
     if body.len() > len {
-        return Err(FrameError::TrailingBytes {
-            extra: body.len() - len,
-        });
+        return Err(FrameError::TrailingBytes { extra: body.len() - len });
     }
     decode_body(body, max)
 }

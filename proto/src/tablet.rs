@@ -12,18 +12,11 @@ use crate::domain::*;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TabletRequest {
-    Login {
-        resident: ResidentId,
-        pin: String,
-    },
+    Login { resident: ResidentId, pin: String },
     Logout,
     Contacts,
     Hours,
-    PlaceCall {
-        contact: ContactId,
-        kind: CallKind,
-        number: Option<PhoneNumber>,
-    },
+    PlaceCall { contact: ContactId, kind: CallKind, number: Option<PhoneNumber> },
     Balances,
 }
 

@@ -60,7 +60,9 @@ impl CliResult {
 
     /// The last JSON value printed.
     pub fn last(&self) -> &Value {
-        self.json.last().unwrap_or_else(|| panic!("no JSON output; stdout={} stderr={}", self.stdout, self.stderr))
+        self.json
+            .last()
+            .unwrap_or_else(|| panic!("no JSON output; stdout={} stderr={}", self.stdout, self.stderr))
     }
 }
 
@@ -95,7 +97,10 @@ impl System {
         let central_dir = dir.path().join("central");
         let edge_dir = dir.path().join("edge");
         std::fs::create_dir_all(&edge_dir).unwrap();
-        run_ok(Command::new(bin("central-sim")).args(["init", "--state"]).arg(&central_dir), "central-sim init");
+        run_ok(
+            Command::new(bin("central-sim")).args(["init", "--state"]).arg(&central_dir),
+            "central-sim init",
+        );
         std::fs::copy(central_dir.join(format!("edge-{FACILITY}.pem")), edge_dir.join("uplink.pem")).unwrap();
         let mut system = System {
             central_addr: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
@@ -214,7 +219,11 @@ impl System {
     /// Logs `resident` in with `pin` on tablet T-0001 and runs `args`.
     pub fn tablet(&self, resident: &str, pin: &str, args: &[&str]) -> CliResult {
         CliResult::from(
-            self.tablet_cmd(&self.device).args(["--resident", resident, "--pin", pin]).args(args).output().unwrap(),
+            self.tablet_cmd(&self.device)
+                .args(["--resident", resident, "--pin", pin])
+                .args(args)
+                .output()
+                .unwrap(),
         )
     }
 
@@ -268,7 +277,8 @@ impl Session {
             }
             buf.push(byte[0]);
         }
-        serde_json::from_slice(&buf).unwrap_or_else(|e| panic!("bad JSON from session ({e}): {}", String::from_utf8_lossy(&buf)))
+        serde_json::from_slice(&buf)
+            .unwrap_or_else(|e| panic!("bad JSON from session ({e}): {}", String::from_utf8_lossy(&buf)))
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 const PIN: &str = "1234";
 
-fn contact<'a>(contacts: &'a Value, id: u64) -> &'a Value {
+fn contact(contacts: &Value, id: u64) -> &Value {
     let list = find(contacts, "contacts").and_then(Value::as_array).expect("contacts list");
     list.iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("contact {id} not listed: {contacts}"))
 }
@@ -60,7 +60,15 @@ fn a_call_is_allowed_inside_hours_and_denied_outside_with_the_reason() {
     assert_eq!(warn + 60, max);
 
     for weekday in 1..=7 {
-        system.central_admin(&["schedule", "--unit", "A", "--weekday", &weekday.to_string(), "--windows", ""]);
+        system.central_admin(&[
+            "schedule",
+            "--unit",
+            "A",
+            "--weekday",
+            &weekday.to_string(),
+            "--windows",
+            "",
+        ]);
     }
     wait_for_call(&system, "1", "video", |v| mentions(v, "OutsideCallingHours"));
 }
@@ -89,7 +97,9 @@ fn lockdown_denies_at_once_with_central_stopped() {
     system.wait_metric("edge_uplink_up", Duration::from_secs(15), |up| up == 0.0);
     let status = system.edge_cli(&["status"]);
     assert_eq!(find(status.last(), "edge_uplink_up").and_then(Value::as_f64), Some(0.0), "{}", status.stdout);
-    assert!(find(status.last(), "edge_cache_age_seconds").and_then(Value::as_f64).is_some_and(|age| age >= 1.0));
+    assert!(find(status.last(), "edge_cache_age_seconds")
+        .and_then(Value::as_f64)
+        .is_some_and(|age| age >= 1.0));
 }
 
 #[test]
@@ -109,18 +119,21 @@ fn a_block_made_in_central_reaches_the_edge_on_the_next_sync() {
 fn a_revoked_device_is_refused_and_an_unknown_one_too() {
     let system = System::start();
     let bundle = system.provision("T-0002");
-    let ok = system.tablet_cmd(&bundle).args(["--resident", "R1003", "--pin", PIN, "login"]).output().unwrap();
+    let ok =
+        system.tablet_cmd(&bundle).args(["--resident", "R1003", "--pin", PIN, "login"]).output().unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
 
     let out = system.edge_cli(&["revoke-device", "--name", "T-0002"]);
     assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
     std::thread::sleep(Duration::from_millis(600));
-    let refused = system.tablet_cmd(&bundle).args(["--resident", "R1003", "--pin", PIN, "login"]).output().unwrap();
+    let refused =
+        system.tablet_cmd(&bundle).args(["--resident", "R1003", "--pin", PIN, "login"]).output().unwrap();
     assert_eq!(refused.status.code(), Some(3), "{}", String::from_utf8_lossy(&refused.stdout));
 
     // A certificate from another CA (here: central's edge identity) is no device.
     let foreign = system.edge_dir.join("uplink.pem");
-    let refused = system.tablet_cmd(&foreign).args(["--resident", "R1003", "--pin", PIN, "login"]).output().unwrap();
+    let refused =
+        system.tablet_cmd(&foreign).args(["--resident", "R1003", "--pin", PIN, "login"]).output().unwrap();
     assert_eq!(refused.status.code(), Some(3));
 }
 
@@ -147,12 +160,14 @@ fn audit_verify_passes_then_detects_an_edit() {
 
     let db = system.edge_dir.join("edge.db");
     let sqlite = |sql: &str| {
-        let out = std::process::Command::new("sqlite3").arg(&db).arg(sql).output().expect("sqlite3 is installed");
+        let out =
+            std::process::Command::new("sqlite3").arg(&db).arg(sql).output().expect("sqlite3 is installed");
         assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     // Someone with the database file drops the append-only triggers and edits a row.
-    let triggers = sqlite("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log';");
+    let triggers =
+        sqlite("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log';");
     for name in triggers.lines().filter(|l| !l.is_empty()) {
         sqlite(&format!("DROP TRIGGER \"{name}\";"));
     }
@@ -164,7 +179,15 @@ fn audit_verify_passes_then_detects_an_edit() {
 /// Sets unit `unit`'s calling hours to the whole day, every day.
 fn open_all_day(system: &System, unit: &str) {
     for weekday in 1..=7 {
-        system.central_admin(&["schedule", "--unit", unit, "--weekday", &weekday.to_string(), "--windows", "00:00-24:00"]);
+        system.central_admin(&[
+            "schedule",
+            "--unit",
+            unit,
+            "--weekday",
+            &weekday.to_string(),
+            "--windows",
+            "00:00-24:00",
+        ]);
     }
 }
 

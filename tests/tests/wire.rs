@@ -34,11 +34,17 @@ fn malformed_frames_get_typed_errors_and_the_connection_keeps_working() {
         // A version this edge does not speak.
         garbage[4] = 99;
         let answer = raw_exchange(&conn, &garbage).await.unwrap();
-        assert!(matches!(answer, TabletResponse::Error(ApiError::Malformed(ref m)) if m.contains("version")), "{answer:?}");
+        assert!(
+            matches!(answer, TabletResponse::Error(ApiError::Malformed(ref m)) if m.contains("version")),
+            "{answer:?}"
+        );
 
         // A header announcing 1 GiB is refused before anything is read.
         let answer = raw_exchange(&conn, &[0x40, 0, 0, 0, 1]).await.unwrap();
-        assert!(matches!(answer, TabletResponse::Error(ApiError::Malformed(ref m)) if m.contains("limit")), "{answer:?}");
+        assert!(
+            matches!(answer, TabletResponse::Error(ApiError::Malformed(ref m)) if m.contains("limit")),
+            "{answer:?}"
+        );
 
         // Unknown resident and wrong PIN are typed, and the same connection still serves.
         let answer: TabletResponse = rpc::call(
@@ -49,7 +55,8 @@ fn malformed_frames_get_typed_errors_and_the_connection_keeps_working() {
         .await
         .unwrap();
         assert!(matches!(answer, TabletResponse::Error(ApiError::BadCredentials { .. })), "{answer:?}");
-        let answer: TabletResponse = rpc::call(&conn, &TabletRequest::Contacts, MAX_TABLET_FRAME).await.unwrap();
+        let answer: TabletResponse =
+            rpc::call(&conn, &TabletRequest::Contacts, MAX_TABLET_FRAME).await.unwrap();
         assert_eq!(answer, TabletResponse::Error(ApiError::NotLoggedIn));
         conn.close(0u32.into(), b"done");
         tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await.ok();

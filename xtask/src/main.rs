@@ -63,7 +63,10 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn cargo() -> Command {
@@ -109,7 +112,8 @@ fn ensure_packages() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let command = format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "));
+    let command =
+        format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "));
     if !is_root() {
         bail!("missing Debian packages; run as root:\n  sudo sh -c '{command}'");
     }
@@ -117,7 +121,10 @@ fn ensure_packages() -> anyhow::Result<()> {
     update.arg("update");
     run(update, "apt-get update")?;
     let mut install = Command::new("apt-get");
-    install.args(["install", "-y", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive");
+    install
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
     run(install, &format!("apt-get install {}", missing.join(" ")))
 }
 
@@ -168,8 +175,13 @@ fn fuzz(seconds: u64) -> anyhow::Result<()> {
     cmd.current_dir(root().join("fuzz"));
     // The machine has one stable toolchain; cargo-fuzz needs nightly flags
     // for sanitizer instrumentation, which RUSTC_BOOTSTRAP unlocks.
-    cmd.env("RUSTC_BOOTSTRAP", "1")
-        .args(["fuzz", "run", "decode_frames", "--", &format!("-max_total_time={seconds}")]);
+    cmd.env("RUSTC_BOOTSTRAP", "1").args([
+        "fuzz",
+        "run",
+        "decode_frames",
+        "--",
+        &format!("-max_total_time={seconds}"),
+    ]);
     run(cmd, &format!("fuzz decode_frames for {seconds} s"))
 }
 
@@ -199,7 +211,8 @@ impl Drop for Children {
 }
 
 fn bin(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"));
     target.join("debug").join(name)
 }
 
@@ -298,7 +311,11 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
             bail!("tablet-shell printed nothing for {title}");
         }
         let shown: String = output.chars().take(600).collect();
-        println!("\n-- {title}: tablet-shell cli {}\n{shown}{}", args.join(" "), if output.len() > 600 { " ..." } else { "" });
+        println!(
+            "\n-- {title}: tablet-shell cli {}\n{shown}{}",
+            args.join(" "),
+            if output.len() > 600 { " ..." } else { "" }
+        );
     }
     let device_arg = device.display();
     let edge_arg = edge_dir.display();

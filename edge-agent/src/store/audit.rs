@@ -66,14 +66,7 @@ impl AuditBreak {
 /// SHA-256 over the domain tag, the previous hash, the sequence number and
 /// each text field prefixed by its length, so no two different rows can feed
 /// the hash the same bytes.
-fn link_hash(
-    prev: &[u8; 32],
-    seq: u64,
-    at: &str,
-    actor: &str,
-    action: &str,
-    detail: &str,
-) -> [u8; 32] {
+fn link_hash(prev: &[u8; 32], seq: u64, at: &str, actor: &str, action: &str, detail: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(HASH_DOMAIN);
     hasher.update(prev);
@@ -99,45 +92,32 @@ pub(crate) fn append(
     detail: &serde_json::Value,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    let detail = serde_json::to_string(detail).map_err(|e| StoreError::Encode {
-        what: "audit detail",
-        problem: e.to_string(),
-    })?;
-    let head: Option<(i64, String)> = optional(conn.query_row(
-        "SELECT seq, hash FROM audit_head WHERE singleton = 1",
-        [],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    ))?;
+    let detail = serde_json::to_string(detail)
+        .map_err(|e| StoreError::Encode { what: "audit detail", problem: e.to_string() })?;
+    let head: Option<(i64, String)> =
+        optional(conn.query_row("SELECT seq, hash FROM audit_head WHERE singleton = 1", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        }))?;
     let (prev_seq, prev_hash) = match head {
         None => (0u64, GENESIS_HASH),
         Some((seq, hash)) => {
-            let seq = u64::try_from(seq).map_err(|_| {
-                StoreError::corrupt("audit_head", "1", format!("negative seq {seq}"))
-            })?;
-            let hash = decode_hash(&hash).ok_or_else(|| {
-                StoreError::corrupt("audit_head", "1", "hash is not 32 bytes of hex")
-            })?;
+            let seq = u64::try_from(seq)
+                .map_err(|_| StoreError::corrupt("audit_head", "1", format!("negative seq {seq}")))?;
+            let hash = decode_hash(&hash)
+                .ok_or_else(|| StoreError::corrupt("audit_head", "1", "hash is not 32 bytes of hex"))?;
             (seq, hash)
         }
     };
     let seq = prev_seq + 1;
     let at = now.to_string();
     let hash = link_hash(&prev_hash, seq, &at, actor, action, &detail);
-    let seq_sql = i64::try_from(seq)
-        .map_err(|_| StoreError::corrupt("audit_head", "1", "sequence exhausted"))?;
+    let seq_sql =
+        i64::try_from(seq).map_err(|_| StoreError::corrupt("audit_head", "1", "sequence exhausted"))?;
     let hash_hex = hex::encode(hash);
     conn.execute(
         "INSERT INTO audit_log (seq, at, actor, action, detail, prev_hash, hash) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            seq_sql,
-            at,
-            actor,
-            action,
-            detail,
-            hex::encode(prev_hash),
-            hash_hex
-        ],
+        params![seq_sql, at, actor, action, detail, hex::encode(prev_hash), hash_hex],
     )?;
     conn.execute(
         "INSERT INTO audit_head (singleton, seq, hash) VALUES (1, ?1, ?2) \
@@ -167,10 +147,7 @@ impl Store {
         // One read transaction, so a concurrent append cannot make the head
         // and the rows disagree.
         let tx = self.conn.unchecked_transaction()?;
-        let mut report = AuditReport {
-            rows_checked: 0,
-            first_break: None,
-        };
+        let mut report = AuditReport { rows_checked: 0, first_break: None };
         let mut expected_seq = 1u64;
         let mut prev_hash = GENESIS_HASH;
         {
@@ -181,29 +158,16 @@ impl Store {
             while let Some(row) = rows.next()? {
                 let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
                 if seq != expected_seq {
-                    report.first_break = Some(AuditBreak::Missing {
-                        seq: expected_seq,
-                        found: seq,
-                    });
+                    report.first_break = Some(AuditBreak::Missing { seq: expected_seq, found: seq });
                     break;
                 }
                 let fields = (|| -> rusqlite::Result<[String; 6]> {
-                    Ok([
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                        row.get(5)?,
-                        row.get(6)?,
-                    ])
+                    Ok([row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?])
                 })();
                 let [at, actor, action, detail, stored_prev, stored_hash] = match fields {
                     Ok(fields) => fields,
                     Err(e) => {
-                        report.first_break = Some(AuditBreak::Malformed {
-                            seq,
-                            problem: e.to_string(),
-                        });
+                        report.first_break = Some(AuditBreak::Malformed { seq, problem: e.to_string() });
                         break;
                     }
                 };
@@ -223,21 +187,17 @@ impl Store {
         }
         if report.first_break.is_none() {
             let last_seq = expected_seq - 1;
-            let head: Option<(i64, String)> = optional(tx.query_row(
-                "SELECT seq, hash FROM audit_head WHERE singleton = 1",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            ))?;
+            let head: Option<(i64, String)> =
+                optional(tx.query_row("SELECT seq, hash FROM audit_head WHERE singleton = 1", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                }))?;
             report.first_break = match head {
                 None if last_seq == 0 => None,
                 None => Some(AuditBreak::HeadMismatch { seq: last_seq }),
                 Some((head_seq, head_hash)) => {
                     let head_seq = u64::try_from(head_seq).unwrap_or(0);
                     if head_seq > last_seq {
-                        Some(AuditBreak::Truncated {
-                            seq: last_seq + 1,
-                            head_seq,
-                        })
+                        Some(AuditBreak::Truncated { seq: last_seq + 1, head_seq })
                     } else if head_seq != last_seq || decode_hash(&head_hash) != Some(prev_hash) {
                         Some(AuditBreak::HeadMismatch { seq: last_seq })
                     } else {

@@ -77,11 +77,7 @@ fn service_to_sql(service: Service) -> &'static str {
 
 /// Services as a comma-separated list, in the order given.
 pub(crate) fn services_to_sql(services: &[Service]) -> String {
-    services
-        .iter()
-        .map(|s| service_to_sql(*s))
-        .collect::<Vec<_>>()
-        .join(",")
+    services.iter().map(|s| service_to_sql(*s)).collect::<Vec<_>>().join(",")
 }
 
 pub(crate) fn services_from_sql(text: &str) -> Result<Vec<Service>, Problem> {
@@ -115,29 +111,24 @@ pub(crate) fn block_scope_from_sql(kind: &str, facility: String) -> Result<Block
 }
 
 pub(crate) fn timestamp_from_sql(text: &str) -> Result<Timestamp, Problem> {
-    text.parse::<Timestamp>()
-        .map_err(|e| format!("bad timestamp {text:?}: {e}"))
+    text.parse::<Timestamp>().map_err(|e| format!("bad timestamp {text:?}: {e}"))
 }
 
 pub(crate) fn date_from_sql(text: &str) -> Result<Date, Problem> {
-    text.parse::<Date>()
-        .map_err(|e| format!("bad date {text:?}: {e}"))
+    text.parse::<Date>().map_err(|e| format!("bad date {text:?}: {e}"))
 }
 
 /// Column accessors that report problems as text.
 pub(crate) fn text(row: &Row<'_>, idx: usize) -> Result<String, Problem> {
-    row.get::<_, String>(idx)
-        .map_err(|e| format!("column {idx}: {e}"))
+    row.get::<_, String>(idx).map_err(|e| format!("column {idx}: {e}"))
 }
 
 pub(crate) fn opt_text(row: &Row<'_>, idx: usize) -> Result<Option<String>, Problem> {
-    row.get::<_, Option<String>>(idx)
-        .map_err(|e| format!("column {idx}: {e}"))
+    row.get::<_, Option<String>>(idx).map_err(|e| format!("column {idx}: {e}"))
 }
 
 pub(crate) fn int(row: &Row<'_>, idx: usize) -> Result<i64, Problem> {
-    row.get::<_, i64>(idx)
-        .map_err(|e| format!("column {idx}: {e}"))
+    row.get::<_, i64>(idx).map_err(|e| format!("column {idx}: {e}"))
 }
 
 pub(crate) fn narrow<T: TryFrom<i64>>(row: &Row<'_>, idx: usize) -> Result<T, Problem> {
@@ -179,15 +170,9 @@ mod tests {
 
     #[test]
     fn services_round_trip() {
-        for services in [
-            vec![],
-            vec![Service::Voice],
-            vec![Service::Message, Service::Voice, Service::Video],
-        ] {
-            assert_eq!(
-                services_from_sql(&services_to_sql(&services)).unwrap(),
-                services
-            );
+        for services in [vec![], vec![Service::Voice], vec![Service::Message, Service::Voice, Service::Video]]
+        {
+            assert_eq!(services_from_sql(&services_to_sql(&services)).unwrap(), services);
         }
         assert!(services_from_sql("voice,fax").is_err());
     }

@@ -41,15 +41,8 @@ pub struct ApplyOutcome {
 
 /// Tables whose rows are swept at the end of a resync. The facility row is
 /// never deleted (central never deletes it), so it is not listed.
-const SWEPT_TABLES: [&str; 7] = [
-    "housing_unit",
-    "resident",
-    "contact",
-    "block",
-    "privileged_number",
-    "suspension",
-    "cap_usage",
-];
+const SWEPT_TABLES: [&str; 7] =
+    ["housing_unit", "resident", "contact", "block", "privileged_number", "suspension", "cap_usage"];
 
 struct RawSyncState {
     cursor: u64,
@@ -71,16 +64,10 @@ fn read_sync_state(tx: &rusqlite::Connection) -> Result<RawSyncState, StoreError
     let decode = || -> Result<RawSyncState, codec::Problem> {
         Ok(RawSyncState {
             cursor: u64_from_sql(int(row, 0)?),
-            last_success: opt_text(row, 1)?
-                .map(|t| codec::timestamp_from_sql(&t))
-                .transpose()?,
+            last_success: opt_text(row, 1)?.map(|t| codec::timestamp_from_sql(&t)).transpose()?,
             generation: int(row, 2)?,
-            resync_generation: row
-                .get::<_, Option<i64>>(3)
-                .map_err(|e| format!("column 3: {e}"))?,
-            resync_started_at: opt_text(row, 4)?
-                .map(|t| codec::timestamp_from_sql(&t))
-                .transpose()?,
+            resync_generation: row.get::<_, Option<i64>>(3).map_err(|e| format!("column 3: {e}"))?,
+            resync_started_at: opt_text(row, 4)?.map(|t| codec::timestamp_from_sql(&t)).transpose()?,
         })
     };
     decode().map_err(|problem| StoreError::corrupt("sync_state", "1", problem))
@@ -100,20 +87,13 @@ impl Store {
                 ))
             }
         };
-        Ok(SyncState {
-            cursor: raw.cursor,
-            last_success: raw.last_success,
-            resync,
-        })
+        Ok(SyncState { cursor: raw.cursor, last_success: raw.last_success, resync })
     }
 
     /// Records an empty poll: central had nothing new, and said so at `now`.
     pub fn record_sync_success(&mut self, now: Timestamp) -> Result<(), StoreError> {
         let tx = self.write_tx()?;
-        tx.execute(
-            "UPDATE sync_state SET last_success = ?1 WHERE singleton = 1",
-            params![now.to_string()],
-        )?;
+        tx.execute("UPDATE sync_state SET last_success = ?1 WHERE singleton = 1", params![now.to_string()])?;
         tx.commit()?;
         Ok(())
     }
@@ -134,10 +114,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<ApplyOutcome, StoreError> {
         if batch.next_cursor < batch.since {
-            return Err(StoreError::CursorRegression {
-                since: batch.since,
-                next_cursor: batch.next_cursor,
-            });
+            return Err(StoreError::CursorRegression { since: batch.since, next_cursor: batch.next_cursor });
         }
         let tx = self.write_tx()?;
         let state = read_sync_state(&tx)?;
@@ -145,16 +122,11 @@ impl Store {
             if batch.since == state.cursor {
                 Ok(())
             } else {
-                Err(StoreError::StaleBatch {
-                    since: batch.since,
-                    stored: state.cursor,
-                })
+                Err(StoreError::StaleBatch { since: batch.since, stored: state.cursor })
             }
         };
-        let mismatch = || StoreError::ModeMismatch {
-            mode,
-            resync_in_progress: state.resync_generation.is_some(),
-        };
+        let mismatch =
+            || StoreError::ModeMismatch { mode, resync_in_progress: state.resync_generation.is_some() };
         let write_gen = match mode {
             ApplyMode::Resync if batch.since == 0 => {
                 // A fresh generation even when restarting an interrupted
@@ -182,10 +154,7 @@ impl Store {
             }
         };
 
-        let mut outcome = ApplyOutcome {
-            cursor: batch.next_cursor,
-            ..ApplyOutcome::default()
-        };
+        let mut outcome = ApplyOutcome { cursor: batch.next_cursor, ..ApplyOutcome::default() };
         for change in &batch.changes {
             match change {
                 Change::Upsert(entity) => {
@@ -201,10 +170,8 @@ impl Store {
 
         if mode == ApplyMode::Resync && !batch.more {
             for table in SWEPT_TABLES {
-                outcome.swept += tx.execute(
-                    &format!("DELETE FROM {table} WHERE sync_gen < ?1"),
-                    params![write_gen],
-                )?;
+                outcome.swept +=
+                    tx.execute(&format!("DELETE FROM {table} WHERE sync_gen < ?1"), params![write_gen])?;
             }
             tx.execute(
                 "UPDATE sync_state SET generation = ?1, resync_generation = NULL, \
@@ -237,10 +204,7 @@ impl Store {
 }
 
 fn json<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Encode {
-        what,
-        problem: e.to_string(),
-    })
+    serde_json::to_string(value).map_err(|e| StoreError::Encode { what, problem: e.to_string() })
 }
 
 fn upsert(tx: &Transaction<'_>, entity: &Entity, generation: i64) -> Result<(), StoreError> {
@@ -291,13 +255,7 @@ fn upsert(tx: &Transaction<'_>, entity: &Entity, generation: i64) -> Result<(), 
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for (position, w) in u.schedule.iter().enumerate() {
-                insert.execute(params![
-                    u.id.as_str(),
-                    position,
-                    w.weekday,
-                    w.start_minute,
-                    w.end_minute
-                ])?;
+                insert.execute(params![u.id.as_str(), position, w.weekday, w.start_minute, w.end_minute])?;
             }
         }
         Entity::Resident(r) => {
@@ -403,15 +361,15 @@ fn upsert(tx: &Transaction<'_>, entity: &Entity, generation: i64) -> Result<(), 
 /// outlive what they delete, and a resync may replay them.
 fn delete(tx: &Transaction<'_>, key: &EntityKey) -> Result<(), StoreError> {
     match key {
-        EntityKey::Unit(id) => tx
-            .prepare_cached("DELETE FROM housing_unit WHERE id = ?1")?
-            .execute(params![id.as_str()])?,
-        EntityKey::Resident(id) => tx
-            .prepare_cached("DELETE FROM resident WHERE id = ?1")?
-            .execute(params![id.as_str()])?,
-        EntityKey::Contact(id) => tx
-            .prepare_cached("DELETE FROM contact WHERE id = ?1")?
-            .execute(params![u64_to_sql(id.0)])?,
+        EntityKey::Unit(id) => {
+            tx.prepare_cached("DELETE FROM housing_unit WHERE id = ?1")?.execute(params![id.as_str()])?
+        }
+        EntityKey::Resident(id) => {
+            tx.prepare_cached("DELETE FROM resident WHERE id = ?1")?.execute(params![id.as_str()])?
+        }
+        EntityKey::Contact(id) => {
+            tx.prepare_cached("DELETE FROM contact WHERE id = ?1")?.execute(params![u64_to_sql(id.0)])?
+        }
         EntityKey::Block(b) => {
             let (kind, facility) = codec::block_scope_to_sql(&b.scope);
             tx.prepare_cached(
@@ -419,25 +377,17 @@ fn delete(tx: &Transaction<'_>, key: &EntityKey) -> Result<(), StoreError> {
             )?
             .execute(params![b.number, kind, facility])?
         }
-        EntityKey::Privileged(number) => tx
-            .prepare_cached("DELETE FROM privileged_number WHERE number = ?1")?
-            .execute(params![number])?,
-        EntityKey::Suspension(id) => tx
-            .prepare_cached("DELETE FROM suspension WHERE id = ?1")?
-            .execute(params![u64_to_sql(*id)])?,
-        EntityKey::CapUsage {
-            resident,
-            kind,
-            period_start,
-        } => tx
+        EntityKey::Privileged(number) => {
+            tx.prepare_cached("DELETE FROM privileged_number WHERE number = ?1")?.execute(params![number])?
+        }
+        EntityKey::Suspension(id) => {
+            tx.prepare_cached("DELETE FROM suspension WHERE id = ?1")?.execute(params![u64_to_sql(*id)])?
+        }
+        EntityKey::CapUsage { resident, kind, period_start } => tx
             .prepare_cached(
                 "DELETE FROM cap_usage WHERE resident_id = ?1 AND kind = ?2 AND period_start = ?3",
             )?
-            .execute(params![
-                resident.as_str(),
-                codec::call_kind_to_sql(*kind),
-                period_start.to_string()
-            ])?,
+            .execute(params![resident.as_str(), codec::call_kind_to_sql(*kind), period_start.to_string()])?,
     };
     Ok(())
 }
@@ -511,8 +461,7 @@ fn load_units(conn: &rusqlite::Connection, out: &mut Vec<Entity>) -> Result<(), 
                 name: text(row, 1)?,
             })
         };
-        let unit =
-            decode().map_err(|p| StoreError::corrupt("housing_unit", describe(row, 0), p))?;
+        let unit = decode().map_err(|p| StoreError::corrupt("housing_unit", describe(row, 0), p))?;
         out.push(Entity::Unit(unit));
     }
     Ok(())
@@ -592,18 +541,14 @@ fn load_simple(conn: &rusqlite::Connection, out: &mut Vec<Entity>) -> Result<(),
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let decode = || -> Result<PrivilegedNumberRecord, codec::Problem> {
-            Ok(PrivilegedNumberRecord {
-                number: text(row, 0)?,
-                label: text(row, 1)?,
-            })
+            Ok(PrivilegedNumberRecord { number: text(row, 0)?, label: text(row, 1)? })
         };
-        let record =
-            decode().map_err(|p| StoreError::corrupt("privileged_number", describe(row, 0), p))?;
+        let record = decode().map_err(|p| StoreError::corrupt("privileged_number", describe(row, 0), p))?;
         out.push(Entity::Privileged(record));
     }
 
-    let mut stmt = conn
-        .prepare("SELECT id, resident_id, services, ends_on, reason FROM suspension ORDER BY id")?;
+    let mut stmt =
+        conn.prepare("SELECT id, resident_id, services, ends_on, reason FROM suspension ORDER BY id")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let decode = || -> Result<SuspensionRecord, codec::Problem> {
@@ -615,8 +560,7 @@ fn load_simple(conn: &rusqlite::Connection, out: &mut Vec<Entity>) -> Result<(),
                 reason: text(row, 4)?,
             })
         };
-        let record =
-            decode().map_err(|p| StoreError::corrupt("suspension", describe(row, 0), p))?;
+        let record = decode().map_err(|p| StoreError::corrupt("suspension", describe(row, 0), p))?;
         out.push(Entity::Suspension(record));
     }
 

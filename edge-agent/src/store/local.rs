@@ -63,11 +63,7 @@ fn decode_lockdown(row: &Row<'_>) -> Result<LockdownRow, codec::Problem> {
         "unit" => LockdownScope::Unit(UnitId(text(row, 1)?)),
         other => return Err(format!("unknown lockdown scope {other:?}")),
     };
-    Ok(LockdownRow {
-        scope,
-        since: codec::timestamp_from_sql(&text(row, 2)?)?,
-        actor: text(row, 3)?,
-    })
+    Ok(LockdownRow { scope, since: codec::timestamp_from_sql(&text(row, 2)?)?, actor: text(row, 3)? })
 }
 
 fn decode_device(row: &Row<'_>) -> Result<DeviceRow, codec::Problem> {
@@ -75,9 +71,7 @@ fn decode_device(row: &Row<'_>) -> Result<DeviceRow, codec::Problem> {
         name: text(row, 0)?,
         fingerprint: text(row, 1)?,
         issued_at: codec::timestamp_from_sql(&text(row, 2)?)?,
-        revoked_at: opt_text(row, 3)?
-            .map(|t| codec::timestamp_from_sql(&t))
-            .transpose()?,
+        revoked_at: opt_text(row, 3)?.map(|t| codec::timestamp_from_sql(&t)).transpose()?,
     })
 }
 
@@ -86,18 +80,14 @@ const DEVICE_COLUMNS: &str = "name, fingerprint, issued_at, revoked_at";
 impl Store {
     /// Lockdowns in force.
     pub fn lockdowns(&self) -> Result<BTreeSet<LockdownScope>, StoreError> {
-        Ok(self
-            .lockdown_rows()?
-            .into_iter()
-            .map(|row| row.scope)
-            .collect())
+        Ok(self.lockdown_rows()?.into_iter().map(|row| row.scope).collect())
     }
 
     /// Lockdowns in force with who set them and since when (for `status`).
     pub fn lockdown_rows(&self) -> Result<Vec<LockdownRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT scope_kind, unit_id, since, actor FROM lockdown ORDER BY scope_kind, unit_id",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT scope_kind, unit_id, since, actor FROM lockdown ORDER BY scope_kind, unit_id")?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
@@ -126,10 +116,7 @@ impl Store {
                 params![kind, unit, now.to_string(), actor],
             )?
         } else {
-            tx.execute(
-                "DELETE FROM lockdown WHERE scope_kind = ?1 AND unit_id = ?2",
-                params![kind, unit],
-            )?
+            tx.execute("DELETE FROM lockdown WHERE scope_kind = ?1 AND unit_id = ?2", params![kind, unit])?
         } > 0;
         let detail = serde_json::json!({
             "scope": kind,
@@ -151,11 +138,8 @@ impl Store {
         now: Timestamp,
     ) -> Result<DeviceRow, StoreError> {
         let tx = self.write_tx()?;
-        let by_name: Option<i64> = optional(tx.query_row(
-            "SELECT 1 FROM device WHERE name = ?1",
-            params![name],
-            |row| row.get(0),
-        ))?;
+        let by_name: Option<i64> =
+            optional(tx.query_row("SELECT 1 FROM device WHERE name = ?1", params![name], |row| row.get(0)))?;
         if by_name.is_some() {
             return Err(StoreError::DeviceNameTaken(name.to_owned()));
         }
@@ -165,10 +149,7 @@ impl Store {
             |row| row.get(0),
         ))?;
         if let Some(device) = by_fingerprint {
-            return Err(StoreError::FingerprintTaken {
-                fingerprint: fingerprint.to_owned(),
-                device,
-            });
+            return Err(StoreError::FingerprintTaken { fingerprint: fingerprint.to_owned(), device });
         }
         tx.execute(
             "INSERT INTO device (name, fingerprint, issued_at, revoked_at) VALUES (?1, ?2, ?3, NULL)",
@@ -193,46 +174,31 @@ impl Store {
         let device = device_where(&tx, "name = ?1", name)?
             .ok_or_else(|| StoreError::UnknownDevice(name.to_owned()))?;
         tx.commit()?;
-        Ok(Revocation {
-            device,
-            newly_revoked,
-        })
+        Ok(Revocation { device, newly_revoked })
     }
 
-    pub fn device_by_fingerprint(
-        &self,
-        fingerprint: &str,
-    ) -> Result<Option<DeviceRow>, StoreError> {
+    pub fn device_by_fingerprint(&self, fingerprint: &str) -> Result<Option<DeviceRow>, StoreError> {
         device_where(&self.conn, "fingerprint = ?1", fingerprint)
     }
 
     /// Every device ever provisioned, by name.
     pub fn devices(&self) -> Result<Vec<DeviceRow>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM device ORDER BY name"
-        ))?;
+        let mut stmt = self.conn.prepare(&format!("SELECT {DEVICE_COLUMNS} FROM device ORDER BY name"))?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(
-                decode_device(row)
-                    .map_err(|p| StoreError::corrupt("device", describe(row, 0), p))?,
-            );
+            out.push(decode_device(row).map_err(|p| StoreError::corrupt("device", describe(row, 0), p))?);
         }
         Ok(out)
     }
 
     /// Fingerprints of devices that are not revoked: the handshake allow-list.
     pub fn admitted_fingerprints(&self) -> Result<HashSet<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT fingerprint FROM device WHERE revoked_at IS NULL")?;
+        let mut stmt = self.conn.prepare("SELECT fingerprint FROM device WHERE revoked_at IS NULL")?;
         let mut rows = stmt.query([])?;
         let mut out = HashSet::new();
         while let Some(row) = rows.next()? {
-            out.insert(
-                text(row, 0).map_err(|p| StoreError::corrupt("device", describe(row, 0), p))?,
-            );
+            out.insert(text(row, 0).map_err(|p| StoreError::corrupt("device", describe(row, 0), p))?);
         }
         Ok(out)
     }
@@ -249,14 +215,10 @@ impl Store {
             Ok(LoginGuardRow {
                 resident: ResidentId(text(row, 0)?),
                 failures: narrow(row, 1)?,
-                locked_until: opt_text(row, 2)?
-                    .map(|t| codec::timestamp_from_sql(&t))
-                    .transpose()?,
+                locked_until: opt_text(row, 2)?.map(|t| codec::timestamp_from_sql(&t)).transpose()?,
             })
         };
-        decode()
-            .map(Some)
-            .map_err(|p| StoreError::corrupt("login_guard", resident.as_str(), p))
+        decode().map(Some).map_err(|p| StoreError::corrupt("login_guard", resident.as_str(), p))
     }
 
     /// Saves a resident's failure count and lockout; a clean slate (no
@@ -277,7 +239,11 @@ impl Store {
                  ON CONFLICT (resident_id) DO UPDATE SET failures = excluded.failures, \
                  locked_until = excluded.locked_until",
             )?
-            .execute(params![resident.as_str(), failures, locked_until.map(|t| t.to_string())])?;
+            .execute(params![
+                resident.as_str(),
+                failures,
+                locked_until.map(|t| t.to_string())
+            ])?;
         }
         tx.commit()?;
         Ok(())
@@ -289,14 +255,12 @@ fn device_where(
     condition: &str,
     value: &str,
 ) -> Result<Option<DeviceRow>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {DEVICE_COLUMNS} FROM device WHERE {condition}"
-    ))?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {DEVICE_COLUMNS} FROM device WHERE {condition}"))?;
     let mut rows = stmt.query(params![value])?;
     match rows.next()? {
         None => Ok(None),
-        Some(row) => decode_device(row)
-            .map(Some)
-            .map_err(|p| StoreError::corrupt("device", describe(row, 0), p)),
+        Some(row) => {
+            decode_device(row).map(Some).map_err(|p| StoreError::corrupt("device", describe(row, 0), p))
+        }
     }
 }

@@ -44,11 +44,7 @@ pub enum StoreError {
     #[error("schema migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),
     #[error("row {key:?} of table {table} cannot be decoded: {problem}")]
-    Corrupt {
-        table: &'static str,
-        key: String,
-        problem: String,
-    },
+    Corrupt { table: &'static str, key: String, problem: String },
     #[error("cannot encode {what}: {problem}")]
     Encode { what: &'static str, problem: String },
     #[error("the database refused WAL journaling (journal mode is {0:?})")]
@@ -57,11 +53,10 @@ pub enum StoreError {
     StaleBatch { since: u64, stored: u64 },
     #[error("change batch moves the cursor backwards, from {since} to {next_cursor}")]
     CursorRegression { since: u64, next_cursor: u64 },
-    #[error("a {mode:?} batch cannot be applied while the stored resync-in-progress flag is {resync_in_progress}")]
-    ModeMismatch {
-        mode: ApplyMode,
-        resync_in_progress: bool,
-    },
+    #[error(
+        "a {mode:?} batch cannot be applied while the stored resync-in-progress flag is {resync_in_progress}"
+    )]
+    ModeMismatch { mode: ApplyMode, resync_in_progress: bool },
     #[error("a device named {0:?} is already registered")]
     DeviceNameTaken(String),
     #[error("certificate fingerprint {fingerprint} already belongs to device {device:?}")]
@@ -71,16 +66,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn corrupt(
-        table: &'static str,
-        key: impl Into<String>,
-        problem: impl Into<String>,
-    ) -> Self {
-        StoreError::Corrupt {
-            table,
-            key: key.into(),
-            problem: problem.into(),
-        }
+    pub(crate) fn corrupt(table: &'static str, key: impl Into<String>, problem: impl Into<String>) -> Self {
+        StoreError::Corrupt { table, key: key.into(), problem: problem.into() }
     }
 }
 
@@ -92,9 +79,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.conn.path())
-            .finish()
+        f.debug_struct("Store").field("path", &self.conn.path()).finish()
     }
 }
 
@@ -115,8 +100,7 @@ impl Store {
     fn init(mut conn: Connection, require_wal: bool) -> Result<Store, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         if require_wal && !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::JournalMode(mode));
         }
@@ -133,17 +117,13 @@ impl Store {
     /// Changes whenever another connection (e.g. the facility IT CLI)
     /// commits to this database, so the agent can reload cheaply on change.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA data_version", [], |row| row.get(0))?)
+        Ok(self.conn.query_row("PRAGMA data_version", [], |row| row.get(0))?)
     }
 
     /// Starts a write transaction that takes the write lock up front, so two
     /// processes never deadlock upgrading read locks.
     fn write_tx(&mut self) -> Result<Transaction<'_>, StoreError> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+        Ok(self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 }
 

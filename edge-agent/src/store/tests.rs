@@ -12,14 +12,8 @@ fn ts(secs: i64) -> Timestamp {
 }
 
 fn facility() -> FacilityRecord {
-    let mut f =
-        FacilityRecord::with_defaults(FacilityId::new("demo-ca-01"), "Demo", "America/Los_Angeles");
-    f.caps.push(CapRule {
-        kind: CallKind::Video,
-        minutes: 300,
-        period_days: 14,
-        anchor: date(2024, 1, 1),
-    });
+    let mut f = FacilityRecord::with_defaults(FacilityId::new("demo-ca-01"), "Demo", "America/Los_Angeles");
+    f.caps.push(CapRule { kind: CallKind::Video, minutes: 300, period_days: 14, anchor: date(2024, 1, 1) });
     f
 }
 
@@ -29,11 +23,7 @@ fn unit(id: &str, windows: &[(u8, u16, u16)]) -> HousingUnitRecord {
         name: format!("Unit {id}"),
         schedule: windows
             .iter()
-            .map(|&(weekday, start_minute, end_minute)| CallingWindow {
-                weekday,
-                start_minute,
-                end_minute,
-            })
+            .map(|&(weekday, start_minute, end_minute)| CallingWindow { weekday, start_minute, end_minute })
             .collect(),
     }
 }
@@ -72,19 +62,13 @@ fn every_kind() -> Vec<Entity> {
         Entity::Unit(unit("A", &[(1, 480, 720), (1, 780, 1440), (7, 0, 60)])),
         Entity::Unit(unit("B", &[])),
         Entity::Resident(resident("R1", "A")),
-        Entity::Resident(ResidentRecord {
-            active: false,
-            ..resident("R2", "B")
-        }),
+        Entity::Resident(ResidentRecord { active: false, ..resident("R2", "B") }),
         Entity::Contact(contact(1, "R1", &["+15551230001", "+15551230002"])),
         Entity::Contact(ContactRecord {
             account_status: AccountStatus::Closed,
             ..contact(u64::MAX, "R2", &[])
         }),
-        Entity::Block(BlockRecord {
-            number: "+15551230002".into(),
-            scope: BlockScope::AllFacilities,
-        }),
+        Entity::Block(BlockRecord { number: "+15551230002".into(), scope: BlockScope::AllFacilities }),
         Entity::Block(BlockRecord {
             number: "+15551230002".into(),
             scope: BlockScope::Facility(FacilityId::new("demo-ca-01")),
@@ -114,12 +98,7 @@ fn upserts(entities: impl IntoIterator<Item = Entity>) -> Vec<Change> {
 }
 
 fn batch(since: u64, changes: Vec<Change>, next_cursor: u64, more: bool) -> ChangeBatch {
-    ChangeBatch {
-        since,
-        changes,
-        next_cursor,
-        more,
-    }
+    ChangeBatch { since, changes, next_cursor, more }
 }
 
 /// Entities as a set of debug strings: order-insensitive comparison.
@@ -142,14 +121,7 @@ fn contact_ids(store: &Store) -> Vec<u64> {
 #[test]
 fn fresh_store_has_no_sync_progress() {
     let store = Store::open_in_memory().unwrap();
-    assert_eq!(
-        store.sync_state().unwrap(),
-        SyncState {
-            cursor: 0,
-            last_success: None,
-            resync: None
-        }
-    );
+    assert_eq!(store.sync_state().unwrap(), SyncState { cursor: 0, last_success: None, resync: None });
     assert!(store.load_entities().unwrap().is_empty());
 }
 
@@ -157,22 +129,14 @@ fn fresh_store_has_no_sync_progress() {
 fn every_entity_kind_round_trips_exactly() {
     let mut store = Store::open_in_memory().unwrap();
     let entities = every_kind();
-    let outcome = store
-        .apply_batch(
-            &batch(0, upserts(entities.clone()), 12, false),
-            ApplyMode::Normal,
-            ts(5),
-        )
-        .unwrap();
+    let outcome =
+        store.apply_batch(&batch(0, upserts(entities.clone()), 12, false), ApplyMode::Normal, ts(5)).unwrap();
     assert_eq!(outcome.upserts, entities.len());
     assert_eq!(outcome.cursor, 12);
     let loaded = store.load_entities().unwrap();
     assert_eq!(loaded.len(), entities.len());
     assert_eq!(as_set(&loaded), as_set(&entities));
-    assert!(
-        matches!(loaded[0], Entity::Facility(_)),
-        "facility loads first"
-    );
+    assert!(matches!(loaded[0], Entity::Facility(_)), "facility loads first");
     let state = store.sync_state().unwrap();
     assert_eq!(state.cursor, 12);
     assert_eq!(state.last_success, Some(ts(5)));
@@ -187,11 +151,7 @@ fn upserts_replace_child_lists_and_fields() {
                 0,
                 upserts([
                     Entity::Unit(unit("A", &[(1, 0, 60), (2, 0, 60), (3, 0, 60)])),
-                    Entity::Contact(contact(
-                        1,
-                        "R1",
-                        &["+1555000001", "+1555000002", "+1555000003"],
-                    )),
+                    Entity::Contact(contact(1, "R1", &["+1555000001", "+1555000002", "+1555000003"])),
                 ]),
                 2,
                 false,
@@ -206,15 +166,7 @@ fn upserts_replace_child_lists_and_fields() {
     let shrunk = unit("A", &[(5, 10, 20)]);
     store
         .apply_batch(
-            &batch(
-                2,
-                upserts([
-                    Entity::Unit(shrunk.clone()),
-                    Entity::Contact(changed.clone()),
-                ]),
-                4,
-                false,
-            ),
+            &batch(2, upserts([Entity::Unit(shrunk.clone()), Entity::Contact(changed.clone())]), 4, false),
             ApplyMode::Normal,
             ts(1),
         )
@@ -229,38 +181,16 @@ fn upserts_replace_child_lists_and_fields() {
 fn deletes_remove_each_kind_and_ignore_unknown_keys() {
     let mut store = Store::open_in_memory().unwrap();
     let entities = every_kind();
-    store
-        .apply_batch(
-            &batch(0, upserts(entities.clone()), 1, false),
-            ApplyMode::Normal,
-            ts(0),
-        )
-        .unwrap();
-    let mut deletes: Vec<Change> = entities
-        .iter()
-        .filter_map(Entity::key)
-        .map(Change::Delete)
-        .collect();
+    store.apply_batch(&batch(0, upserts(entities.clone()), 1, false), ApplyMode::Normal, ts(0)).unwrap();
+    let mut deletes: Vec<Change> = entities.iter().filter_map(Entity::key).map(Change::Delete).collect();
     deletes.push(Change::Delete(EntityKey::Contact(ContactId(424242))));
     deletes.push(Change::Delete(EntityKey::Unit(UnitId::new("nowhere"))));
-    let outcome = store
-        .apply_batch(
-            &batch(1, deletes.clone(), 2, false),
-            ApplyMode::Normal,
-            ts(1),
-        )
-        .unwrap();
+    let outcome = store.apply_batch(&batch(1, deletes.clone(), 2, false), ApplyMode::Normal, ts(1)).unwrap();
     assert_eq!(outcome.deletes, deletes.len());
     // Only the facility, which is never deleted, remains; child rows went
     // with their parents.
-    assert_eq!(
-        store.load_entities().unwrap(),
-        vec![Entity::Facility(facility())]
-    );
-    let orphans: i64 = store
-        .conn
-        .query_row("SELECT count(*) FROM calling_window", [], |r| r.get(0))
-        .unwrap();
+    assert_eq!(store.load_entities().unwrap(), vec![Entity::Facility(facility())]);
+    let orphans: i64 = store.conn.query_row("SELECT count(*) FROM calling_window", [], |r| r.get(0)).unwrap();
     assert_eq!(orphans, 0);
 }
 
@@ -269,12 +199,7 @@ fn batch_not_following_the_cursor_is_refused_and_changes_nothing() {
     let mut store = Store::open_in_memory().unwrap();
     store
         .apply_batch(
-            &batch(
-                0,
-                upserts([Entity::Contact(contact(1, "R1", &[]))]),
-                10,
-                false,
-            ),
+            &batch(0, upserts([Entity::Contact(contact(1, "R1", &[]))]), 10, false),
             ApplyMode::Normal,
             ts(0),
         )
@@ -283,63 +208,26 @@ fn batch_not_following_the_cursor_is_refused_and_changes_nothing() {
     for since in [0, 9, 11] {
         let err = store
             .apply_batch(
-                &batch(
-                    since,
-                    upserts([Entity::Contact(contact(2, "R1", &[]))]),
-                    20,
-                    false,
-                ),
+                &batch(since, upserts([Entity::Contact(contact(2, "R1", &[]))]), 20, false),
                 ApplyMode::Normal,
                 ts(50),
             )
             .unwrap_err();
-        assert!(
-            matches!(err, StoreError::StaleBatch { since: s, stored: 10 } if s == since),
-            "{err}"
-        );
+        assert!(matches!(err, StoreError::StaleBatch { since: s, stored: 10 } if s == since), "{err}");
     }
-    let err = store
-        .apply_batch(&batch(10, vec![], 9, false), ApplyMode::Normal, ts(50))
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        StoreError::CursorRegression {
-            since: 10,
-            next_cursor: 9
-        }
-    ));
-    assert_eq!(
-        (store.load_entities().unwrap(), store.sync_state().unwrap()),
-        before
-    );
+    let err = store.apply_batch(&batch(10, vec![], 9, false), ApplyMode::Normal, ts(50)).unwrap_err();
+    assert!(matches!(err, StoreError::CursorRegression { since: 10, next_cursor: 9 }));
+    assert_eq!((store.load_entities().unwrap(), store.sync_state().unwrap()), before);
 }
 
 #[test]
 fn mode_must_match_the_stored_resync_marker() {
     let mut store = Store::open_in_memory().unwrap();
-    let err = store
-        .apply_batch(&batch(5, vec![], 6, false), ApplyMode::Resync, ts(0))
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        StoreError::ModeMismatch {
-            mode: ApplyMode::Resync,
-            resync_in_progress: false
-        }
-    ));
-    store
-        .apply_batch(&batch(0, vec![], 3, true), ApplyMode::Resync, ts(0))
-        .unwrap();
-    let err = store
-        .apply_batch(&batch(3, vec![], 4, false), ApplyMode::Normal, ts(0))
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        StoreError::ModeMismatch {
-            mode: ApplyMode::Normal,
-            resync_in_progress: true
-        }
-    ));
+    let err = store.apply_batch(&batch(5, vec![], 6, false), ApplyMode::Resync, ts(0)).unwrap_err();
+    assert!(matches!(err, StoreError::ModeMismatch { mode: ApplyMode::Resync, resync_in_progress: false }));
+    store.apply_batch(&batch(0, vec![], 3, true), ApplyMode::Resync, ts(0)).unwrap();
+    let err = store.apply_batch(&batch(3, vec![], 4, false), ApplyMode::Normal, ts(0)).unwrap_err();
+    assert!(matches!(err, StoreError::ModeMismatch { mode: ApplyMode::Normal, resync_in_progress: true }));
     assert_eq!(store.sync_state().unwrap().cursor, 3);
 }
 
@@ -368,30 +256,18 @@ fn resync_keeps_serving_old_data_then_sweeps_what_was_not_resent() {
     // The cursor expired; the resync starts from 0 while the old rows stay.
     let first = store
         .apply_batch(
-            &batch(
-                0,
-                upserts([Entity::Contact(contact(1, "R1", &["+1"]))]),
-                70,
-                true,
-            ),
+            &batch(0, upserts([Entity::Contact(contact(1, "R1", &["+1"]))]), 70, true),
             ApplyMode::Resync,
             ts(10),
         )
         .unwrap();
     assert!(!first.resync_completed);
-    assert_eq!(
-        contact_ids(&store),
-        vec![1, 2, 3],
-        "old data still served mid-resync"
-    );
+    assert_eq!(contact_ids(&store), vec![1, 2, 3], "old data still served mid-resync");
     let state = store.sync_state().unwrap();
     assert_eq!(state.cursor, 70);
     assert_eq!(state.resync, Some(ResyncMarker { started_at: ts(10) }));
 
-    let updated3 = ContactRecord {
-        name: "renamed".into(),
-        ..contact(3, "R1", &["+3"])
-    };
+    let updated3 = ContactRecord { name: "renamed".into(), ..contact(3, "R1", &["+3"]) };
     let last = store
         .apply_batch(
             &batch(70, upserts([Entity::Contact(updated3.clone())]), 90, false),
@@ -410,20 +286,12 @@ fn resync_keeps_serving_old_data_then_sweeps_what_was_not_resent() {
         ])
     );
     let state = store.sync_state().unwrap();
-    assert_eq!(
-        (state.cursor, state.resync, state.last_success),
-        (90, None, Some(ts(20)))
-    );
+    assert_eq!((state.cursor, state.resync, state.last_success), (90, None, Some(ts(20))));
 
     // Later deltas are normal again and survive the next resync's generation logic.
     store
         .apply_batch(
-            &batch(
-                90,
-                upserts([Entity::Contact(contact(4, "R1", &[]))]),
-                91,
-                false,
-            ),
+            &batch(90, upserts([Entity::Contact(contact(4, "R1", &[]))]), 91, false),
             ApplyMode::Normal,
             ts(30),
         )
@@ -438,10 +306,7 @@ fn restarted_resync_sweeps_rows_only_the_abandoned_attempt_resent() {
         .apply_batch(
             &batch(
                 0,
-                upserts([
-                    Entity::Contact(contact(1, "R", &[])),
-                    Entity::Contact(contact(2, "R", &[])),
-                ]),
+                upserts([Entity::Contact(contact(1, "R", &[])), Entity::Contact(contact(2, "R", &[]))]),
                 5,
                 false,
             ),
@@ -453,10 +318,7 @@ fn restarted_resync_sweeps_rows_only_the_abandoned_attempt_resent() {
         .apply_batch(
             &batch(
                 0,
-                upserts([
-                    Entity::Contact(contact(1, "R", &[])),
-                    Entity::Contact(contact(2, "R", &[])),
-                ]),
+                upserts([Entity::Contact(contact(1, "R", &[])), Entity::Contact(contact(2, "R", &[]))]),
                 8,
                 true,
             ),
@@ -467,12 +329,7 @@ fn restarted_resync_sweeps_rows_only_the_abandoned_attempt_resent() {
     // The cursor expired again mid-resync (contact 2 deleted, tombstone gone).
     let outcome = store
         .apply_batch(
-            &batch(
-                0,
-                upserts([Entity::Contact(contact(1, "R", &[]))]),
-                9,
-                false,
-            ),
+            &batch(0, upserts([Entity::Contact(contact(1, "R", &[]))]), 9, false),
             ApplyMode::Resync,
             ts(2),
         )
@@ -485,21 +342,10 @@ fn restarted_resync_sweeps_rows_only_the_abandoned_attempt_resent() {
 fn empty_final_resync_page_clears_everything_synced() {
     let mut store = Store::open_in_memory().unwrap();
     let entities = every_kind();
-    store
-        .apply_batch(
-            &batch(0, upserts(entities), 3, false),
-            ApplyMode::Normal,
-            ts(0),
-        )
-        .unwrap();
-    let outcome = store
-        .apply_batch(&batch(0, vec![], 0, false), ApplyMode::Resync, ts(1))
-        .unwrap();
+    store.apply_batch(&batch(0, upserts(entities), 3, false), ApplyMode::Normal, ts(0)).unwrap();
+    let outcome = store.apply_batch(&batch(0, vec![], 0, false), ApplyMode::Resync, ts(1)).unwrap();
     assert_eq!(outcome.swept, every_kind().len() - 1);
-    assert_eq!(
-        store.load_entities().unwrap(),
-        vec![Entity::Facility(facility())]
-    );
+    assert_eq!(store.load_entities().unwrap(), vec![Entity::Facility(facility())]);
 }
 
 #[test]
@@ -516,10 +362,7 @@ fn failing_change_rolls_back_the_whole_batch_and_cursor() {
         .apply_batch(
             &batch(
                 0,
-                upserts([
-                    Entity::Contact(contact(1, "R", &["+1"])),
-                    Entity::Contact(contact(666, "R", &[])),
-                ]),
+                upserts([Entity::Contact(contact(1, "R", &["+1"])), Entity::Contact(contact(666, "R", &[]))]),
                 2,
                 false,
             ),
@@ -536,9 +379,7 @@ fn failing_change_rolls_back_the_whole_batch_and_cursor() {
 #[test]
 fn record_sync_success_moves_only_the_last_success_time() {
     let mut store = Store::open_in_memory().unwrap();
-    store
-        .apply_batch(&batch(0, vec![], 7, false), ApplyMode::Normal, ts(0))
-        .unwrap();
+    store.apply_batch(&batch(0, vec![], 7, false), ApplyMode::Normal, ts(0)).unwrap();
     store.record_sync_success(ts(99)).unwrap();
     let state = store.sync_state().unwrap();
     assert_eq!((state.cursor, state.last_success), (7, Some(ts(99))));
@@ -547,48 +388,20 @@ fn record_sync_success_moves_only_the_last_success_time() {
 #[test]
 fn undecodable_rows_are_typed_errors_naming_table_and_key() {
     let mut store = Store::open_in_memory().unwrap();
-    store
-        .apply_batch(
-            &batch(0, upserts(every_kind()), 1, false),
-            ApplyMode::Normal,
-            ts(0),
-        )
-        .unwrap();
+    store.apply_batch(&batch(0, upserts(every_kind()), 1, false), ApplyMode::Normal, ts(0)).unwrap();
     let cases = [
-        (
-            "UPDATE contact SET approval_video = 'maybe' WHERE id = 1",
-            "contact",
-            "1",
-        ),
-        (
-            "UPDATE resident SET active = 7 WHERE id = 'R1'",
-            "resident",
-            "R1",
-        ),
-        (
-            "UPDATE calling_window SET weekday = 300 WHERE unit_id = 'A'",
-            "calling_window",
-            "A",
-        ),
-        (
-            "UPDATE suspension SET ends_on = 'soon' WHERE id = 9",
-            "suspension",
-            "9",
-        ),
-        (
-            "UPDATE facility SET caps_json = '{' ",
-            "facility",
-            "demo-ca-01",
-        ),
+        ("UPDATE contact SET approval_video = 'maybe' WHERE id = 1", "contact", "1"),
+        ("UPDATE resident SET active = 7 WHERE id = 'R1'", "resident", "R1"),
+        ("UPDATE calling_window SET weekday = 300 WHERE unit_id = 'A'", "calling_window", "A"),
+        ("UPDATE suspension SET ends_on = 'soon' WHERE id = 9", "suspension", "9"),
+        ("UPDATE facility SET caps_json = '{' ", "facility", "demo-ca-01"),
         ("UPDATE cap_usage SET used_secs = -1", "cap_usage", "R1"),
     ];
     for (corruption, table, key) in cases {
         let tx = store.conn.unchecked_transaction().unwrap();
         tx.execute_batch(corruption).unwrap();
         match store.load_entities() {
-            Err(StoreError::Corrupt {
-                table: t, key: k, ..
-            }) => {
+            Err(StoreError::Corrupt { table: t, key: k, .. }) => {
                 assert_eq!((t, k.as_str()), (table, key), "{corruption}")
             }
             other => panic!("{corruption}: expected a Corrupt error, got {other:?}"),
@@ -604,32 +417,14 @@ fn file_store_uses_wal_full_sync_foreign_keys_and_persists() {
     let path = dir.path().join("edge.sqlite");
     {
         let mut store = Store::open(&path).unwrap();
-        let mode: String = store
-            .conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
-        let sync: i64 = store
-            .conn
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .unwrap();
-        let fks: i64 = store
-            .conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-            .unwrap();
+        let mode: String = store.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+        let sync: i64 = store.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let fks: i64 = store.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
         assert_eq!((mode.as_str(), sync, fks), ("wal", 2, 1));
-        store
-            .apply_batch(
-                &batch(0, upserts(every_kind()), 4, false),
-                ApplyMode::Normal,
-                ts(3),
-            )
-            .unwrap();
+        store.apply_batch(&batch(0, upserts(every_kind()), 4, false), ApplyMode::Normal, ts(3)).unwrap();
     }
     let store = Store::open(&path).unwrap();
-    assert_eq!(
-        as_set(&store.load_entities().unwrap()),
-        as_set(&every_kind())
-    );
+    assert_eq!(as_set(&store.load_entities().unwrap()), as_set(&every_kind()));
     assert_eq!(store.sync_state().unwrap().cursor, 4);
 }
 
@@ -640,18 +435,10 @@ fn data_version_reveals_writes_from_another_process() {
     let agent = Store::open(&path).unwrap();
     let mut cli = Store::open(&path).unwrap();
     let before = agent.data_version().unwrap();
-    assert_eq!(
-        agent.data_version().unwrap(),
-        before,
-        "stable without writes"
-    );
-    cli.set_lockdown(&LockdownScope::Facility, true, "it-admin", ts(0))
-        .unwrap();
+    assert_eq!(agent.data_version().unwrap(), before, "stable without writes");
+    cli.set_lockdown(&LockdownScope::Facility, true, "it-admin", ts(0)).unwrap();
     assert_ne!(agent.data_version().unwrap(), before);
-    assert!(agent
-        .lockdowns()
-        .unwrap()
-        .contains(&LockdownScope::Facility));
+    assert!(agent.lockdowns().unwrap().contains(&LockdownScope::Facility));
 }
 
 #[test]
@@ -659,34 +446,15 @@ fn lockdowns_toggle_and_are_audited_in_the_same_transaction() {
     let mut store = Store::open_in_memory().unwrap();
     let unit_a = LockdownScope::Unit(UnitId::new("A"));
     assert!(store.set_lockdown(&unit_a, true, "sgt.lee", ts(1)).unwrap());
-    assert!(
-        !store.set_lockdown(&unit_a, true, "sgt.lee", ts(2)).unwrap(),
-        "already on"
-    );
-    assert!(store
-        .set_lockdown(&LockdownScope::Facility, true, "lt.ortiz", ts(3))
-        .unwrap());
-    assert_eq!(
-        store.lockdowns().unwrap(),
-        BTreeSet::from([LockdownScope::Facility, unit_a.clone()])
-    );
+    assert!(!store.set_lockdown(&unit_a, true, "sgt.lee", ts(2)).unwrap(), "already on");
+    assert!(store.set_lockdown(&LockdownScope::Facility, true, "lt.ortiz", ts(3)).unwrap());
+    assert_eq!(store.lockdowns().unwrap(), BTreeSet::from([LockdownScope::Facility, unit_a.clone()]));
     let rows = store.lockdown_rows().unwrap();
     let row_a = rows.iter().find(|r| r.scope == unit_a).unwrap();
-    assert_eq!(
-        (row_a.since, row_a.actor.as_str()),
-        (ts(1), "sgt.lee"),
-        "first setter kept"
-    );
-    assert!(store
-        .set_lockdown(&unit_a, false, "sgt.lee", ts(4))
-        .unwrap());
-    assert!(!store
-        .set_lockdown(&unit_a, false, "sgt.lee", ts(5))
-        .unwrap());
-    assert_eq!(
-        store.lockdowns().unwrap(),
-        BTreeSet::from([LockdownScope::Facility])
-    );
+    assert_eq!((row_a.since, row_a.actor.as_str()), (ts(1), "sgt.lee"), "first setter kept");
+    assert!(store.set_lockdown(&unit_a, false, "sgt.lee", ts(4)).unwrap());
+    assert!(!store.set_lockdown(&unit_a, false, "sgt.lee", ts(5)).unwrap());
+    assert_eq!(store.lockdowns().unwrap(), BTreeSet::from([LockdownScope::Facility]));
 
     let audited: Vec<(String, String, String)> = store
         .conn
@@ -709,16 +477,9 @@ fn lockdowns_toggle_and_are_audited_in_the_same_transaction() {
 #[test]
 fn lockdowns_survive_a_resync_sweep() {
     let mut store = Store::open_in_memory().unwrap();
-    store
-        .set_lockdown(&LockdownScope::Facility, true, "it", ts(0))
-        .unwrap();
-    store
-        .apply_batch(&batch(0, vec![], 0, false), ApplyMode::Resync, ts(1))
-        .unwrap();
-    assert!(store
-        .lockdowns()
-        .unwrap()
-        .contains(&LockdownScope::Facility));
+    store.set_lockdown(&LockdownScope::Facility, true, "it", ts(0)).unwrap();
+    store.apply_batch(&batch(0, vec![], 0, false), ApplyMode::Resync, ts(1)).unwrap();
+    assert!(store.lockdowns().unwrap().contains(&LockdownScope::Facility));
 }
 
 #[test]
@@ -734,16 +495,11 @@ fn devices_register_revoke_and_admit() {
         store.register_device("T-0003", "bb22", ts(3)),
         Err(StoreError::FingerprintTaken { device, .. }) if device == "T-0002"
     ));
-    assert_eq!(
-        store.device_by_fingerprint("aa11").unwrap(),
-        Some(t1.clone())
-    );
+    assert_eq!(store.device_by_fingerprint("aa11").unwrap(), Some(t1.clone()));
     assert_eq!(store.device_by_fingerprint("ffff").unwrap(), None);
     assert_eq!(
         store.admitted_fingerprints().unwrap(),
-        ["aa11".to_string(), "bb22".to_string()]
-            .into_iter()
-            .collect()
+        ["aa11".to_string(), "bb22".to_string()].into_iter().collect()
     );
 
     assert!(matches!(
@@ -755,31 +511,12 @@ fn devices_register_revoke_and_admit() {
     assert_eq!(revoked.device.revoked_at, Some(ts(5)));
     let again = store.revoke_device("T-0001", ts(6)).unwrap();
     assert!(!again.newly_revoked);
-    assert_eq!(
-        again.device.revoked_at,
-        Some(ts(5)),
-        "first revocation time kept"
-    );
-    assert_eq!(
-        store.admitted_fingerprints().unwrap(),
-        ["bb22".to_string()].into_iter().collect()
-    );
-    assert!(store
-        .device_by_fingerprint("aa11")
-        .unwrap()
-        .unwrap()
-        .is_revoked());
-    let names: Vec<String> = store
-        .devices()
-        .unwrap()
-        .into_iter()
-        .map(|d| d.name)
-        .collect();
+    assert_eq!(again.device.revoked_at, Some(ts(5)), "first revocation time kept");
+    assert_eq!(store.admitted_fingerprints().unwrap(), ["bb22".to_string()].into_iter().collect());
+    assert!(store.device_by_fingerprint("aa11").unwrap().unwrap().is_revoked());
+    let names: Vec<String> = store.devices().unwrap().into_iter().map(|d| d.name).collect();
     assert_eq!(names, ["T-0001", "T-0002"]);
-    assert!(matches!(
-        store.register_device("T-0001", "dd44", ts(7)),
-        Err(StoreError::DeviceNameTaken(_))
-    ));
+    assert!(matches!(store.register_device("T-0001", "dd44", ts(7)), Err(StoreError::DeviceNameTaken(_))));
 }
 
 #[test]
@@ -790,17 +527,10 @@ fn login_guard_persists_and_clears() {
     store.save_login_guard(&r, 3, None).unwrap();
     assert_eq!(
         store.login_guard(&r).unwrap(),
-        Some(LoginGuardRow {
-            resident: r.clone(),
-            failures: 3,
-            locked_until: None
-        })
+        Some(LoginGuardRow { resident: r.clone(), failures: 3, locked_until: None })
     );
     store.save_login_guard(&r, 5, Some(ts(900))).unwrap();
-    assert_eq!(
-        store.login_guard(&r).unwrap().unwrap().locked_until,
-        Some(ts(900))
-    );
+    assert_eq!(store.login_guard(&r).unwrap().unwrap().locked_until, Some(ts(900)));
     assert_eq!(store.login_guard(&ResidentId::new("R2")).unwrap(), None);
     store.save_login_guard(&r, 0, None).unwrap();
     assert_eq!(store.login_guard(&r).unwrap(), None);
@@ -824,42 +554,22 @@ fn audited_store(rows: u64) -> Store {
 
 /// Lets the test tamper with the log the way someone with the file could.
 fn drop_guards(store: &Store) {
-    store
-        .conn
-        .execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
-        .unwrap();
+    store.conn.execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;").unwrap();
 }
 
 #[test]
 fn intact_audit_log_verifies() {
     let store = audited_store(6);
     let report = store.audit_verify().unwrap();
-    assert_eq!(
-        report,
-        AuditReport {
-            rows_checked: 6,
-            first_break: None
-        }
-    );
-    assert_eq!(
-        Store::open_in_memory()
-            .unwrap()
-            .audit_verify()
-            .unwrap()
-            .rows_checked,
-        0
-    );
+    assert_eq!(report, AuditReport { rows_checked: 6, first_break: None });
+    assert_eq!(Store::open_in_memory().unwrap().audit_verify().unwrap().rows_checked, 0);
 }
 
 #[test]
 fn triggers_refuse_update_and_delete() {
     let store = audited_store(2);
-    let update = store
-        .conn
-        .execute("UPDATE audit_log SET actor = 'x' WHERE seq = 1", []);
-    let delete = store
-        .conn
-        .execute("DELETE FROM audit_log WHERE seq = 2", []);
+    let update = store.conn.execute("UPDATE audit_log SET actor = 'x' WHERE seq = 1", []);
+    let delete = store.conn.execute("DELETE FROM audit_log WHERE seq = 2", []);
     for result in [update, delete] {
         let err = result.unwrap_err();
         assert!(err.to_string().contains("append-only"), "{err}");
@@ -871,34 +581,19 @@ fn triggers_refuse_update_and_delete() {
 fn verify_catches_an_edited_detail() {
     let store = audited_store(5);
     drop_guards(&store);
-    store
-        .conn
-        .execute(
-            "UPDATE audit_log SET detail = '{\"n\":99}' WHERE seq = 3",
-            [],
-        )
-        .unwrap();
+    store.conn.execute("UPDATE audit_log SET detail = '{\"n\":99}' WHERE seq = 3", []).unwrap();
     let report = store.audit_verify().unwrap();
     assert_eq!(report.rows_checked, 2);
-    assert_eq!(
-        report.first_break,
-        Some(AuditBreak::HashMismatch { seq: 3 })
-    );
+    assert_eq!(report.first_break, Some(AuditBreak::HashMismatch { seq: 3 }));
 }
 
 #[test]
 fn verify_catches_a_deleted_row_as_a_gap() {
     let store = audited_store(5);
     drop_guards(&store);
-    store
-        .conn
-        .execute("DELETE FROM audit_log WHERE seq = 2", [])
-        .unwrap();
+    store.conn.execute("DELETE FROM audit_log WHERE seq = 2", []).unwrap();
     let report = store.audit_verify().unwrap();
-    assert_eq!(
-        report.first_break,
-        Some(AuditBreak::Missing { seq: 2, found: 3 })
-    );
+    assert_eq!(report.first_break, Some(AuditBreak::Missing { seq: 2, found: 3 }));
     assert_eq!(report.rows_checked, 1);
 }
 
@@ -906,18 +601,9 @@ fn verify_catches_a_deleted_row_as_a_gap() {
 fn verify_catches_a_cut_off_tail() {
     let store = audited_store(5);
     drop_guards(&store);
-    store
-        .conn
-        .execute("DELETE FROM audit_log WHERE seq >= 4", [])
-        .unwrap();
+    store.conn.execute("DELETE FROM audit_log WHERE seq >= 4", []).unwrap();
     let report = store.audit_verify().unwrap();
-    assert_eq!(
-        report.first_break,
-        Some(AuditBreak::Truncated {
-            seq: 4,
-            head_seq: 5
-        })
-    );
+    assert_eq!(report.first_break, Some(AuditBreak::Truncated { seq: 4, head_seq: 5 }));
 }
 
 #[test]
@@ -934,10 +620,7 @@ fn verify_catches_reordered_rows() {
         )
         .unwrap();
     let report = store.audit_verify().unwrap();
-    assert_eq!(
-        report.first_break,
-        Some(AuditBreak::PrevHashMismatch { seq: 2 })
-    );
+    assert_eq!(report.first_break, Some(AuditBreak::PrevHashMismatch { seq: 2 }));
 }
 
 #[test]
@@ -947,22 +630,12 @@ fn verify_catches_a_rehashed_edit_at_the_next_link() {
     // The forger edits row 3 and recomputes its hash, but cannot fix row 4's link.
     let (prev, at): (String, String) = store
         .conn
-        .query_row(
-            "SELECT prev_hash, at FROM audit_log WHERE seq = 3",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT prev_hash, at FROM audit_log WHERE seq = 3", [], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap();
     let mut prev_bytes = [0u8; 32];
     hex::decode_to_slice(&prev, &mut prev_bytes).unwrap();
-    let forged = hex::encode(super::audit::tests_link_hash(
-        &prev_bytes,
-        3,
-        &at,
-        "someone",
-        "test.event",
-        "{}",
-    ));
+    let forged =
+        hex::encode(super::audit::tests_link_hash(&prev_bytes, 3, &at, "someone", "test.event", "{}"));
     store
         .conn
         .execute(
@@ -971,10 +644,7 @@ fn verify_catches_a_rehashed_edit_at_the_next_link() {
         )
         .unwrap();
     let report = store.audit_verify().unwrap();
-    assert_eq!(
-        report.first_break,
-        Some(AuditBreak::PrevHashMismatch { seq: 4 })
-    );
+    assert_eq!(report.first_break, Some(AuditBreak::PrevHashMismatch { seq: 4 }));
     assert_eq!(report.rows_checked, 3);
 }
 
@@ -982,17 +652,8 @@ fn verify_catches_a_rehashed_edit_at_the_next_link() {
 fn verify_catches_a_tampered_hash() {
     let store = audited_store(3);
     drop_guards(&store);
-    store
-        .conn
-        .execute(
-            "UPDATE audit_log SET hash = ?1 WHERE seq = 1",
-            params!["00".repeat(32)],
-        )
-        .unwrap();
-    assert_eq!(
-        store.audit_verify().unwrap().first_break,
-        Some(AuditBreak::HashMismatch { seq: 1 })
-    );
+    store.conn.execute("UPDATE audit_log SET hash = ?1 WHERE seq = 1", params!["00".repeat(32)]).unwrap();
+    assert_eq!(store.audit_verify().unwrap().first_break, Some(AuditBreak::HashMismatch { seq: 1 }));
 }
 
 #[test]
@@ -1001,22 +662,9 @@ fn appends_continue_the_chain_after_reopen() {
     let path = dir.path().join("edge.sqlite");
     {
         let mut store = Store::open(&path).unwrap();
-        store
-            .audit_append("a", "one", &serde_json::json!(null), ts(1))
-            .unwrap();
+        store.audit_append("a", "one", &serde_json::json!(null), ts(1)).unwrap();
     }
     let mut store = Store::open(&path).unwrap();
-    assert_eq!(
-        store
-            .audit_append("b", "two", &serde_json::json!([1, 2]), ts(2))
-            .unwrap(),
-        2
-    );
-    assert_eq!(
-        store.audit_verify().unwrap(),
-        AuditReport {
-            rows_checked: 2,
-            first_break: None
-        }
-    );
+    assert_eq!(store.audit_append("b", "two", &serde_json::json!([1, 2]), ts(2)).unwrap(), 2);
+    assert_eq!(store.audit_verify().unwrap(), AuditReport { rows_checked: 2, first_break: None });
 }

@@ -14,9 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use proto::central::{
-    CentralError, CentralToEdge, Change, ChangeBatch, EdgeToCentral, Entity, EntityKey,
-};
+use proto::central::{CentralError, CentralToEdge, Change, ChangeBatch, EdgeToCentral, Entity, EntityKey};
 use proto::domain::*;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -33,8 +31,7 @@ pub struct Persisted {
 /// Where the edge keeps synced data: the store, or a model of it.
 pub trait Replica {
     /// Applies a batch atomically with its cursor, or changes nothing.
-    fn apply(&mut self, batch: &ChangeBatch, mode: ApplyMode, now: Timestamp)
-        -> Result<(), String>;
+    fn apply(&mut self, batch: &ChangeBatch, mode: ApplyMode, now: Timestamp) -> Result<(), String>;
     fn record_success(&mut self, now: Timestamp) -> Result<(), String>;
     fn persisted(&self) -> Result<Persisted, String>;
     fn entities(&self) -> Result<Vec<Entity>, String>;
@@ -68,13 +65,7 @@ pub struct CentralFeed {
 
 impl CentralFeed {
     pub fn new(facility: FacilityId) -> Self {
-        Self {
-            facility,
-            head: 0,
-            seq_of: HashMap::new(),
-            log: BTreeMap::new(),
-            compacted_through: 0,
-        }
+        Self { facility, head: 0, seq_of: HashMap::new(), log: BTreeMap::new(), compacted_through: 0 }
     }
 
     pub fn head(&self) -> u64 {
@@ -118,10 +109,7 @@ impl CentralFeed {
     pub fn answer(&self, request: &EdgeToCentral) -> CentralToEdge {
         match request {
             EdgeToCentral::Hello { facility, .. } if *facility == self.facility => {
-                CentralToEdge::Welcome {
-                    facility: facility.clone(),
-                    head_cursor: self.head,
-                }
+                CentralToEdge::Welcome { facility: facility.clone(), head_cursor: self.head }
             }
             EdgeToCentral::Hello { facility, .. } => {
                 CentralToEdge::Error(CentralError::UnknownFacility(facility.clone()))
@@ -129,12 +117,7 @@ impl CentralFeed {
             EdgeToCentral::Changes { facility, .. } if *facility != self.facility => {
                 CentralToEdge::Error(CentralError::UnknownFacility(facility.clone()))
             }
-            EdgeToCentral::Changes {
-                since,
-                limit,
-                resync_floor,
-                ..
-            } => {
+            EdgeToCentral::Changes { since, limit, resync_floor, .. } => {
                 if *since != 0 && self.compacted_through > (*since).max(*resync_floor) {
                     return CentralToEdge::CursorExpired {
                         since: *since,
@@ -193,12 +176,7 @@ pub struct ModelReplica {
 }
 
 impl Replica for ModelReplica {
-    fn apply(
-        &mut self,
-        batch: &ChangeBatch,
-        mode: ApplyMode,
-        now: Timestamp,
-    ) -> Result<(), String> {
+    fn apply(&mut self, batch: &ChangeBatch, mode: ApplyMode, now: Timestamp) -> Result<(), String> {
         if batch.next_cursor < batch.since {
             return Err("cursor regression".into());
         }
@@ -221,8 +199,7 @@ impl Replica for ModelReplica {
         for change in &batch.changes {
             match change {
                 Change::Upsert(entity) => {
-                    next.rows
-                        .insert(feed_key(entity), (entity.clone(), generation));
+                    next.rows.insert(feed_key(entity), (entity.clone(), generation));
                 }
                 Change::Delete(key) => {
                     next.rows.remove(&FeedKey::Entity(key.clone()));
@@ -230,8 +207,7 @@ impl Replica for ModelReplica {
             }
         }
         if mode == ApplyMode::Resync && !batch.more {
-            next.rows
-                .retain(|key, (_, gen)| *key == FeedKey::Facility || *gen >= generation);
+            next.rows.retain(|key, (_, gen)| *key == FeedKey::Facility || *gen >= generation);
             next.generation = generation;
             next.resync_generation = None;
         }
@@ -272,11 +248,7 @@ pub struct SimConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        Self {
-            initial_entities: 60,
-            chaos_steps: 400,
-            max_heal_steps: 20_000,
-        }
+        Self { initial_entities: 60, chaos_steps: 400, max_heal_steps: 20_000 }
     }
 }
 
@@ -440,11 +412,8 @@ impl<R: Replica> World<'_, R> {
             self.central.delete(key);
         } else if self.rng.gen_bool(0.05) {
             self.version += 1;
-            let mut facility = FacilityRecord::with_defaults(
-                FacilityId::new(FACILITY),
-                "Sim",
-                "America/Los_Angeles",
-            );
+            let mut facility =
+                FacilityRecord::with_defaults(FacilityId::new(FACILITY), "Sim", "America/Los_Angeles");
             facility.name = format!("Sim v{}", self.version);
             self.central.upsert(Entity::Facility(facility));
         } else {
@@ -460,11 +429,7 @@ impl<R: Replica> World<'_, R> {
             // The connection is gone, and every stream on it.
             self.network.clear();
         }
-        let input = if up {
-            SyncInput::UplinkUp
-        } else {
-            SyncInput::UplinkDown
-        };
+        let input = if up { SyncInput::UplinkUp } else { SyncInput::UplinkDown };
         self.handle(input)
     }
 
@@ -516,9 +481,7 @@ impl<R: Replica> World<'_, R> {
         for delivery in due {
             let input = match delivery {
                 Delivery::Answer(request) => SyncInput::Response(self.central.answer(&request)),
-                Delivery::Fail => SyncInput::RequestFailed {
-                    error: "connection reset".into(),
-                },
+                Delivery::Fail => SyncInput::RequestFailed { error: "connection reset".into() },
             };
             self.handle(input)?;
         }
@@ -546,11 +509,9 @@ impl<R: Replica> World<'_, R> {
                     } else {
                         if self.chance(0.05) {
                             let later = delay + Duration::from_millis(self.rng.gen_range(1..2000));
-                            self.network
-                                .push((self.now + later, Delivery::Answer(request.clone())));
+                            self.network.push((self.now + later, Delivery::Answer(request.clone())));
                         }
-                        self.network
-                            .push((self.now + delay, Delivery::Answer(request)));
+                        self.network.push((self.now + delay, Delivery::Answer(request)));
                     }
                 }
                 SyncOutput::Apply { batch, mode } => {
@@ -561,9 +522,7 @@ impl<R: Replica> World<'_, R> {
                         self.stats.injected_apply_failures += 1;
                         self.core.handle(
                             self.now,
-                            SyncInput::ApplyFailed {
-                                error: "disk I/O error (injected)".into(),
-                            },
+                            SyncInput::ApplyFailed { error: "disk I/O error (injected)".into() },
                         );
                         continue;
                     }
@@ -574,12 +533,7 @@ impl<R: Replica> World<'_, R> {
                     if self.chance(0.03) {
                         return self.crash();
                     }
-                    self.core.handle(
-                        self.now,
-                        SyncInput::Applied {
-                            next_cursor: batch.next_cursor,
-                        },
-                    );
+                    self.core.handle(self.now, SyncInput::Applied { next_cursor: batch.next_cursor });
                 }
                 SyncOutput::RecordSuccess { at } => {
                     self.replica.record_success(at)?;
@@ -605,9 +559,8 @@ impl<R: Replica> World<'_, R> {
         }
         let edge = self.replica.entities()?;
         let central = self.central.live();
-        let render = |entities: &[Entity]| -> BTreeSet<String> {
-            entities.iter().map(|e| format!("{e:?}")).collect()
-        };
+        let render =
+            |entities: &[Entity]| -> BTreeSet<String> { entities.iter().map(|e| format!("{e:?}")).collect() };
         let (edge, central) = (render(&edge), render(&central));
         if edge == central {
             let persisted = self.replica.persisted()?;
@@ -621,10 +574,7 @@ impl<R: Replica> World<'_, R> {
         }
         let missing: Vec<_> = central.difference(&edge).take(3).collect();
         let extra: Vec<_> = edge.difference(&central).take(3).collect();
-        Err(format!(
-            "edge diverged from central (seed {}): missing {missing:?}, extra {extra:?}",
-            self.seed
-        ))
+        Err(format!("edge diverged from central (seed {}): missing {missing:?}, extra {extra:?}", self.seed))
     }
 }
 
@@ -663,16 +613,8 @@ pub fn random_entity(rng: &mut StdRng, version: u64) -> Entity {
                 id: ContactId(rng.gen_range(1..60)),
                 resident: resident(rng),
                 name: format!("contact v{version}"),
-                account_status: if rng.gen_bool(0.9) {
-                    AccountStatus::Active
-                } else {
-                    AccountStatus::Closed
-                },
-                approvals: Approvals {
-                    voice: approval(rng),
-                    video: approval(rng),
-                    message: approval(rng),
-                },
+                account_status: if rng.gen_bool(0.9) { AccountStatus::Active } else { AccountStatus::Closed },
+                approvals: Approvals { voice: approval(rng), video: approval(rng), message: approval(rng) },
                 numbers: (0..rng.gen_range(0..4)).map(|_| number(rng)).collect(),
                 video_balance_cents: rng.gen_range(0..10_000),
                 video_rate_cents_per_min: rng.gen_range(10..50),
@@ -702,11 +644,7 @@ pub fn random_entity(rng: &mut StdRng, version: u64) -> Entity {
         }),
         _ => Entity::CapUsage(CapUsageRecord {
             resident: resident(rng),
-            kind: if rng.gen_bool(0.5) {
-                CallKind::Voice
-            } else {
-                CallKind::Video
-            },
+            kind: if rng.gen_bool(0.5) { CallKind::Voice } else { CallKind::Video },
             period_start: jiff::civil::Date::constant(2024, 1, 1 + 14 * rng.gen_range(0..2)),
             used_secs: rng.gen_range(0..20_000),
         }),

@@ -198,9 +198,11 @@ pub fn edge_to_central() -> impl Strategy<Value = EdgeToCentral> {
     prop_oneof![
         (facility_id(), text())
             .prop_map(|(facility, agent_version)| EdgeToCentral::Hello { facility, agent_version }),
-        (facility_id(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(|(facility, since, limit, resync_floor)| {
-            EdgeToCentral::Changes { facility, since, limit, resync_floor }
-        }),
+        (facility_id(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(
+            |(facility, since, limit, resync_floor)| {
+                EdgeToCentral::Changes { facility, since, limit, resync_floor }
+            }
+        ),
     ]
 }
 
