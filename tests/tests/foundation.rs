@@ -80,26 +80,39 @@ fn lockdown_denies_at_once_with_central_stopped() {
     wait_for_call(&system, "1", "voice", |v| mentions(v, "Allowed"));
     system.stop_central();
 
-    let started = Instant::now();
+    // A tablet already connected and logged in, as on a unit's wall kiosk.
+    let mut kiosk = system.session(&system.device);
+    assert!(mentions(&kiosk.send(&format!("login R1001 {PIN}")), "LoggedIn"));
+    assert!(mentions(&kiosk.send("call 1 voice"), "Allowed"));
+
     let out = system.edge_cli(&["lockdown", "on"]);
     assert_eq!(out.code, 0, "{} {}", out.stdout, out.stderr);
-    wait_for_call(&system, "1", "voice", |v| mentions(v, "Lockdown"));
-    assert!(started.elapsed() < Duration::from_secs(5), "lockdown took {:?}", started.elapsed());
+    let applied = Instant::now();
+    let event = kiosk.send("wait-event 2");
+    assert!(mentions(&event, "LockdownChanged") && mentions(&event, "Facility"), "{event}");
+    let denied = kiosk.send("call 1 voice");
+    assert!(mentions(&denied, "Lockdown"), "{denied}");
+    assert!(applied.elapsed() < Duration::from_secs(1), "lockdown took {:?} to apply", applied.elapsed());
 
     let out = system.edge_cli(&["lockdown", "off"]);
     assert_eq!(out.code, 0);
-    wait_for_call(&system, "1", "voice", |v| mentions(v, "Allowed"));
+    assert!(mentions(&kiosk.send("wait-event 2"), "LockdownChanged"));
+    assert!(mentions(&kiosk.send("call 1 voice"), "Allowed"));
 
-    // Unit lockdown: unit A is locked, so R1001 (unit A) is denied.
+    // A lockdown of another unit leaves R1001 (unit A) alone; unit A's denies.
+    system.edge_cli(&["lockdown", "on", "--unit", "B"]);
+    kiosk.send("wait-event 2");
+    assert!(mentions(&kiosk.send("call 1 voice"), "Allowed"));
     system.edge_cli(&["lockdown", "on", "--unit", "A"]);
-    wait_for_call(&system, "1", "voice", |v| mentions(v, "Lockdown"));
+    kiosk.send("wait-event 2");
+    assert!(mentions(&kiosk.send("call 1 voice"), "Lockdown"));
+
     // The edge notices that central is gone and says how stale its cache is.
     system.wait_metric("edge_uplink_up", Duration::from_secs(15), |up| up == 0.0);
     let status = system.edge_cli(&["status"]);
     assert_eq!(find(status.last(), "edge_uplink_up").and_then(Value::as_f64), Some(0.0), "{}", status.stdout);
-    assert!(find(status.last(), "edge_cache_age_seconds")
-        .and_then(Value::as_f64)
-        .is_some_and(|age| age >= 1.0));
+    assert!(find(status.last(), "edge_cache_age_seconds").and_then(Value::as_f64).is_some_and(|age| age >= 1.0));
+    assert_eq!(find(status.last(), "edge_lockdowns").and_then(Value::as_f64), Some(2.0), "{}", status.stdout);
 }
 
 #[test]

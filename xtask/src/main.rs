@@ -39,6 +39,10 @@ enum Task {
     Fuzz {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        /// Build without AddressSanitizer (faster to build; the decoders are
+        /// safe Rust, so panics and hangs are what the fuzzer looks for).
+        #[arg(long)]
+        no_sanitizer: bool,
     },
 }
 
@@ -51,7 +55,7 @@ fn main() -> ExitCode {
         Task::Demo { exit, state } => demo(&state, exit),
         Task::Test { no_fuzz } => test(!no_fuzz),
         Task::Bench => bench(),
-        Task::Fuzz { seconds } => fuzz(seconds),
+        Task::Fuzz { seconds, no_sanitizer } => fuzz(seconds, !no_sanitizer),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,7 +153,7 @@ fn test(with_fuzz: bool) -> anyhow::Result<()> {
     demo.args(["xtask", "demo", "--exit", "--state"]).arg(&demo_state);
     run(demo, "demo smoke run")?;
     if with_fuzz {
-        fuzz(20)?;
+        fuzz(20, false)?;
     }
     eprintln!("xtask: all checks passed");
     Ok(())
@@ -164,7 +168,7 @@ fn bench() -> anyhow::Result<()> {
     run(store, "store benchmark")
 }
 
-fn fuzz(seconds: u64) -> anyhow::Result<()> {
+fn fuzz(seconds: u64, sanitizer: bool) -> anyhow::Result<()> {
     let have_fuzz = cargo().args(["fuzz", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
     if !matches!(have_fuzz, Ok(s) if s.success()) {
         let mut install = cargo();
@@ -264,10 +268,12 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
     }
 
     let mut children = Children(Vec::new());
+    let log = |name: &str| std::fs::File::create(state.join(name)).with_context(|| format!("creating {name}"));
     let central = Command::new(bin("central-sim"))
         .args(["serve", "--state"])
         .arg(&central_dir)
         .args(["--listen", DEMO_CENTRAL])
+        .stderr(log("central-sim.log")?)
         .spawn()
         .context("starting central-sim")?;
     children.0.push(("central-sim".into(), central));
@@ -276,6 +282,7 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
         .arg(&edge_dir)
         .args(["--tablet-listen", DEMO_TABLETS, "--metrics-listen", DEMO_METRICS, "--central", DEMO_CENTRAL])
         .arg("run")
+        .stderr(log("edge-agent.log")?)
         .spawn()
         .context("starting edge-agent")?;
     children.0.push(("edge-agent".into(), edge));
@@ -320,9 +327,11 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
     let device_arg = device.display();
     let edge_arg = edge_dir.display();
     let central_arg = central_dir.display();
+    let state_arg = state.display();
     println!(
         "\n== The demo is running ==\n\
-         central-sim on {DEMO_CENTRAL}, edge agent tablets on {DEMO_TABLETS}, metrics on http://{DEMO_METRICS}/metrics\n\n\
+         central-sim on {DEMO_CENTRAL}, edge agent tablets on {DEMO_TABLETS}, metrics on http://{DEMO_METRICS}/metrics\n\
+         Logs: {state_arg}/edge-agent.log and {state_arg}/central-sim.log\n\n\
          Try, in another terminal:\n\
          \x20 target/debug/tablet-shell cli --edge {DEMO_TABLETS} --cert {device_arg} --resident {DEMO_RESIDENT} --pin {DEMO_PIN} contacts\n\
          \x20 target/debug/edge-agent --state-dir {edge_arg} status\n\
