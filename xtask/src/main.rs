@@ -1,4 +1,6 @@
-//! `cargo xtask demo | test | bench | fuzz`: orchestration only, no product logic.
+//! `cargo xtask demo | test | bench | fuzz | build | test-aarch64`: orchestration only, no product logic.
+
+mod cross;
 
 use std::{
     path::{Path, PathBuf},
@@ -40,6 +42,18 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Build edge-agent, central-sim and tablet-shell for the boxes (see cross/README.md).
+    Build {
+        #[arg(long, value_enum)]
+        target: cross::Arch,
+        #[arg(long)]
+        release: bool,
+        /// Toolchain: cross (Docker) when usable, else the Docker-free one.
+        #[arg(long, value_enum, default_value = "auto")]
+        via: cross::Via,
+    },
+    /// Run the crates' tests compiled for aarch64 under qemu-user.
+    TestAarch64,
 }
 
 /// Debian packages the build and the tests need beyond a stock Rust machine.
@@ -52,6 +66,8 @@ fn main() -> ExitCode {
         Task::Test { no_fuzz } => test(!no_fuzz),
         Task::Bench => bench(),
         Task::Fuzz { seconds } => fuzz(seconds),
+        Task::Build { target, release, via } => cross::build(target, release, via),
+        Task::TestAarch64 => cross::test(),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
