@@ -1,4 +1,6 @@
-//! `cargo xtask demo | test | bench | fuzz`: orchestration only, no product logic.
+//! `cargo xtask demo | test | bench | fuzz | build | test-aarch64`: orchestration only, no product logic.
+
+mod cross;
 
 use std::{
     path::{Path, PathBuf},
@@ -32,6 +34,9 @@ enum Task {
         /// Skip the slow fuzz smoke run.
         #[arg(long)]
         no_fuzz: bool,
+        /// Skip the aarch64 unit tests under qemu-user.
+        #[arg(long)]
+        no_aarch64: bool,
     },
     /// Run the benchmarks and print their figures.
     Bench,
@@ -44,6 +49,18 @@ enum Task {
         #[arg(long)]
         no_sanitizer: bool,
     },
+    /// Build edge-agent, central-sim and tablet-shell for the boxes (see cross/README.md).
+    Build {
+        #[arg(long, value_enum)]
+        target: cross::Arch,
+        #[arg(long)]
+        release: bool,
+        /// Toolchain: cross (Docker) when usable, else the Docker-free one.
+        #[arg(long, value_enum, default_value = "auto")]
+        via: cross::Via,
+    },
+    /// Run the crates' tests compiled for aarch64 under qemu-user.
+    TestAarch64,
 }
 
 /// Debian packages the build and the tests need beyond a stock Rust machine.
@@ -53,9 +70,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Task::Demo { exit, state } => demo(&state, exit),
-        Task::Test { no_fuzz } => test(!no_fuzz),
+        Task::Test { no_fuzz, no_aarch64 } => test(!no_fuzz, !no_aarch64),
         Task::Bench => bench(),
         Task::Fuzz { seconds, no_sanitizer } => fuzz(seconds, !no_sanitizer),
+        Task::Build { target, release, via } => cross::build(target, release, via),
+        Task::TestAarch64 => cross::test(),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,7 +151,7 @@ fn ensure_packages() -> anyhow::Result<()> {
     run(install, &format!("apt-get install {}", missing.join(" ")))
 }
 
-fn test(with_fuzz: bool) -> anyhow::Result<()> {
+fn test(with_fuzz: bool, with_aarch64: bool) -> anyhow::Result<()> {
     ensure_packages()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
@@ -154,6 +173,10 @@ fn test(with_fuzz: bool) -> anyhow::Result<()> {
     run(demo, "demo smoke run")?;
     if with_fuzz {
         fuzz(20, false)?;
+    }
+    if with_aarch64 {
+        // The product ships on aarch64: its unit tests run there too, under qemu-user.
+        cross::test()?;
     }
     eprintln!("xtask: all checks passed");
     Ok(())
