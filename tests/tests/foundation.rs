@@ -111,7 +111,9 @@ fn lockdown_denies_at_once_with_central_stopped() {
     system.wait_metric("edge_uplink_up", Duration::from_secs(15), |up| up == 0.0);
     let status = system.edge_cli(&["status"]);
     assert_eq!(find(status.last(), "edge_uplink_up").and_then(Value::as_f64), Some(0.0), "{}", status.stdout);
-    assert!(find(status.last(), "edge_cache_age_seconds").and_then(Value::as_f64).is_some_and(|age| age >= 1.0));
+    assert!(find(status.last(), "edge_cache_age_seconds")
+        .and_then(Value::as_f64)
+        .is_some_and(|age| age >= 1.0));
     assert_eq!(find(status.last(), "edge_lockdowns").and_then(Value::as_f64), Some(2.0), "{}", status.stdout);
 }
 

@@ -200,15 +200,15 @@ fn fuzz(seconds: u64, sanitizer: bool) -> anyhow::Result<()> {
     }
     let mut cmd = cargo();
     cmd.current_dir(root().join("fuzz"));
-    // The machine has one stable toolchain; cargo-fuzz needs nightly flags
-    // for sanitizer instrumentation, which RUSTC_BOOTSTRAP unlocks.
-    cmd.env("RUSTC_BOOTSTRAP", "1").args([
-        "fuzz",
-        "run",
-        "decode_frames",
-        "--",
-        &format!("-max_total_time={seconds}"),
-    ]);
+    cmd.args(["fuzz", "run"]);
+    if sanitizer {
+        // The machine has one stable toolchain; cargo-fuzz passes nightly
+        // flags for sanitizer instrumentation, which RUSTC_BOOTSTRAP unlocks.
+        cmd.env("RUSTC_BOOTSTRAP", "1");
+    } else {
+        cmd.args(["-s", "none"]);
+    }
+    cmd.args(["decode_frames", "--", &format!("-max_total_time={seconds}")]);
     run(cmd, &format!("fuzz decode_frames for {seconds} s"))
 }
 
@@ -291,7 +291,8 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
     }
 
     let mut children = Children(Vec::new());
-    let log = |name: &str| std::fs::File::create(state.join(name)).with_context(|| format!("creating {name}"));
+    let log =
+        |name: &str| std::fs::File::create(state.join(name)).with_context(|| format!("creating {name}"));
     let central = Command::new(bin("central-sim"))
         .args(["serve", "--state"])
         .arg(&central_dir)
