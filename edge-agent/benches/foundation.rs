@@ -15,7 +15,7 @@ use proto::domain::*;
 const CONTACTS: u64 = 100_000;
 const RESIDENTS: u64 = 2_000;
 const UNITS: u64 = 20;
-const PAGE: usize = 2_000;
+const PAGE: usize = 5_000;
 const DELTA: usize = 1_000;
 const DELTA_RUNS: usize = 21;
 

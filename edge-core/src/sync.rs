@@ -56,7 +56,7 @@ impl Default for SyncConfig {
     fn default() -> Self {
         Self {
             poll_interval: Duration::from_secs(2),
-            page_limit: 2000,
+            page_limit: 5000,
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
