@@ -18,7 +18,7 @@ use std::{
 use anyhow::{bail, Context};
 use clap::ValueEnum;
 
-use crate::{cargo, is_root, root, run};
+use crate::{cargo, root, run};
 
 /// Rust target triple of the edge boxes and tablets.
 pub const TRIPLE: &str = "aarch64-unknown-linux-gnu";
@@ -216,37 +216,7 @@ fn ensure_rust_target() -> anyhow::Result<()> {
 }
 
 fn ensure_debian_packages() -> anyhow::Result<()> {
-    if !have("dpkg-query", "--version") {
-        eprintln!("xtask: not a Debian system; install the equivalents of: {}", TOOLCHAIN_PACKAGES.join(" "));
-        return Ok(());
-    }
-    let missing: Vec<&str> = TOOLCHAIN_PACKAGES
-        .iter()
-        .copied()
-        .filter(|package| {
-            let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", package]).output();
-            !matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-        })
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let list = missing.join(" ");
-    if !is_root() {
-        bail!(
-            "missing Debian packages for the aarch64 toolchain; run as root:\n  \
-             sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends {list}'"
-        );
-    }
-    let mut update = Command::new("apt-get");
-    update.arg("update");
-    run(update, "apt-get update")?;
-    let mut install = Command::new("apt-get");
-    install
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    run(install, &format!("apt-get install {list}"))
+    crate::ensure_packages(&TOOLCHAIN_PACKAGES, "the aarch64 toolchain")
 }
 
 /// Runs the freshly built agent under qemu-user: it must start, open (and

@@ -107,15 +107,43 @@ fn run(mut cmd: Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn missing_packages() -> Vec<&'static str> {
-    DEBIAN_PACKAGES
+/// Installs the Debian packages in `packages` that are missing, with apt-get
+/// when running as root; otherwise names the exact command and fails.
+pub(crate) fn ensure_packages(packages: &[&str], purpose: &str) -> anyhow::Result<()> {
+    if Command::new("dpkg-query").arg("--version").output().is_err() {
+        eprintln!(
+            "xtask: not a Debian system; for {purpose} make sure these are installed: {}",
+            packages.join(" ")
+        );
+        return Ok(());
+    }
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|pkg| {
             let out = Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]).output();
             !matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
         })
-        .collect()
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    if !is_root() {
+        bail!(
+            "missing Debian packages for {purpose}; run as root:\n  \
+             sudo sh -c 'apt-get update && apt-get install -y --no-install-recommends {list}'"
+        );
+    }
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    run(update, "apt-get update")?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(install, &format!("apt-get install {list}"))
 }
 
 fn is_root() -> bool {
@@ -126,33 +154,8 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn ensure_packages() -> anyhow::Result<()> {
-    if Command::new("dpkg-query").arg("--version").output().is_err() {
-        eprintln!("xtask: not a Debian system; make sure these are installed: {}", DEBIAN_PACKAGES.join(" "));
-        return Ok(());
-    }
-    let missing = missing_packages();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let command =
-        format!("apt-get update && apt-get install -y --no-install-recommends {}", missing.join(" "));
-    if !is_root() {
-        bail!("missing Debian packages; run as root:\n  sudo sh -c '{command}'");
-    }
-    let mut update = Command::new("apt-get");
-    update.arg("update");
-    run(update, "apt-get update")?;
-    let mut install = Command::new("apt-get");
-    install
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    run(install, &format!("apt-get install {}", missing.join(" ")))
-}
-
 fn test(with_fuzz: bool, with_aarch64: bool) -> anyhow::Result<()> {
-    ensure_packages()?;
+    ensure_packages(DEBIAN_PACKAGES, "the build and the tests")?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run(fmt, "cargo fmt --check")?;
