@@ -292,6 +292,11 @@ pub enum RefusalReason {
     Unavailable { detail: String },
 }
 
+/// Central's verdict on one item. Central records the first final verdict
+/// for a key (applied, or refused permanently) and repeats it for every later
+/// delivery of that key, so a late or repeated delivery can never turn a
+/// refusal into an application or the other way round. Transient refusals
+/// are not recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeliveryOutcome {
     /// Applied now. Its effect (a debit, a stamp count) is in the change feed
