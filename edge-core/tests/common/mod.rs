@@ -33,11 +33,7 @@ pub fn utc(s: &str) -> Timestamp {
 }
 
 pub fn window(weekday: u8, start: (u16, u16), end: (u16, u16)) -> CallingWindow {
-    CallingWindow {
-        weekday,
-        start_minute: start.0 * 60 + start.1,
-        end_minute: end.0 * 60 + end.1,
-    }
+    CallingWindow { weekday, start_minute: start.0 * 60 + start.1, end_minute: end.0 * 60 + end.1 }
 }
 
 /// The same window on all seven days.
@@ -46,11 +42,7 @@ pub fn daily(start: (u16, u16), end: (u16, u16)) -> Vec<CallingWindow> {
 }
 
 pub fn approved() -> Approvals {
-    Approvals {
-        voice: Approval::Approved,
-        video: Approval::Approved,
-        message: Approval::Approved,
-    }
+    Approvals { voice: Approval::Approved, video: Approval::Approved, message: Approval::Approved }
 }
 
 pub fn contact_record(id: u64, resident: &str, name: &str, numbers: &[&str]) -> ContactRecord {
@@ -101,11 +93,7 @@ impl Default for Scenario {
 impl Scenario {
     pub fn new() -> Self {
         Scenario {
-            facility: Some(FacilityRecord::with_defaults(
-                FacilityId::new(FACILITY),
-                "Demo",
-                LA,
-            )),
+            facility: Some(FacilityRecord::with_defaults(FacilityId::new(FACILITY), "Demo", LA)),
             units: vec![HousingUnitRecord {
                 id: UnitId::new(UNIT),
                 name: "Unit A".into(),
@@ -201,11 +189,9 @@ impl Scenario {
 /// `(max_duration_secs, warn_at_secs, limited_by)` of an allowed decision.
 pub fn allowed(d: &CallDecision) -> (u32, u32, proto::tablet::LimitedBy) {
     match d {
-        CallDecision::Allowed {
-            max_duration_secs,
-            warn_at_secs,
-            limited_by,
-        } => (*max_duration_secs, *warn_at_secs, *limited_by),
+        CallDecision::Allowed { max_duration_secs, warn_at_secs, limited_by } => {
+            (*max_duration_secs, *warn_at_secs, *limited_by)
+        }
         CallDecision::Denied(r) => panic!("expected an allowed call, got denied: {r:?}"),
     }
 }
