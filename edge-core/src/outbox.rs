@@ -278,17 +278,29 @@ impl Outbox {
     }
 
     /// When the shell must call [`Input::Tick`] next, if anything is waiting
-    /// on time.
+    /// on time. Never a time already past while nothing can be sent, so a
+    /// shell that sleeps until then never spins.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let batch_deadline = self.in_flight.values().map(|b| b.deadline).min();
-        let retry = self
-            .live
-            .values()
-            .filter_map(|key| match self.slots.get(key)?.state {
-                SlotState::Waiting { not_before } => Some(not_before.max(self.uplink_not_before)),
-                _ => None,
+        // With every slot in flight taken, the next chance to send comes
+        // with an answer or a batch deadline, not with a retry time.
+        let room = self.in_flight.len() < self.config.max_in_flight.max(1);
+        let retry = room
+            .then(|| {
+                self.live
+                    .iter()
+                    .filter_map(|(seq, key)| {
+                        let slot = self.slots.get(key)?;
+                        match slot.state {
+                            SlotState::Waiting { not_before } if self.eligible(*seq, slot) => {
+                                Some(not_before.max(self.uplink_not_before))
+                            }
+                            _ => None,
+                        }
+                    })
+                    .min()
             })
-            .min();
+            .flatten();
         [batch_deadline, retry].into_iter().flatten().min()
     }
 
@@ -548,12 +560,7 @@ impl Outbox {
             if !due {
                 continue;
             }
-            let lane_head = match &slot.lane {
-                Some(lane) => self.lanes.get(lane).and_then(|s| s.first()) == Some(seq),
-                None => true,
-            };
-            let paid = funded_by(&slot.item.body).is_none_or(|p| !self.live_contains(&p));
-            if lane_head && paid {
+            if self.eligible(*seq, slot) {
                 out.push(*key);
                 if out.len() >= max {
                     break;
@@ -561,6 +568,16 @@ impl Outbox {
             }
         }
         out
+    }
+
+    /// Whether a waiting item may go as soon as its time comes: it heads its
+    /// lane and the purchase paying for it is no longer queued.
+    fn eligible(&self, seq: u64, slot: &Slot) -> bool {
+        let lane_head = match &slot.lane {
+            Some(lane) => self.lanes.get(lane).and_then(|s| s.first()) == Some(&seq),
+            None => true,
+        };
+        lane_head && funded_by(&slot.item.body).is_none_or(|p| !self.live_contains(&p))
     }
 
     fn jittered_backoff(&mut self, attempt: u32) -> SignedDuration {

@@ -446,6 +446,10 @@ impl Sim {
             // Only Withdraw can be refused, and the simulator only withdraws
             // parked items.
             outbox.handle(now, input).map_err(|e| format!("outbox refused an input: {e}"))?;
+            // A wake-up time already past would make the shell spin.
+            if let Some(due) = outbox.poll_timeout() {
+                ensure!(due > now, "poll_timeout {due} is not after now {now}");
+            }
         }
         self.collect_outputs();
         Ok(())
