@@ -351,3 +351,61 @@ pub enum MessagingError {
     #[error("a message needs a subject, a body or an attachment")]
     Empty,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::central::{CentralToEdge, EdgeToCentral};
+    use crate::domain::FacilityId;
+    use crate::{decode_frame, encode_frame, MAX_CENTRAL_FRAME};
+
+    #[test]
+    fn existing_variants_keep_their_encoding() {
+        // postcard writes the variant index first; appending variants must
+        // not move the old ones.
+        let changes = EdgeToCentral::Changes { facility: FacilityId::new("f"), since: 3, limit: 9 };
+        assert_eq!(postcard::to_allocvec(&changes).unwrap(), vec![1, 1, b'f', 3, 9]);
+        let deliver = EdgeToCentral::Deliver { facility: FacilityId::new("f"), items: Vec::new() };
+        assert_eq!(postcard::to_allocvec(&deliver).unwrap()[0], 2);
+        let delivered = CentralToEdge::Delivered { acks: Vec::new() };
+        assert_eq!(postcard::to_allocvec(&delivered).unwrap(), vec![4, 0]);
+    }
+
+    #[test]
+    fn a_delivery_round_trips_through_a_frame() {
+        let key = IdempotencyKey::from_u128(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        assert_eq!(key.to_string(), "0123456789abcdef0011223344556677");
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        let item = OutboxItem {
+            key,
+            created_at: at,
+            body: OutboxBody::SendMessage {
+                message: Message {
+                    id: MessageId::from_u128(9),
+                    resident: ResidentId::new("R1"),
+                    contact: ContactId(4),
+                    direction: Direction::ResidentToContact,
+                    subject: "Hi".into(),
+                    body: "é😀".into(),
+                    attachments: vec![Attachment::ECard(ECardId(2))],
+                    sent_at: at,
+                },
+                funded_by: Some(IdempotencyKey::from_u128(1)),
+            },
+        };
+        let request = EdgeToCentral::Deliver { facility: FacilityId::new("f"), items: vec![item] };
+        let frame = encode_frame(&request, MAX_CENTRAL_FRAME).unwrap();
+        assert_eq!(decode_frame::<EdgeToCentral>(&frame, MAX_CENTRAL_FRAME).unwrap(), request);
+        let answer = CentralToEdge::Delivered {
+            acks: vec![
+                DeliveryAck { key, outcome: DeliveryOutcome::Duplicate { applied_at: 7 } },
+                DeliveryAck {
+                    key: IdempotencyKey::from_u128(2),
+                    outcome: DeliveryOutcome::Refused { reason: RefusalReason::NoStamps, permanent: true },
+                },
+            ],
+        };
+        let frame = encode_frame(&answer, MAX_CENTRAL_FRAME).unwrap();
+        assert_eq!(decode_frame::<CentralToEdge>(&frame, MAX_CENTRAL_FRAME).unwrap(), answer);
+    }
+}
