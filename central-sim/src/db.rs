@@ -141,6 +141,10 @@ fn kind_name(entity: &Entity) -> &'static str {
         Entity::Privileged(_) => "privileged",
         Entity::Suspension(_) => "suspension",
         Entity::CapUsage(_) => "cap_usage",
+        Entity::ECard(_) => "ecard",
+        Entity::StampPackage(_) => "stamp_package",
+        Entity::StampCount(_) => "stamp_count",
+        Entity::Mail(_) => "mail",
     }
 }
 

@@ -40,7 +40,9 @@ pub enum ServerError {
 /// Answers one request from a peer whose certificate names `peer_facility`.
 pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral) -> CentralToEdge {
     let facility = match request {
-        EdgeToCentral::Hello { facility, .. } | EdgeToCentral::Changes { facility, .. } => facility,
+        EdgeToCentral::Hello { facility, .. }
+        | EdgeToCentral::Changes { facility, .. }
+        | EdgeToCentral::Deliver { facility, .. } => facility,
     };
     if peer_facility != Some(facility.as_str()) {
         tracing::warn!(peer = peer_facility.unwrap_or("<none>"), requested = %facility,
@@ -70,6 +72,13 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
                     _ => {}
                 }
                 Ok(answer)
+            }
+            EdgeToCentral::Deliver { items, .. } => {
+                // Outbox delivery lands with the messaging work (issue 3);
+                // until then it is refused as unavailable, so an edge retries
+                // later instead of believing anything was applied.
+                tracing::warn!(%facility, items = items.len(), "delivery refused: not served by this central-sim yet");
+                Ok(CentralToEdge::Error(CentralError::Unavailable("deliveries are not served yet".into())))
             }
         }
     })();

@@ -198,6 +198,8 @@ pub enum ApiError {
     Unavailable { reason: DenyReason },
     #[error("the edge could not answer: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Messaging(crate::messaging::MessagingError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
