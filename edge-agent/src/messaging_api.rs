@@ -481,3 +481,7 @@ fn stamp_balance(state: &EdgeState, resident: &ResidentId, now: Timestamp) -> Ta
         freshness: state.freshness_at(now),
     })
 }
+
+#[cfg(test)]
+#[path = "messaging_api_tests.rs"]
+mod tests;

@@ -17,6 +17,8 @@ mod codec;
 mod entities;
 mod local;
 mod messaging;
+#[cfg(test)]
+mod messaging_tests;
 mod schema;
 #[cfg(test)]
 mod tests;
