@@ -48,17 +48,28 @@ use crate::{
     store::{AuditNote, Enqueue, MailRow, SentRow},
 };
 
-type Answer = Result<TabletResponse, TabletResponse>;
+/// A refusal is boxed: a `TabletResponse` is large and travels up only on
+/// the unhappy path.
+type Refusal = Box<TabletResponse>;
+type Answer = Result<TabletResponse, Refusal>;
 
-fn refused(error: MessagingError) -> TabletResponse {
-    TabletResponse::Error(ApiError::Messaging(error))
+fn refused(error: MessagingError) -> Refusal {
+    Box::new(TabletResponse::Error(ApiError::Messaging(error)))
+}
+
+fn failed(what: &str, error: &dyn std::fmt::Display) -> Refusal {
+    Box::new(internal(what, error))
+}
+
+fn malformed(detail: String) -> Refusal {
+    Box::new(TabletResponse::Error(ApiError::Malformed(detail)))
 }
 
 /// 128 bits from the operating system's random source (see the idempotency
 /// key docs in `proto::messaging` for why not a counter).
-fn random_id() -> Result<u128, TabletResponse> {
+fn random_id() -> Result<u128, Refusal> {
     let mut bytes = [0u8; 16];
-    OsRng.try_fill_bytes(&mut bytes).map_err(|e| internal("random id", &e))?;
+    OsRng.try_fill_bytes(&mut bytes).map_err(|e| failed("random id", &e))?;
     Ok(u128::from_be_bytes(bytes))
 }
 
@@ -77,7 +88,7 @@ pub fn handle(
         TabletRequest::DeleteDraft { id } => match state.store.delete_draft(resident, id) {
             Ok(true) => Ok(TabletResponse::DraftDeleted { id }),
             Ok(false) => Err(refused(MessagingError::UnknownDraft(id))),
-            Err(e) => Err(internal("drafts", &e)),
+            Err(e) => Err(failed("drafts", &e)),
         },
         TabletRequest::SendMessage { draft, compose } => send(state, resident, device, draft, compose, now),
         TabletRequest::HideSent { id } => hide_sent(state, resident, device, id, now),
@@ -89,11 +100,9 @@ pub fn handle(
         })),
         TabletRequest::BuyStamps { contact, package } => buy(state, resident, device, contact, package, now),
         TabletRequest::StampBalance => Ok(stamp_balance(state, resident, now)),
-        other => {
-            Err(TabletResponse::Error(ApiError::Malformed(format!("not a messaging request: {other:?}"))))
-        }
+        other => Err(malformed(format!("not a messaging request: {other:?}"))),
     };
-    answer.unwrap_or_else(|refusal| refusal)
+    answer.unwrap_or_else(|refusal| *refusal)
 }
 
 fn contact_name(state: &EdgeState, contact: ContactId) -> String {
@@ -163,7 +172,7 @@ fn draft_message(resident: &ResidentId, id: MessageId, compose: Compose, at: Tim
 }
 
 fn mailbox(state: &EdgeState, resident: &ResidentId, folder: Folder) -> Answer {
-    let store_error = |e: crate::store::StoreError| internal("mailbox", &e);
+    let store_error = |e: crate::store::StoreError| failed("mailbox", &e);
     let mut messages = match folder {
         Folder::Inbox => {
             let mail = state.store.mail_of(resident).map_err(store_error)?;
@@ -227,7 +236,7 @@ fn mailbox(state: &EdgeState, resident: &ResidentId, folder: Folder) -> Answer {
 }
 
 fn read_message(state: &mut EdgeState, resident: &ResidentId, id: MessageId) -> Answer {
-    let store_error = |e: crate::store::StoreError| internal("messages", &e);
+    let store_error = |e: crate::store::StoreError| failed("messages", &e);
     let mail = state.store.mail(resident, id).map_err(store_error)?;
     let sent = state.store.sent_message(resident, id).map_err(store_error)?;
     if let Some(row) = &mail {
@@ -255,7 +264,7 @@ fn read_message(state: &mut EdgeState, resident: &ResidentId, id: MessageId) -> 
             let message = draft_message(resident, d.id, d.compose, d.updated_at);
             Ok(TabletResponse::Message(view(state, message, d.updated_at, MessageState::Draft)))
         }
-        None => Err(TabletResponse::Error(ApiError::Malformed(format!("no message {id}")))),
+        None => Err(malformed(format!("no message {id}"))),
     }
 }
 
@@ -271,11 +280,11 @@ fn save_draft(
         Some(id) => match state.store.draft(resident, id) {
             Ok(Some(_)) => id,
             Ok(None) => return Err(refused(MessagingError::UnknownDraft(id))),
-            Err(e) => return Err(internal("drafts", &e)),
+            Err(e) => return Err(failed("drafts", &e)),
         },
         None => MessageId::from_u128(random_id()?),
     };
-    state.store.save_draft(resident, id, &compose, now).map_err(|e| internal("drafts", &e))?;
+    state.store.save_draft(resident, id, &compose, now).map_err(|e| failed("drafts", &e))?;
     Ok(TabletResponse::DraftSaved { id })
 }
 
@@ -291,7 +300,7 @@ fn send(
         match state.store.draft(resident, id) {
             Ok(Some(_)) => {}
             Ok(None) => return Err(refused(MessagingError::UnknownDraft(id))),
-            Err(e) => return Err(internal("drafts", &e)),
+            Err(e) => return Err(failed("drafts", &e)),
         }
     }
     let contact = compose.contact;
@@ -332,7 +341,7 @@ fn send(
     };
     if let Err(error) = state.commit_and_enqueue(&[enqueue], now) {
         state.ledger.forget(&key);
-        return Err(internal("outbox", &error));
+        return Err(failed("outbox", &error));
     }
     tracing::info!(%resident, %contact, message = %id, %key, "message queued");
     let msg_state = sent_state(state, &key, None);
@@ -346,7 +355,7 @@ fn hide_sent(
     id: MessageId,
     now: Timestamp,
 ) -> Answer {
-    let store_error = |e: crate::store::StoreError| internal("messages", &e);
+    let store_error = |e: crate::store::StoreError| failed("messages", &e);
     let local = state.store.sent_message(resident, id).map_err(store_error)?.is_some();
     let own_mail = state
         .store
@@ -354,7 +363,7 @@ fn hide_sent(
         .map_err(store_error)?
         .is_some_and(|row| row.record.message.direction == Direction::ResidentToContact);
     if !local && !own_mail {
-        return Err(TabletResponse::Error(ApiError::Malformed(format!("no sent message {id}"))));
+        return Err(malformed(format!("no sent message {id}")));
     }
     state.store.hide_sent(resident, id).map_err(store_error)?;
     if let Err(error) = state.store.audit_append(
@@ -375,7 +384,7 @@ fn check_contact(
     resident: &ResidentId,
     contact: ContactId,
     now: Timestamp,
-) -> Result<(), TabletResponse> {
+) -> Result<(), Refusal> {
     let record = match state.directory.contact(contact) {
         Some(c) if &c.resident == resident => c,
         _ => return Err(refused(MessagingError::UnknownContact { contact })),
@@ -427,7 +436,7 @@ fn buy(
         Enqueue { item: &item, ledger: Some(&entry), sent: None, consumed_draft: None, audit: Some(&note) };
     if let Err(error) = state.commit_and_enqueue(&[enqueue], now) {
         state.ledger.forget(&key);
-        return Err(internal("outbox", &error));
+        return Err(failed("outbox", &error));
     }
     tracing::info!(%resident, %contact, package = %package.id, %key, "stamps bought");
     Ok(TabletResponse::StampsBought(PurchaseView {
