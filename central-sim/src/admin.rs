@@ -1234,6 +1234,38 @@ mod tests {
             ],
             &["show", "contact", "9999"],
             &["show", "resident", "R9999"],
+            &["stamps", "--resident", "R1002", "--contact", "1", "--count", "3"],
+            &["stamps", "--resident", "R1001", "--contact", "9999", "--count", "3"],
+            &["review", "--message", "not-hex", "--approve"],
+            &["review", "--message", "123456789012345678901234567890123", "--approve"],
+            &["review", "--message", "ffff", "--approve"],
+            &["review", "--message", "10010004", "--reject", " "],
+            &["send-mail", "--contact", "4", "--subject", "s", "--body", "b"],
+            &["send-mail", "--contact", "9999", "--subject", "s", "--body", "b"],
+            &["send-mail", "--contact", "1", "--subject", " ", "--body", ""],
+            &["send-mail", "--contact", "1", "--subject", "s", "--body", "b", "--attach-ecard", "99"],
+            &[
+                "send-mail",
+                "--contact",
+                "1",
+                "--subject",
+                "s",
+                "--body",
+                "b",
+                "--attach-ecard",
+                "1",
+                "--attach-ecard",
+                "2",
+                "--attach-ecard",
+                "3",
+                "--attach-ecard",
+                "4",
+                "--attach-ecard",
+                "5",
+                "--attach-ecard",
+                "6",
+            ],
+            &["deliveries", "--key", "xyz"],
         ];
         for args in cases {
             let err = run(&mut db, &parse(args)).expect_err(&format!("{args:?} must fail"));
@@ -1263,6 +1295,58 @@ mod tests {
         assert_eq!(out["purged"], 2);
         assert_eq!(out["horizon"], head);
         assert_eq!(db.head_info().unwrap().tombstones, 0);
+    }
+
+    #[test]
+    fn stamps_review_and_catalog_commands() {
+        let mut db = seeded();
+        let key = crate::db::key_text(&EntityKey::StampCount {
+            resident: ResidentId::new(ids::RESIDENT),
+            contact: ContactId(ids::CONTACT_CLOSED),
+        })
+        .unwrap();
+        let rows = run_changing(
+            &mut db,
+            &["stamps", "--resident", ids::RESIDENT, "--contact", "4", "--count", "7"],
+            std::slice::from_ref(&key),
+        );
+        let Some(Entity::StampCount(s)) = &rows[&key].entity else { panic!() };
+        assert_eq!(s.stamps, 7);
+
+        let mail_key =
+            crate::db::key_text(&EntityKey::Mail(MessageId::from_u128(ids::MAIL_SENT_APPROVED))).unwrap();
+        let hex = format!("{:032x}", ids::MAIL_SENT_APPROVED);
+        let rows = run_changing(
+            &mut db,
+            &["review", "--message", &hex, "--reject", "Gang references"],
+            std::slice::from_ref(&mail_key),
+        );
+        let Some(Entity::Mail(m)) = &rows[&mail_key].entity else { panic!() };
+        assert_eq!(m.review, Review::Rejected { reason: "Gang references".into() });
+        let out =
+            run(&mut db, &parse(&["review", "--message", &hex, "--reject", "Gang references"])).unwrap();
+        assert_eq!(out["changed"], false, "the same verdict again changes nothing");
+
+        let out = run(&mut db, &parse(&["ecards"])).unwrap();
+        let cards = out["ecards"].as_array().unwrap();
+        assert_eq!(cards.len(), 12);
+        let categories: std::collections::BTreeSet<&str> =
+            cards.iter().map(|c| c["ECard"]["category"].as_str().unwrap()).collect();
+        assert_eq!(categories, ["Birthdays", "Holidays", "Motivational"].into_iter().collect());
+        let out = run(&mut db, &parse(&["packages"])).unwrap();
+        let stamps: Vec<u64> = out["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["StampPackage"]["stamps"].as_u64().unwrap())
+            .collect();
+        assert_eq!(stamps, vec![1, 5, 10, 40]);
+
+        let out = run(&mut db, &parse(&["show", "resident", ids::RESIDENT])).unwrap();
+        assert_eq!(out["mail"].as_array().unwrap().len(), 4);
+        assert_eq!(out["stamps"].as_array().unwrap().len(), 4);
+        let out = run(&mut db, &parse(&["deliveries"])).unwrap();
+        assert_eq!((out["keys"].as_u64(), out["applied"].as_u64()), (Some(0), Some(0)));
     }
 
     #[test]

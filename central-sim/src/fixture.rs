@@ -831,6 +831,50 @@ mod tests {
     }
 
     #[test]
+    fn documented_messaging_records_have_the_documented_properties() {
+        use demo_ids as ids;
+        let fixture = Fixture::embedded().unwrap();
+        let f = &fixture.facilities[0];
+        assert_eq!(f.ecards.len(), 12);
+        for (range, category) in [(1..=4, "Holidays"), (5..=8, "Birthdays"), (9..=12, "Motivational")] {
+            for id in range {
+                let card = f.ecards.iter().find(|e| e.id == ECardId(id)).unwrap();
+                assert_eq!(card.category, category, "eCard {id}");
+            }
+        }
+        let packages: Vec<(u64, u32, Cents)> =
+            f.stamp_packages.iter().map(|p| (p.id.0, p.stamps, p.price_cents)).collect();
+        assert_eq!(packages, ids::PACKAGES.to_vec());
+
+        let stamps = |contact: u64| {
+            f.stamp_counts
+                .iter()
+                .find(|s| s.resident.as_str() == ids::RESIDENT && s.contact == ContactId(contact))
+                .map(|s| s.stamps)
+        };
+        assert_eq!(stamps(ids::CONTACT_APPROVED), Some(ids::STAMPS_CONTACT_APPROVED));
+        assert_eq!(stamps(ids::CONTACT_VOICE_PENDING), Some(0));
+        assert_eq!(stamps(ids::CONTACT_VIDEO_REJECTED), Some(ids::STAMPS_CONTACT_VIDEO_REJECTED));
+        assert_eq!(stamps(ids::CONTACT_ZERO_BALANCE), None);
+        assert!(f.stamp_counts.iter().filter(|s| s.resident.as_str() != ids::RESIDENT).count() > 20);
+        assert!(f.stamp_counts.iter().any(|s| s.resident.as_str() != ids::RESIDENT && s.stamps == 0));
+
+        let mail = |id: u128| f.mail.iter().find(|m| m.message.id == MessageId::from_u128(id)).unwrap();
+        let unread = mail(ids::MAIL_INBOUND_UNREAD);
+        assert_eq!(unread.message.direction, Direction::ContactToResident);
+        assert_eq!(unread.message.contact, ContactId(ids::CONTACT_APPROVED));
+        assert_eq!(unread.review, Review::Approved);
+        assert_eq!(unread.message.attachments, vec![Attachment::ECard(ECardId(ids::ECARD_BIRTHDAY))]);
+        assert!(f.mail.iter().all(|m| m.message.sent_at <= unread.message.sent_at), "the newest");
+        assert_eq!(mail(ids::MAIL_INBOUND_OLDER).message.direction, Direction::ContactToResident);
+        assert_eq!(mail(ids::MAIL_SENT_APPROVED).message.direction, Direction::ResidentToContact);
+        let rejected = mail(ids::MAIL_SENT_REJECTED);
+        assert_eq!(rejected.message.direction, Direction::ResidentToContact);
+        assert_eq!(rejected.review, Review::Rejected { reason: ids::MAIL_REJECTION_REASON.into() });
+        assert!(f.mail.iter().all(|m| m.message.resident.as_str() == ids::RESIDENT));
+    }
+
+    #[test]
     fn fixture_has_a_realistic_mix() {
         let fixture = Fixture::embedded().unwrap();
         let f = &fixture.facilities[0];
