@@ -4,8 +4,9 @@
 //! certificate's common name is the facility id; a request for any other
 //! facility is refused), decoding errors, and clean shutdown. The answers
 //! themselves come from [`answer`], a plain function over the database so it
-//! can be tested without sockets. Must not: change the database (serving is
-//! read-only; admin commands write).
+//! can be tested without sockets. Must not: change the database other than
+//! through [`crate::deliver`] (the feed itself is written by admin commands
+//! and by applied deliveries).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -74,11 +75,9 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
                 Ok(answer)
             }
             EdgeToCentral::Deliver { items, .. } => {
-                // Outbox delivery lands with the messaging work (issue 3);
-                // until then it is refused as unavailable, so an edge retries
-                // later instead of believing anything was applied.
-                tracing::warn!(%facility, items = items.len(), "delivery refused: not served by this central-sim yet");
-                Ok(CentralToEdge::Error(CentralError::Unavailable("deliveries are not served yet".into())))
+                let acks = crate::deliver::deliver(db, facility, items);
+                tracing::debug!(%facility, items = items.len(), "delivery answered");
+                Ok(CentralToEdge::Delivered { acks })
             }
         }
     })();
