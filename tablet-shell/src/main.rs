@@ -87,15 +87,18 @@ enum CliCommand {
     /// Stamp packages, buying stamps for a contact, and stamps held.
     #[command(subcommand)]
     Stamps(StampsAction),
-    /// Read commands from stdin, one per line, on one connection:
+    /// Read commands from stdin, one per line, on one connection.
+    ///
     /// login ID [PIN] | logout | contacts | hours | call CONTACT voice|video [NUMBER]
     /// | balances | wait-event SECONDS | messages inbox|sent|drafts
     /// | send CONTACT SUBJECT [BODY] [--ecard N]... [--draft ID] [--body-file PATH]
     /// | draft CONTACT SUBJECT [BODY] [--ecard N]... [--id ID] [--body-file PATH]
     /// | read ID | delete-draft ID | hide ID | ecards
     /// | stamps packages|balance | stamps buy CONTACT PACKAGE | quit.
+    ///
     /// Words are split as a POSIX shell splits them ('single' and "double"
-    /// quotes, backslash escapes, # comments), without expansions.
+    /// quotes, backslash escapes, # comments), without expansions. A body
+    /// of several lines comes from --body-file PATH.
     Session,
 }
 
@@ -136,10 +139,12 @@ enum MessageAction {
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 struct ComposeOpts {
+    /// The contact to write to.
     #[arg(long, value_name = "ID")]
     contact: u64,
     #[arg(long)]
     subject: String,
+    /// The message text (or use --body-file).
     #[arg(long, required_unless_present = "body_file", conflicts_with = "body_file")]
     body: Option<String>,
     /// Read the body from a UTF-8 file, or from stdin with `-`; the line
@@ -175,8 +180,10 @@ enum StampsAction {
     Packages,
     /// Buy a stamp package for one contact from the debit account.
     Buy {
+        /// The contact the stamps are for.
         #[arg(long, value_name = "ID")]
         contact: u64,
+        /// The package, by the ID `stamps packages` shows.
         #[arg(long, value_name = "N")]
         package: u64,
     },
