@@ -363,7 +363,8 @@ mod tests {
     fn existing_variants_keep_their_encoding() {
         // postcard writes the variant index first; appending variants must
         // not move the old ones.
-        let changes = EdgeToCentral::Changes { facility: FacilityId::new("f"), since: 3, limit: 9, resync_floor: 5 };
+        let changes =
+            EdgeToCentral::Changes { facility: FacilityId::new("f"), since: 3, limit: 9, resync_floor: 5 };
         assert_eq!(postcard::to_allocvec(&changes).unwrap(), vec![1, 1, b'f', 3, 9, 5]);
         let deliver = EdgeToCentral::Deliver { facility: FacilityId::new("f"), items: Vec::new() };
         assert_eq!(postcard::to_allocvec(&deliver).unwrap()[0], 2);

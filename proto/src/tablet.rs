@@ -15,29 +15,53 @@ use crate::messaging::{
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TabletRequest {
-    Login { resident: ResidentId, pin: String },
+    Login {
+        resident: ResidentId,
+        pin: String,
+    },
     Logout,
     Contacts,
     Hours,
-    PlaceCall { contact: ContactId, kind: CallKind, number: Option<PhoneNumber> },
+    PlaceCall {
+        contact: ContactId,
+        kind: CallKind,
+        number: Option<PhoneNumber>,
+    },
     Balances,
     // Messaging (issue 3); appended so earlier variants keep their encoding.
     /// One folder's messages, newest first, with the unread count.
-    Mailbox { folder: Folder },
+    Mailbox {
+        folder: Folder,
+    },
     /// One message in full; an inbox message becomes read.
-    ReadMessage { id: MessageId },
+    ReadMessage {
+        id: MessageId,
+    },
     /// Creates (`draft: None`) or replaces a draft; drafts need no stamps.
-    SaveDraft { draft: Option<MessageId>, compose: Compose },
-    DeleteDraft { id: MessageId },
+    SaveDraft {
+        draft: Option<MessageId>,
+        compose: Compose,
+    },
+    DeleteDraft {
+        id: MessageId,
+    },
     /// Queues a message (from a draft, which is then removed); spends a stamp.
-    SendMessage { draft: Option<MessageId>, compose: Compose },
+    SendMessage {
+        draft: Option<MessageId>,
+        compose: Compose,
+    },
     /// Hides a sent message from the resident's Sent view; history keeps it.
-    HideSent { id: MessageId },
+    HideSent {
+        id: MessageId,
+    },
     /// The eCard catalog residents may attach.
     ECards,
     /// Stamp packages with prices, and the debit money available to buy them.
     StampPackages,
-    BuyStamps { contact: ContactId, package: crate::messaging::PackageId },
+    BuyStamps {
+        contact: ContactId,
+        package: crate::messaging::PackageId,
+    },
     /// Stamps per contact, and purchases that are queued or failed.
     StampBalance,
 }
@@ -78,16 +102,24 @@ pub enum MessageState {
     /// Waiting in the edge's outbox (e.g. central is unreachable).
     Queued,
     /// The stamp purchase that paid for it was refused; kept, not sent.
-    PaymentFailed { reason: RefusalReason },
+    PaymentFailed {
+        reason: RefusalReason,
+    },
     /// Refused by central on delivery (not a review rejection).
-    Refused { reason: RefusalReason },
+    Refused {
+        reason: RefusalReason,
+    },
     /// Delivered; the facility is reviewing it.
     InReview,
     Approved,
     /// Rejected by review, with the reviewer's reason; the stamp is spent.
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
     /// Inbound mail.
-    Received { read: bool },
+    Received {
+        read: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -348,8 +380,15 @@ pub enum SessionEndReason {
 /// Pushed by the edge on a unidirectional stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerEvent {
-    SessionEnded { reason: SessionEndReason },
-    LockdownChanged { active: Option<LockdownScope> },
+    SessionEnded {
+        reason: SessionEndReason,
+    },
+    LockdownChanged {
+        active: Option<LockdownScope>,
+    },
     /// New inbound mail, or a review result for the resident's own mail.
-    MailChanged { id: MessageId, unread: u32 },
+    MailChanged {
+        id: MessageId,
+        unread: u32,
+    },
 }
