@@ -120,8 +120,12 @@ fn scenario(c: &Case) -> Scenario {
     s
 }
 
-/// Every raw window of the schedule near `now`, as instants built through
-/// `Zoned` (the documented compatible disambiguation).
+/// Every window of the schedule near `now`, as instants built through
+/// `Zoned` (the documented compatible disambiguation). A schedule means the
+/// wall-clock union of its windows, so overlapping or touching windows of
+/// one day are joined in local time first: converted one by one, a window
+/// whose start falls in the spring-forward gap would be pushed past its own
+/// end and lose wall-clock minutes that the overlapping window covers.
 fn raw_windows(schedule: &[CallingWindow], now: Timestamp) -> Vec<(Timestamp, Timestamp)> {
     let tz = la();
     let today = tz.to_datetime(now).date();
@@ -133,8 +137,21 @@ fn raw_windows(schedule: &[CallingWindow], now: Timestamp) -> Vec<(Timestamp, Ti
     for offset in -1..=9i64 {
         let d = today.checked_add(jiff::Span::new().days(offset)).unwrap();
         let weekday = d.weekday().to_monday_one_offset() as u8;
-        for w in schedule.iter().filter(|w| w.weekday == weekday) {
-            out.push((at(d, w.start_minute), at(d, w.end_minute)));
+        let mut day: Vec<(u16, u16)> = schedule
+            .iter()
+            .filter(|w| w.weekday == weekday && w.start_minute < w.end_minute && w.end_minute <= 1440)
+            .map(|w| (w.start_minute, w.end_minute))
+            .collect();
+        day.sort_unstable();
+        let mut joined: Vec<(u16, u16)> = Vec::new();
+        for (start, end) in day {
+            match joined.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => joined.push((start, end)),
+            }
+        }
+        for (start, end) in joined {
+            out.push((at(d, start), at(d, end)));
         }
     }
     out
