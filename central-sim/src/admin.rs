@@ -13,6 +13,10 @@ use clap::{Subcommand, ValueEnum};
 use jiff::civil::Date;
 use proto::central::{Entity, EntityKey};
 use proto::domain::*;
+use proto::messaging::{
+    Attachment, Direction, ECardId, MailRecord, Message, MessageId, Review, StampCountRecord, MAX_ATTACHMENTS,
+};
+use rusqlite::params;
 use serde_json::{json, Value};
 
 use crate::db::{Audience, Db, DbError, Writer};
@@ -105,6 +109,17 @@ pub enum ShowWhat {
     Contact { id: u64 },
     /// One resident with their contacts and suspensions.
     Resident { id: String },
+}
+
+/// A review verdict: exactly one of `--approve` or `--reject REASON`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct VerdictArgs {
+    #[arg(long)]
+    pub approve: bool,
+    /// Rejects with this reason, which the sender sees.
+    #[arg(long)]
+    pub reject: Option<String>,
 }
 
 /// Where a block applies: exactly one of `--facility F` or `--all`.
@@ -241,6 +256,49 @@ pub enum AdminCommand {
         #[arg(long)]
         used_secs: u32,
     },
+    /// Approves or rejects a message under review (the verdict reaches the
+    /// resident's edge through the feed; a rejection refunds no stamp).
+    Review {
+        /// The message id (hex, as printed in the feed).
+        #[arg(long)]
+        message: String,
+        #[command(flatten)]
+        verdict: VerdictArgs,
+    },
+    /// Mail from a contact to their resident, as if sent from outside.
+    SendMail {
+        #[arg(long)]
+        contact: u64,
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        body: String,
+        /// An eCard from the facility's catalog; repeat for more.
+        #[arg(long = "attach-ecard")]
+        attach_ecard: Vec<u64>,
+        /// Leaves it under review instead of approved.
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Sets the stamps a resident holds for one contact.
+    Stamps {
+        #[arg(long)]
+        resident: String,
+        #[arg(long)]
+        contact: u64,
+        #[arg(long)]
+        count: u32,
+    },
+    /// Per delivered key: how often it was received and how often applied.
+    Deliveries {
+        /// Only this idempotency key (32 hex digits).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Prints the eCard catalog.
+    Ecards,
+    /// Prints the stamp packages and prices.
+    Packages,
     /// Purges all but the newest N tombstones; older cursors then expire.
     Compact {
         #[arg(long)]
@@ -336,6 +394,28 @@ pub fn hash_pin(pin: &str) -> Result<String, AdminError> {
         .or_else(|e| invalid(format!("could not hash the PIN: {e}")))
 }
 
+/// Parses a message id or an idempotency key: 1 to 32 hex digits.
+pub fn parse_hex_id(text: &str, what: &str) -> Result<u128, AdminError> {
+    let ok = (1..=32).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit());
+    match u128::from_str_radix(text, 16) {
+        Ok(n) if ok => Ok(n),
+        _ => invalid(format!("{what} {text:?} is not 1 to 32 hex digits")),
+    }
+}
+
+fn check_text_limits(limit: u32, subject: &str, body: &str) -> Result<(), AdminError> {
+    for (field, text) in [("subject", subject), ("body", body)] {
+        let chars = text.chars().count();
+        if chars > limit as usize {
+            return invalid(format!("the {field} is {chars} characters; the limit is {limit}"));
+        }
+    }
+    if subject.trim().is_empty() && body.trim().is_empty() {
+        return invalid("a message needs a subject or a body");
+    }
+    Ok(())
+}
+
 fn load_contact(w: &Writer<'_>, id: u64) -> Result<(ContactRecord, Audience), AdminError> {
     match load(w, &EntityKey::Contact(ContactId(id)))? {
         Some((Entity::Contact(c), audience)) => Ok((c, audience)),
@@ -378,6 +458,13 @@ fn entity_json(entity: &Entity) -> Value {
 pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
     match command {
         AdminCommand::Show(what) => return show(db, what),
+        AdminCommand::Deliveries { key } => return deliveries(db, key.as_deref()),
+        AdminCommand::Ecards => {
+            return Ok(json!({ "ok": true, "command": "ecards", "ecards": live(db, "ecard")? }))
+        }
+        AdminCommand::Packages => {
+            return Ok(json!({ "ok": true, "command": "packages", "packages": live(db, "stamp_package")? }))
+        }
         AdminCommand::Head => return Ok(serde_json::to_value(db.head_info()?).unwrap_or(Value::Null)),
         AdminCommand::Compact { keep_last } => {
             let report = db.compact(*keep_last)?;
@@ -564,10 +651,140 @@ pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
             });
             written("cap-usage", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
         }
-        AdminCommand::Show(_) | AdminCommand::Head | AdminCommand::Compact { .. } => Value::Null,
+        AdminCommand::Review { message, verdict } => {
+            let review = match (&verdict.reject, verdict.approve) {
+                (Some(reason), false) if !reason.trim().is_empty() => {
+                    Review::Rejected { reason: reason.clone() }
+                }
+                (None, true) => Review::Approved,
+                _ => return invalid("give --approve, or --reject with a reason the sender will see"),
+            };
+            let id = MessageId::from_u128(parse_hex_id(message, "--message")?);
+            let Some((Entity::Mail(mut mail), audience)) = load(&w, &EntityKey::Mail(id))? else {
+                return Err(AdminError::NotFound(format!("message {id}")));
+            };
+            mail.review = review;
+            let entity = Entity::Mail(mail);
+            written("review", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::SendMail { contact, subject, body, attach_ecard, pending } => {
+            if attach_ecard.len() > MAX_ATTACHMENTS {
+                return invalid(format!("{} attachments; at most {MAX_ATTACHMENTS}", attach_ecard.len()));
+            }
+            let (c, audience) = load_contact(&w, *contact)?;
+            if c.account_status == AccountStatus::Closed || c.approvals.message != Approval::Approved {
+                return invalid(format!("contact {contact} may not send messages (closed or not approved)"));
+            }
+            let Audience::Facility(facility) = &audience else {
+                return invalid(format!("contact {contact} belongs to no facility"));
+            };
+            let key = crate::db::facility_row_key(facility)?;
+            let Some(crate::db::Row { entity: Some(Entity::Facility(f)), .. }) = w.row(&key)? else {
+                return Err(AdminError::NotFound(format!("facility {facility}")));
+            };
+            check_text_limits(f.message_char_limit, subject, body)?;
+            let mut attachments = Vec::new();
+            for card in attach_ecard {
+                if !matches!(load(&w, &EntityKey::ECard(ECardId(*card)))?, Some((Entity::ECard(_), a)) if a == audience)
+                {
+                    return Err(AdminError::NotFound(format!("eCard {card} in {facility}'s catalog")));
+                }
+                attachments.push(Attachment::ECard(ECardId(*card)));
+            }
+            // Central names contacts' messages; a random id cannot collide
+            // with one an edge drew for a resident's message.
+            let message = Message {
+                id: MessageId::from_u128(rand::random()),
+                resident: c.resident.clone(),
+                contact: c.id,
+                direction: Direction::ContactToResident,
+                subject: subject.clone(),
+                body: body.clone(),
+                attachments,
+                sent_at: jiff::Timestamp::now(),
+            };
+            let review = if *pending { Review::Pending } else { Review::Approved };
+            let entity = Entity::Mail(MailRecord { message, review });
+            written("send-mail", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::Stamps { resident, contact, count } => {
+            let (c, audience) = load_contact(&w, *contact)?;
+            if c.resident.as_str() != resident {
+                return Err(AdminError::NotFound(format!("contact {contact} of resident {resident}")));
+            }
+            let entity =
+                Entity::StampCount(StampCountRecord { resident: c.resident, contact: c.id, stamps: *count });
+            written("stamps", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
+        }
+        AdminCommand::Show(_)
+        | AdminCommand::Head
+        | AdminCommand::Compact { .. }
+        | AdminCommand::Deliveries { .. }
+        | AdminCommand::Ecards
+        | AdminCommand::Packages => Value::Null,
     };
     w.commit()?;
     Ok(out)
+}
+
+fn live(db: &Db, kind: &str) -> Result<Vec<Value>, AdminError> {
+    Ok(db.live_of_kind(kind)?.iter().map(entity_json).collect())
+}
+
+/// Per key: `received` counts every delivery central processed (retries
+/// included), `applied` counts the rows of the application log for it, so
+/// exactly-once shows as `applied` = 1 for every accepted key (0 for a
+/// refused one) however often it was received.
+fn deliveries(db: &Db, key: Option<&str>) -> Result<Value, AdminError> {
+    let key = key.map(|k| parse_hex_id(k, "--key").map(|n| format!("{n:032x}"))).transpose()?;
+    let mut stmt = db
+        .connection()
+        .prepare(
+            "SELECT k.facility, k.key, d.kind, COALESCE(d.received, 0), d.verdict,
+                (SELECT COUNT(*) FROM application a WHERE a.facility = k.facility AND a.key = k.key)
+         FROM (SELECT facility, key FROM delivery UNION SELECT facility, key FROM application) AS k
+         LEFT JOIN delivery d ON d.facility = k.facility AND d.key = k.key
+         WHERE ?1 IS NULL OR k.key = ?1
+         ORDER BY k.facility, k.key",
+        )
+        .map_err(DbError::from)?;
+    let rows = stmt
+        .query_map(params![key], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
+        .map_err(DbError::from)?;
+    let mut items = Vec::new();
+    let (mut received_total, mut applied_total) = (0, 0);
+    let mut applied_more_than_once = Vec::new();
+    for row in rows {
+        let (facility, key, kind, received, verdict, applied) = row.map_err(DbError::from)?;
+        received_total += received;
+        applied_total += applied;
+        if applied > 1 {
+            applied_more_than_once.push(key.clone());
+        }
+        let verdict: Value = verdict.and_then(|v| serde_json::from_str(&v).ok()).unwrap_or(Value::Null);
+        items.push(json!({
+            "facility": facility, "key": key, "kind": kind,
+            "received": received, "applied": applied, "verdict": verdict,
+        }));
+    }
+    Ok(json!({
+        "ok": true,
+        "command": "deliveries",
+        "keys": items.len(),
+        "received": received_total,
+        "applied": applied_total,
+        "applied_more_than_once": applied_more_than_once,
+        "items": items,
+    }))
 }
 
 fn show(db: &Db, what: &ShowWhat) -> Result<Value, AdminError> {
@@ -598,9 +815,25 @@ fn show(db: &Db, what: &ShowWhat) -> Result<Value, AdminError> {
                 .filter(|e| matches!(e, Entity::Suspension(s) if s.resident == resident_id))
                 .map(entity_json)
                 .collect();
-            Ok(
-                json!({ "resident": entity_json(&resident), "contacts": contacts, "suspensions": suspensions }),
-            )
+            let stamps: Vec<Value> = db
+                .live_of_kind("stamp_count")?
+                .iter()
+                .filter(|e| matches!(e, Entity::StampCount(s) if s.resident == resident_id))
+                .map(entity_json)
+                .collect();
+            let mail: Vec<Value> = db
+                .live_of_kind("mail")?
+                .iter()
+                .filter(|e| matches!(e, Entity::Mail(m) if m.message.resident == resident_id))
+                .map(entity_json)
+                .collect();
+            Ok(json!({
+                "resident": entity_json(&resident),
+                "contacts": contacts,
+                "suspensions": suspensions,
+                "stamps": stamps,
+                "mail": mail,
+            }))
         }
     }
 }
@@ -1001,6 +1234,38 @@ mod tests {
             ],
             &["show", "contact", "9999"],
             &["show", "resident", "R9999"],
+            &["stamps", "--resident", "R1002", "--contact", "1", "--count", "3"],
+            &["stamps", "--resident", "R1001", "--contact", "9999", "--count", "3"],
+            &["review", "--message", "not-hex", "--approve"],
+            &["review", "--message", "123456789012345678901234567890123", "--approve"],
+            &["review", "--message", "ffff", "--approve"],
+            &["review", "--message", "10010004", "--reject", " "],
+            &["send-mail", "--contact", "4", "--subject", "s", "--body", "b"],
+            &["send-mail", "--contact", "9999", "--subject", "s", "--body", "b"],
+            &["send-mail", "--contact", "1", "--subject", " ", "--body", ""],
+            &["send-mail", "--contact", "1", "--subject", "s", "--body", "b", "--attach-ecard", "99"],
+            &[
+                "send-mail",
+                "--contact",
+                "1",
+                "--subject",
+                "s",
+                "--body",
+                "b",
+                "--attach-ecard",
+                "1",
+                "--attach-ecard",
+                "2",
+                "--attach-ecard",
+                "3",
+                "--attach-ecard",
+                "4",
+                "--attach-ecard",
+                "5",
+                "--attach-ecard",
+                "6",
+            ],
+            &["deliveries", "--key", "xyz"],
         ];
         for args in cases {
             let err = run(&mut db, &parse(args)).expect_err(&format!("{args:?} must fail"));
@@ -1030,6 +1295,58 @@ mod tests {
         assert_eq!(out["purged"], 2);
         assert_eq!(out["horizon"], head);
         assert_eq!(db.head_info().unwrap().tombstones, 0);
+    }
+
+    #[test]
+    fn stamps_review_and_catalog_commands() {
+        let mut db = seeded();
+        let key = crate::db::key_text(&EntityKey::StampCount {
+            resident: ResidentId::new(ids::RESIDENT),
+            contact: ContactId(ids::CONTACT_CLOSED),
+        })
+        .unwrap();
+        let rows = run_changing(
+            &mut db,
+            &["stamps", "--resident", ids::RESIDENT, "--contact", "4", "--count", "7"],
+            std::slice::from_ref(&key),
+        );
+        let Some(Entity::StampCount(s)) = &rows[&key].entity else { panic!() };
+        assert_eq!(s.stamps, 7);
+
+        let mail_key =
+            crate::db::key_text(&EntityKey::Mail(MessageId::from_u128(ids::MAIL_SENT_APPROVED))).unwrap();
+        let hex = format!("{:032x}", ids::MAIL_SENT_APPROVED);
+        let rows = run_changing(
+            &mut db,
+            &["review", "--message", &hex, "--reject", "Gang references"],
+            std::slice::from_ref(&mail_key),
+        );
+        let Some(Entity::Mail(m)) = &rows[&mail_key].entity else { panic!() };
+        assert_eq!(m.review, Review::Rejected { reason: "Gang references".into() });
+        let out =
+            run(&mut db, &parse(&["review", "--message", &hex, "--reject", "Gang references"])).unwrap();
+        assert_eq!(out["changed"], false, "the same verdict again changes nothing");
+
+        let out = run(&mut db, &parse(&["ecards"])).unwrap();
+        let cards = out["ecards"].as_array().unwrap();
+        assert_eq!(cards.len(), 12);
+        let categories: std::collections::BTreeSet<&str> =
+            cards.iter().map(|c| c["ECard"]["category"].as_str().unwrap()).collect();
+        assert_eq!(categories, ["Birthdays", "Holidays", "Motivational"].into_iter().collect());
+        let out = run(&mut db, &parse(&["packages"])).unwrap();
+        let stamps: Vec<u64> = out["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["StampPackage"]["stamps"].as_u64().unwrap())
+            .collect();
+        assert_eq!(stamps, vec![1, 5, 10, 40]);
+
+        let out = run(&mut db, &parse(&["show", "resident", ids::RESIDENT])).unwrap();
+        assert_eq!(out["mail"].as_array().unwrap().len(), 4);
+        assert_eq!(out["stamps"].as_array().unwrap().len(), 4);
+        let out = run(&mut db, &parse(&["deliveries"])).unwrap();
+        assert_eq!((out["keys"].as_u64(), out["applied"].as_u64()), (Some(0), Some(0)));
     }
 
     #[test]

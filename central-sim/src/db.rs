@@ -45,8 +45,9 @@ pub enum DbError {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE meta (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE meta (
              name  TEXT PRIMARY KEY,
              value INTEGER NOT NULL
          ) STRICT;
@@ -68,7 +69,33 @@ fn migrations() -> Migrations<'static> {
              audience TEXT PRIMARY KEY,
              seq      INTEGER NOT NULL
          ) STRICT;",
-    )])
+        ),
+        // Outbox deliveries (see `crate::deliver`).
+        M::up(
+            "-- The first final verdict per (facility, idempotency key).
+         CREATE TABLE delivery (
+             facility     TEXT NOT NULL,
+             key          TEXT NOT NULL,
+             kind         TEXT NOT NULL,
+             payload_hash BLOB NOT NULL,
+             verdict      TEXT NOT NULL,
+             received     INTEGER NOT NULL,
+             PRIMARY KEY (facility, key)
+         ) STRICT;
+         -- One row per application of an item's effect, deliberately without
+         -- a unique key: exactly-once is checked by counting these, not
+         -- assumed from the dedup table's primary key.
+         CREATE TABLE application (
+             id         INTEGER PRIMARY KEY AUTOINCREMENT,
+             facility   TEXT NOT NULL,
+             key        TEXT NOT NULL,
+             kind       TEXT NOT NULL,
+             applied_at INTEGER NOT NULL,
+             body       TEXT NOT NULL
+         ) STRICT;
+         CREATE INDEX application_by_key ON application (facility, key);",
+        ),
+    ])
 }
 
 /// Which facilities see a row in their feed.
@@ -141,6 +168,10 @@ fn kind_name(entity: &Entity) -> &'static str {
         Entity::Privileged(_) => "privileged",
         Entity::Suspension(_) => "suspension",
         Entity::CapUsage(_) => "cap_usage",
+        Entity::ECard(_) => "ecard",
+        Entity::StampPackage(_) => "stamp_package",
+        Entity::StampCount(_) => "stamp_count",
+        Entity::Mail(_) => "mail",
     }
 }
 
@@ -243,6 +274,11 @@ impl Writer<'_> {
         meta(&self.tx, "head")
     }
 
+    /// See [`Db::facility_head`].
+    pub fn facility_head(&self, facility: &FacilityId) -> Result<u64, DbError> {
+        facility_head(&self.tx, facility)
+    }
+
     pub fn connection(&self) -> &Connection {
         &self.tx
     }
@@ -262,6 +298,15 @@ fn horizon_for(conn: &Connection, facility: &FacilityId) -> Result<u64, DbError>
         |r| r.get(0),
     )?;
     Ok(seq.map_or(0, to_u64))
+}
+
+fn facility_head(conn: &Connection, facility: &FacilityId) -> Result<u64, DbError> {
+    let seq: Option<i64> = conn.query_row(
+        "SELECT MAX(seq) FROM entity WHERE facility = ?1 OR facility IS NULL",
+        [facility.as_str()],
+        |r| r.get(0),
+    )?;
+    Ok(seq.map_or(0, to_u64).max(horizon_for(conn, facility)?))
 }
 
 fn row(conn: &Connection, key: &str) -> Result<Option<Row>, DbError> {
@@ -335,6 +380,18 @@ impl Db {
             }
             for u in &f.cap_usage {
                 w.upsert(&Entity::CapUsage(u.clone()), &here)?;
+            }
+            for e in &f.ecards {
+                w.upsert(&Entity::ECard(e.clone()), &here)?;
+            }
+            for p in &f.stamp_packages {
+                w.upsert(&Entity::StampPackage(p.clone()), &here)?;
+            }
+            for s in &f.stamp_counts {
+                w.upsert(&Entity::StampCount(s.clone()), &here)?;
+            }
+            for m in &f.mail {
+                w.upsert(&Entity::Mail(m.clone()), &here)?;
             }
         }
         for b in &fixture.blocks {
@@ -411,12 +468,18 @@ impl Db {
     /// The highest seq a facility's feed can show (what `Welcome` reports):
     /// the edge is up to date when its cursor reaches it.
     pub fn facility_head(&self, facility: &FacilityId) -> Result<u64, DbError> {
-        let seq: Option<i64> = self.conn.query_row(
-            "SELECT MAX(seq) FROM entity WHERE facility = ?1 OR facility IS NULL",
-            [facility.as_str()],
-            |r| r.get(0),
-        )?;
-        Ok(seq.map_or(0, to_u64).max(horizon_for(&self.conn, facility)?))
+        facility_head(&self.conn, facility)
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// How long a write waits for another process's lock before failing
+    /// with "database is busy" (10 s by default).
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<(), DbError> {
+        self.conn.busy_timeout(timeout)?;
+        Ok(())
     }
 
     /// Purges all tombstones except the newest `keep_last`, and raises the
@@ -877,8 +940,11 @@ mod tests {
         let mut db = Db::open_in_memory().unwrap();
         assert!(db.seed(&fixture).unwrap());
         let head = db.head_info().unwrap();
-        // 1 facility + 3 units + 50 residents + 200 contacts + 2 suspensions + blocks + privileged.
-        assert_eq!(head.live, 256 + (fixture.blocks.len() + fixture.privileged.len()) as u64);
+        // 1 facility + 3 units + 50 residents + 200 contacts + 2 suspensions + 12 eCards
+        // + 4 packages + 4 mails + stamp counts + blocks + privileged.
+        let f = &fixture.facilities[0];
+        let per_list = f.stamp_counts.len() + fixture.blocks.len() + fixture.privileged.len();
+        assert_eq!(head.live, 256 + 12 + 4 + 4 + per_list as u64);
         assert_eq!(head.head, head.live);
         assert!(!db.seed(&fixture).unwrap());
         assert_eq!(db.head_info().unwrap(), head);

@@ -10,6 +10,10 @@ use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
 use jiff::civil::Date;
 use proto::domain::*;
+use proto::messaging::{
+    Attachment, Direction, ECardId, ECardRecord, MailRecord, Message, MessageId, PackageId, Review,
+    StampCountRecord, StampPackageRecord, MAX_ATTACHMENTS,
+};
 use serde::{Deserialize, Serialize};
 
 /// The fixture compiled into the binary, used when `init` gets no `--fixture`.
@@ -47,6 +51,18 @@ pub struct FacilityFixture {
     pub suspensions: Vec<SuspensionRecord>,
     #[serde(default)]
     pub cap_usage: Vec<CapUsageRecord>,
+    /// The eCard catalog residents may attach from.
+    #[serde(default)]
+    pub ecards: Vec<ECardRecord>,
+    /// Stamp packages on sale here, with this facility's prices.
+    #[serde(default)]
+    pub stamp_packages: Vec<StampPackageRecord>,
+    /// Stamps each resident holds per contact (a missing pair holds none).
+    #[serde(default)]
+    pub stamp_counts: Vec<StampCountRecord>,
+    /// Mail central already holds for this facility's residents.
+    #[serde(default)]
+    pub mail: Vec<MailRecord>,
 }
 
 impl Fixture {
@@ -77,6 +93,11 @@ impl Fixture {
         let mut resident_ids = std::collections::HashSet::new();
         let mut contact_ids = std::collections::HashSet::new();
         let mut suspension_ids = std::collections::HashSet::new();
+        // Catalog, package and message IDs key feed rows, so they are unique
+        // across facilities, like contact IDs.
+        let mut ecard_ids = std::collections::HashSet::new();
+        let mut package_ids = std::collections::HashSet::new();
+        let mut message_ids = std::collections::HashSet::new();
         for f in &self.facilities {
             if jiff::tz::TimeZone::get(&f.facility.time_zone).is_err() {
                 return bad(format!("unknown time zone {:?}", f.facility.time_zone));
@@ -122,6 +143,53 @@ impl Fixture {
                     return bad(format!("cap usage for unknown resident {}", u.resident));
                 }
             }
+            for e in &f.ecards {
+                if !ecard_ids.insert(e.id) {
+                    return bad(format!("duplicate eCard {}", e.id));
+                }
+            }
+            for p in &f.stamp_packages {
+                if !package_ids.insert(p.id) {
+                    return bad(format!("duplicate stamp package {}", p.id));
+                }
+                if p.stamps == 0 || p.price_cents < 0 {
+                    return bad(format!("stamp package {} has no stamps or a negative price", p.id));
+                }
+            }
+            let owns = |resident: &ResidentId, contact: ContactId| {
+                f.contacts.iter().any(|c| c.id == contact && &c.resident == resident)
+            };
+            let mut pairs = std::collections::HashSet::new();
+            for s in &f.stamp_counts {
+                if !owns(&s.resident, s.contact) {
+                    return bad(format!("stamps for {} and contact {}, not theirs", s.resident, s.contact));
+                }
+                if !pairs.insert((s.resident.clone(), s.contact)) {
+                    return bad(format!("two stamp counts for {} and contact {}", s.resident, s.contact));
+                }
+            }
+            for m in &f.mail {
+                let msg = &m.message;
+                if !message_ids.insert(msg.id) {
+                    return bad(format!("duplicate message {}", msg.id));
+                }
+                if !owns(&msg.resident, msg.contact) {
+                    return bad(format!(
+                        "message {} between {} and contact {}, not theirs",
+                        msg.id, msg.resident, msg.contact
+                    ));
+                }
+                if msg.attachments.len() > MAX_ATTACHMENTS {
+                    return bad(format!("message {} has {} attachments", msg.id, msg.attachments.len()));
+                }
+                for a in &msg.attachments {
+                    if let Attachment::ECard(card) = a {
+                        if !f.ecards.iter().any(|e| e.id == *card) {
+                            return bad(format!("message {} attaches unknown eCard {card}", msg.id));
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -163,6 +231,33 @@ pub mod demo_ids {
     pub const NUMBER_BLOCKED_OTHER_FACILITY: &str = "+18185550100";
     pub const NUMBER_PRIVILEGED: &str = "+19165550100";
     pub const NUMBER_BARRED: &str = "+18005550123";
+
+    /// eCards 1..=12: 1-4 "Holidays", 5-8 "Birthdays", 9-12 "Motivational".
+    pub const ECARD_FIRST: u64 = 1;
+    pub const ECARD_LAST: u64 = 12;
+    pub const ECARD_BIRTHDAY: u64 = 5;
+
+    /// Stamp packages (id, stamps, price in cents) at the demo facility.
+    pub const PACKAGES: [(u64, u32, i64); 4] = [(1, 1, 50), (2, 5, 225), (3, 10, 400), (4, 40, 1400)];
+    pub const PACKAGE_ONE_STAMP: u64 = 1;
+    pub const PACKAGE_FORTY_STAMPS: u64 = 4;
+
+    /// R1001's stamps per contact (every other contact of R1001 holds none).
+    pub const STAMPS_CONTACT_APPROVED: u32 = 3;
+    /// R1001 and contact 2 have an explicit zero count.
+    pub const STAMPS_CONTACT_VOICE_PENDING: u32 = 0;
+    pub const STAMPS_CONTACT_VIDEO_REJECTED: u32 = 1;
+
+    /// Inbound from contact 1 to R1001, approved, the newest (unread) one,
+    /// with the birthday eCard attached.
+    pub const MAIL_INBOUND_UNREAD: u128 = 0x0000_0000_0000_0000_0000_0000_1001_0001;
+    /// Inbound from contact 2 to R1001, approved, older.
+    pub const MAIL_INBOUND_OLDER: u128 = 0x0000_0000_0000_0000_0000_0000_1001_0002;
+    /// Sent by R1001 to contact 1 and approved.
+    pub const MAIL_SENT_APPROVED: u128 = 0x0000_0000_0000_0000_0000_0000_1001_0003;
+    /// Sent by R1001 to contact 1 and rejected with [`MAIL_REJECTION_REASON`].
+    pub const MAIL_SENT_REJECTED: u128 = 0x0000_0000_0000_0000_0000_0000_1001_0004;
+    pub const MAIL_REJECTION_REASON: &str = "Mentions a three-way call (policy 4.2)";
 }
 
 /// Every fixture resident's demo PIN (documented in the README).
@@ -346,6 +441,125 @@ fn approved_all() -> Approvals {
     Approvals { voice: Approval::Approved, video: Approval::Approved, message: Approval::Approved }
 }
 
+const ECARDS: [(&str, &str); 12] = [
+    ("Holidays", "Season's Greetings"),
+    ("Holidays", "Happy New Year"),
+    ("Holidays", "Happy Thanksgiving"),
+    ("Holidays", "Happy Mother's Day"),
+    ("Birthdays", "Happy Birthday"),
+    ("Birthdays", "Another Year Stronger"),
+    ("Birthdays", "Birthday Wishes From Afar"),
+    ("Birthdays", "Celebrate You"),
+    ("Motivational", "Keep Going"),
+    ("Motivational", "One Day at a Time"),
+    ("Motivational", "Proud of You"),
+    ("Motivational", "Thinking of You"),
+];
+
+fn demo_ecards() -> Vec<ECardRecord> {
+    (demo_ids::ECARD_FIRST..)
+        .zip(ECARDS)
+        .map(|(id, (category, title))| ECardRecord {
+            id: ECardId(id),
+            category: category.into(),
+            title: title.into(),
+        })
+        .collect()
+}
+
+/// R1001's documented counts, then a seeded mix for a third of the other
+/// contacts approved for messaging (some of them zero). Drawn from its own
+/// generator so the records above never shift when this part changes.
+fn demo_stamp_counts(contacts: &[ContactRecord]) -> Vec<StampCountRecord> {
+    use demo_ids as ids;
+    let r1001 = ResidentId::new(ids::RESIDENT);
+    let mut counts: Vec<StampCountRecord> = [
+        (ids::CONTACT_APPROVED, ids::STAMPS_CONTACT_APPROVED),
+        (ids::CONTACT_VOICE_PENDING, ids::STAMPS_CONTACT_VOICE_PENDING),
+        (ids::CONTACT_VIDEO_REJECTED, ids::STAMPS_CONTACT_VIDEO_REJECTED),
+    ]
+    .into_iter()
+    .map(|(contact, stamps)| StampCountRecord {
+        resident: r1001.clone(),
+        contact: ContactId(contact),
+        stamps,
+    })
+    .collect();
+    let mut rng = SplitMix(0x57A3_9500_0000_0001);
+    for c in contacts.iter().filter(|c| c.resident != r1001 && c.approvals.message == Approval::Approved) {
+        if rng.chance(33) {
+            let stamps = if rng.chance(25) { 0 } else { 1 + rng.below(12) as u32 };
+            counts.push(StampCountRecord { resident: c.resident.clone(), contact: c.id, stamps });
+        }
+    }
+    counts
+}
+
+fn demo_time(text: &str) -> Result<jiff::Timestamp, FixtureError> {
+    text.parse().map_err(|e: jiff::Error| FixtureError::Inconsistent(format!("demo time {text}: {e}")))
+}
+
+fn demo_mail() -> Result<Vec<MailRecord>, FixtureError> {
+    use demo_ids as ids;
+    let mail = |id: u128, contact: u64, direction: Direction, subject: &str, body: &str, sent_at: &str| {
+        Ok::<_, FixtureError>(Message {
+            id: MessageId::from_u128(id),
+            resident: ResidentId::new(ids::RESIDENT),
+            contact: ContactId(contact),
+            direction,
+            subject: subject.into(),
+            body: body.into(),
+            attachments: Vec::new(),
+            sent_at: demo_time(sent_at)?,
+        })
+    };
+    let mut unread = mail(
+        ids::MAIL_INBOUND_UNREAD,
+        ids::CONTACT_APPROVED,
+        Direction::ContactToResident,
+        "Happy birthday!",
+        "Thinking of you today. The kids made you a card too. Love, Maria",
+        "2025-03-14T17:05:00Z",
+    )?;
+    unread.attachments.push(Attachment::ECard(ECardId(ids::ECARD_BIRTHDAY)));
+    Ok(vec![
+        MailRecord {
+            message: mail(
+                ids::MAIL_INBOUND_OLDER,
+                ids::CONTACT_VOICE_PENDING,
+                Direction::ContactToResident,
+                "Visiting schedule",
+                "I put in for the visit on the 22nd. Will let you know when it is confirmed.",
+                "2025-03-02T20:30:00Z",
+            )?,
+            review: Review::Approved,
+        },
+        MailRecord {
+            message: mail(
+                ids::MAIL_SENT_APPROVED,
+                ids::CONTACT_APPROVED,
+                Direction::ResidentToContact,
+                "Thank you",
+                "Got the photos. Tell everyone I said hello.",
+                "2025-03-05T16:00:00Z",
+            )?,
+            review: Review::Approved,
+        },
+        MailRecord {
+            message: mail(
+                ids::MAIL_SENT_REJECTED,
+                ids::CONTACT_APPROVED,
+                Direction::ResidentToContact,
+                "Sunday",
+                "Can you patch my brother in when I call on Sunday?",
+                "2025-03-09T18:45:00Z",
+            )?,
+            review: Review::Rejected { reason: ids::MAIL_REJECTION_REASON.into() },
+        },
+        MailRecord { message: unread, review: Review::Approved },
+    ])
+}
+
 /// Builds the demo fixture. Deterministic: the same code always yields the
 /// same fixture, which the test suite compares against `fixtures/demo.json`.
 pub fn generate() -> Result<Fixture, FixtureError> {
@@ -513,6 +727,7 @@ pub fn generate() -> Result<Fixture, FixtureError> {
         },
     ];
 
+    let stamp_counts = demo_stamp_counts(&contacts);
     let fixture = Fixture {
         facilities: vec![FacilityFixture {
             facility,
@@ -521,6 +736,17 @@ pub fn generate() -> Result<Fixture, FixtureError> {
             contacts,
             suspensions,
             cap_usage: Vec::new(),
+            ecards: demo_ecards(),
+            stamp_packages: ids::PACKAGES
+                .iter()
+                .map(|&(id, stamps, price_cents)| StampPackageRecord {
+                    id: PackageId(id),
+                    stamps,
+                    price_cents,
+                })
+                .collect(),
+            stamp_counts,
+            mail: demo_mail()?,
         }],
         blocks,
         privileged,
@@ -602,6 +828,50 @@ mod tests {
         let suspended =
             f.suspensions.iter().find(|s| s.resident.as_str() == ids::RESIDENT_SUSPENDED).unwrap();
         assert_eq!(suspended.services, vec![Service::Video]);
+    }
+
+    #[test]
+    fn documented_messaging_records_have_the_documented_properties() {
+        use demo_ids as ids;
+        let fixture = Fixture::embedded().unwrap();
+        let f = &fixture.facilities[0];
+        assert_eq!(f.ecards.len(), 12);
+        for (range, category) in [(1..=4, "Holidays"), (5..=8, "Birthdays"), (9..=12, "Motivational")] {
+            for id in range {
+                let card = f.ecards.iter().find(|e| e.id == ECardId(id)).unwrap();
+                assert_eq!(card.category, category, "eCard {id}");
+            }
+        }
+        let packages: Vec<(u64, u32, Cents)> =
+            f.stamp_packages.iter().map(|p| (p.id.0, p.stamps, p.price_cents)).collect();
+        assert_eq!(packages, ids::PACKAGES.to_vec());
+
+        let stamps = |contact: u64| {
+            f.stamp_counts
+                .iter()
+                .find(|s| s.resident.as_str() == ids::RESIDENT && s.contact == ContactId(contact))
+                .map(|s| s.stamps)
+        };
+        assert_eq!(stamps(ids::CONTACT_APPROVED), Some(ids::STAMPS_CONTACT_APPROVED));
+        assert_eq!(stamps(ids::CONTACT_VOICE_PENDING), Some(0));
+        assert_eq!(stamps(ids::CONTACT_VIDEO_REJECTED), Some(ids::STAMPS_CONTACT_VIDEO_REJECTED));
+        assert_eq!(stamps(ids::CONTACT_ZERO_BALANCE), None);
+        assert!(f.stamp_counts.iter().filter(|s| s.resident.as_str() != ids::RESIDENT).count() > 20);
+        assert!(f.stamp_counts.iter().any(|s| s.resident.as_str() != ids::RESIDENT && s.stamps == 0));
+
+        let mail = |id: u128| f.mail.iter().find(|m| m.message.id == MessageId::from_u128(id)).unwrap();
+        let unread = mail(ids::MAIL_INBOUND_UNREAD);
+        assert_eq!(unread.message.direction, Direction::ContactToResident);
+        assert_eq!(unread.message.contact, ContactId(ids::CONTACT_APPROVED));
+        assert_eq!(unread.review, Review::Approved);
+        assert_eq!(unread.message.attachments, vec![Attachment::ECard(ECardId(ids::ECARD_BIRTHDAY))]);
+        assert!(f.mail.iter().all(|m| m.message.sent_at <= unread.message.sent_at), "the newest");
+        assert_eq!(mail(ids::MAIL_INBOUND_OLDER).message.direction, Direction::ContactToResident);
+        assert_eq!(mail(ids::MAIL_SENT_APPROVED).message.direction, Direction::ResidentToContact);
+        let rejected = mail(ids::MAIL_SENT_REJECTED);
+        assert_eq!(rejected.message.direction, Direction::ResidentToContact);
+        assert_eq!(rejected.review, Review::Rejected { reason: ids::MAIL_REJECTION_REASON.into() });
+        assert!(f.mail.iter().all(|m| m.message.resident.as_str() == ids::RESIDENT));
     }
 
     #[test]

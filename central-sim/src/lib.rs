@@ -2,14 +2,15 @@
 //! and the end-to-end tests.
 //!
 //! Owns the central side of `proto::central`: its own SQLite database holding
-//! a compacted change feed ([`db`]), the admin commands that change it
-//! ([`admin`]), the seed fixture ([`fixture`]), the state directory with the
+//! a compacted change feed ([`db`]), the outbox deliveries edges send
+//! ([`deliver`]), the admin commands that change it ([`admin`]), the seed fixture ([`fixture`]), the state directory with the
 //! central CA and bundles ([`state`]) and the QUIC server ([`server`]).
 //! Must not: be imported by edge-agent (the edge only knows central through
 //! `proto` over the network), or implement any edge policy.
 
 pub mod admin;
 pub mod db;
+pub mod deliver;
 pub mod fixture;
 pub mod server;
 pub mod state;

@@ -4,8 +4,9 @@
 //! certificate's common name is the facility id; a request for any other
 //! facility is refused), decoding errors, and clean shutdown. The answers
 //! themselves come from [`answer`], a plain function over the database so it
-//! can be tested without sockets. Must not: change the database (serving is
-//! read-only; admin commands write).
+//! can be tested without sockets. Must not: change the database other than
+//! through [`crate::deliver`] (the feed itself is written by admin commands
+//! and by applied deliveries).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,7 +41,9 @@ pub enum ServerError {
 /// Answers one request from a peer whose certificate names `peer_facility`.
 pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral) -> CentralToEdge {
     let facility = match request {
-        EdgeToCentral::Hello { facility, .. } | EdgeToCentral::Changes { facility, .. } => facility,
+        EdgeToCentral::Hello { facility, .. }
+        | EdgeToCentral::Changes { facility, .. }
+        | EdgeToCentral::Deliver { facility, .. } => facility,
     };
     if peer_facility != Some(facility.as_str()) {
         tracing::warn!(peer = peer_facility.unwrap_or("<none>"), requested = %facility,
@@ -70,6 +73,11 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
                     _ => {}
                 }
                 Ok(answer)
+            }
+            EdgeToCentral::Deliver { items, .. } => {
+                let acks = crate::deliver::deliver(db, facility, items);
+                tracing::debug!(%facility, items = items.len(), "delivery answered");
+                Ok(CentralToEdge::Delivered { acks })
             }
         }
     })();

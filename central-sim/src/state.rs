@@ -186,7 +186,10 @@ mod tests {
     #[test]
     fn a_custom_fixture_seeds_and_a_broken_one_is_refused() {
         let mut fixture = crate::fixture::Fixture::embedded().unwrap();
-        fixture.facilities[0].contacts.truncate(3);
+        let small = &mut fixture.facilities[0];
+        small.contacts.truncate(3);
+        small.stamp_counts.retain(|s| s.contact.0 <= 3);
+        small.mail.retain(|m| m.message.contact.0 <= 3);
         fixture.facilities[0].facility.id = FacilityId::new("small-01");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("small.json");

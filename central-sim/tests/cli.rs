@@ -52,6 +52,10 @@ fn init_admin_and_exit_codes() {
         &["approve", "--contact", "1", "--service", "fax", "--status", "approved"],
         &["balance", "--contact", "424242", "--cents", "100"],
         &["schedule", "--unit", "A", "--weekday", "9", "--windows", "08:00-09:00"],
+        &["review", "--message", "ffff", "--approve"],
+        &["review", "--message", "10010004"],
+        &["stamps", "--resident", "R1001", "--contact", "9999", "--count", "1"],
+        &["deliveries", "--key", "not-a-key"],
     ] {
         let out = admin(&state, bad);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
@@ -59,6 +63,13 @@ fn init_admin_and_exit_codes() {
         assert!(!out.stderr.is_empty(), "{bad:?} explains the error");
         assert_eq!(json(&admin(&state, &["head"])), after, "{bad:?} changed the database");
     }
+
+    let out = admin(&state, &["review", "--message", "10010004", "--approve"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out)["entity"]["Mail"]["review"], "Approved");
+    let out = admin(&state, &["deliveries"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(json(&out)["keys"], 0);
 
     let empty = dir.path().join("empty");
     let out = admin(&empty, &["head"]);

@@ -256,3 +256,104 @@ async fn an_expired_cursor_is_told_to_resync() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_delivers_its_outbox_and_a_retry_is_a_duplicate() {
+    use proto::messaging::*;
+
+    let dir = initialized();
+    let cursor = Db::open(dir.path()).unwrap().head_info().unwrap().head;
+    let server = start(dir.path()).await;
+    let edge = Bundle::load(&state::edge_bundle_path(dir.path(), &demo())).unwrap();
+    let conn = connect(server.addr, &edge).await;
+
+    let at: jiff::Timestamp = "2025-04-01T18:00:00Z".parse().unwrap();
+    let resident = ResidentId::new(ids::RESIDENT);
+    let contact = ContactId(ids::CONTACT_VOICE_PENDING);
+    let purchase_key = IdempotencyKey::from_u128(0x1111);
+    let message = Message {
+        id: MessageId::from_u128(0x2222),
+        resident: resident.clone(),
+        contact,
+        direction: Direction::ResidentToContact,
+        subject: "Hi".into(),
+        body: "Bought a stamp just for this.".into(),
+        attachments: vec![],
+        sent_at: at,
+    };
+    let items = vec![
+        OutboxItem {
+            key: purchase_key,
+            created_at: at,
+            body: OutboxBody::BuyStamps(StampPurchase {
+                resident: resident.clone(),
+                contact,
+                package: PackageId(ids::PACKAGE_ONE_STAMP),
+                stamps: 1,
+                price_cents: 50,
+                bought_at: at,
+            }),
+        },
+        OutboxItem {
+            key: IdempotencyKey::from_u128(0x3333),
+            created_at: at,
+            body: OutboxBody::SendMessage { message: message.clone(), funded_by: Some(purchase_key) },
+        },
+    ];
+    let request = EdgeToCentral::Deliver { facility: demo(), items: items.clone() };
+    let CentralToEdge::Delivered { acks } = rpc::call(&conn, &request, MAX_CENTRAL_FRAME).await.unwrap()
+    else {
+        panic!("expected Delivered");
+    };
+    let applied: Vec<u64> = acks
+        .iter()
+        .zip(&items)
+        .map(|(ack, item)| {
+            assert_eq!(ack.key, item.key);
+            match ack.outcome {
+                DeliveryOutcome::Accepted { applied_at } => applied_at,
+                ref other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+
+    // The ack is lost; the edge sends the same batch again.
+    let CentralToEdge::Delivered { acks: again } =
+        rpc::call(&conn, &request, MAX_CENTRAL_FRAME).await.unwrap()
+    else {
+        panic!("expected Delivered");
+    };
+    let replayed: Vec<DeliveryOutcome> = again.into_iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        replayed,
+        applied.iter().map(|&applied_at| DeliveryOutcome::Duplicate { applied_at }).collect::<Vec<_>>()
+    );
+
+    // The feed carries the debit, the stamp bought and spent, and the message
+    // pending review, up to the message's applied_at.
+    let page = batch(changes(&conn, demo(), cursor, 100).await);
+    assert_eq!(page.next_cursor, applied[1]);
+    assert!(page.changes.iter().any(|c| matches!(c,
+        Change::Upsert(Entity::Resident(r)) if r.id == resident && r.debit_balance_cents == 2450)));
+    assert!(page.changes.iter().any(|c| matches!(c,
+        Change::Upsert(Entity::StampCount(s)) if s.contact == contact && s.stamps == 0)));
+    assert!(page
+        .changes
+        .contains(&Change::Upsert(Entity::Mail(MailRecord { message, review: Review::Pending }))));
+
+    // Another facility's delivery on this connection is refused whole.
+    let other = FacilityId::new(ids::OTHER_FACILITY);
+    let wrong = EdgeToCentral::Deliver { facility: other.clone(), items };
+    assert_eq!(
+        rpc::call::<_, CentralToEdge>(&conn, &wrong, MAX_CENTRAL_FRAME).await.unwrap(),
+        CentralToEdge::Error(CentralError::WrongFacility(other))
+    );
+    server.stop().await;
+
+    let report =
+        admin::run(&mut Db::open(dir.path()).unwrap(), &admin::AdminCommand::Deliveries { key: None })
+            .unwrap();
+    assert_eq!(report["keys"], 2);
+    assert_eq!(report["received"], 4);
+    assert_eq!(report["applied"], 2);
+}

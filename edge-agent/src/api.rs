@@ -44,7 +44,7 @@ fn guard_of(state: &EdgeState, resident: &ResidentId) -> Result<GuardState, Box<
         .map_err(|e| Box::new(internal("login guard", &e)))
 }
 
-fn internal(what: &str, error: &dyn std::fmt::Display) -> TabletResponse {
+pub(crate) fn internal(what: &str, error: &dyn std::fmt::Display) -> TabletResponse {
     tracing::error!(%error, what, "store failure while answering a tablet");
     TabletResponse::Error(ApiError::Internal(format!("{what}: storage unavailable")))
 }
@@ -227,6 +227,18 @@ pub fn handle(
                 now,
             );
             TabletResponse::Call(decision)
+        }
+        request @ (TabletRequest::Mailbox { .. }
+        | TabletRequest::ReadMessage { .. }
+        | TabletRequest::SaveDraft { .. }
+        | TabletRequest::DeleteDraft { .. }
+        | TabletRequest::SendMessage { .. }
+        | TabletRequest::HideSent { .. }
+        | TabletRequest::ECards
+        | TabletRequest::StampPackages
+        | TabletRequest::BuyStamps { .. }
+        | TabletRequest::StampBalance) => {
+            crate::messaging_api::handle(state, &resident_id, &device, request, now)
         }
         TabletRequest::Balances => {
             let contacts = state

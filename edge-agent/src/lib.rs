@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod config;
+pub mod messaging_api;
 pub mod metrics;
 pub mod pki;
 pub mod service;

@@ -35,6 +35,12 @@ pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
     gauge("edge_lockdowns", "lockdowns in force (facility or unit)", state.lockdowns.len() as f64);
     gauge("edge_cached_residents", "residents in the cache", state.directory.counts().residents as f64);
     gauge("edge_cached_contacts", "contacts in the cache", state.directory.counts().contacts as f64);
+    gauge("edge_outbox_live", "outbox items waiting for central", state.outbox.live_len() as f64);
+    gauge(
+        "edge_outbox_parked",
+        "outbox items central refused for good, kept with their reason",
+        (state.outbox.len() - state.outbox.live_len()) as f64,
+    );
     let c = state.counters;
     let mut counter = |name: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
@@ -45,6 +51,9 @@ pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
     counter("edge_calls_denied_total", "call requests denied", c.calls_denied);
     counter("edge_sync_batches_total", "change-feed pages applied", c.sync_batches);
     counter("edge_sync_failures_total", "failed exchanges with central", c.sync_failures);
+    counter("edge_outbox_enqueued_total", "items committed to the outbox", c.outbox_enqueued);
+    counter("edge_outbox_applied_total", "outbox items central applied", c.outbox_applied);
+    counter("edge_outbox_parked_total", "outbox items parked", c.outbox_parked);
     out
 }
 

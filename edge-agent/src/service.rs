@@ -25,8 +25,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating state directory {}", config.state_dir.display()))?;
     let store = Store::open(&config.db_path()).context("opening the edge database")?;
     let server_identity = pki::server_identity(&config)?;
-    let (state, admitted) =
-        EdgeState::load(config.facility.clone(), store, sync_config(&config)).context("loading the cache")?;
+    let (state, admitted) = EdgeState::load(
+        config.facility.clone(),
+        store,
+        sync_config(&config),
+        outbox_config(),
+        jiff::Timestamp::now(),
+    )
+    .context("loading the cache")?;
     let shared = Shared::new(state, admitted);
 
     let tablets = tablet_api::bind(config.tablet_listen, &server_identity, &shared)
@@ -76,6 +82,14 @@ fn sync_config(config: &Config) -> edge_core::sync::SyncConfig {
         poll_interval: Duration::from_secs(config.sync_interval_secs.max(1)),
         // Boxes in a fleet must not retry central in step.
         jitter_seed: rand::random(),
+        ..Default::default()
+    }
+}
+
+fn outbox_config() -> edge_core::outbox::OutboxConfig {
+    edge_core::outbox::OutboxConfig {
+        // Boxes in a fleet must not retry central in step either.
+        seed: rand::random(),
         ..Default::default()
     }
 }

@@ -1,6 +1,9 @@
 //! The running agent's state, shared by the tablet API, the uplink and the
-//! watcher. A plain struct behind one mutex held for microseconds: cores
-//! decide in memory; only audit rows and login counters touch the disk.
+//! watcher. A plain struct behind one mutex: cores decide in memory; audit
+//! rows, login counters, and the outbox and ledger writes touch the disk
+//! under it. The single ledger behind this lock is what serialises two
+//! tablets buying for the same resident: each purchase checks, reserves and
+//! commits before the other can look.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -9,13 +12,20 @@ use std::{
 
 use edge_core::{
     directory::{Directory, Lockdowns},
+    ledger::{Confirmed, Ledger, LedgerUpdate},
     login::SessionTable,
+    outbox::{self, BatchId, Outbox, OutboxConfig, ParkReason},
     sync::{SyncConfig, SyncCore},
 };
-use proto::tablet::{Freshness, ServerEvent};
-use tokio::sync::mpsc;
+use jiff::Timestamp;
+use proto::{
+    central::{Change, ChangeBatch, Entity, EntityKey},
+    messaging::{DeliveryOutcome, OutboxItem},
+    tablet::{Freshness, ServerEvent},
+};
+use tokio::sync::{mpsc, Notify};
 
-use crate::store::{Store, StoreError};
+use crate::store::{ApplyOutcome, Enqueue, Store, StoreError};
 
 /// One connected tablet or kiosk.
 #[derive(Debug)]
@@ -35,6 +45,12 @@ pub struct EdgeState {
     pub devices: HashMap<u64, Device>,
     /// The downlink sync core; the uplink task drives it.
     pub sync: SyncCore,
+    /// Everything the edge owes central; the uplink task delivers it.
+    pub outbox: Outbox,
+    /// What each resident may spend; see `edge_core::ledger`.
+    pub ledger: Ledger,
+    /// Wakes the uplink task when the outbox has something new to send.
+    pub outbox_wake: Arc<Notify>,
     /// Totals since start, for metrics.
     pub counters: Counters,
     last_data_version: i64,
@@ -48,6 +64,9 @@ pub struct Counters {
     pub calls_denied: u64,
     pub sync_batches: u64,
     pub sync_failures: u64,
+    pub outbox_enqueued: u64,
+    pub outbox_applied: u64,
+    pub outbox_parked: u64,
 }
 
 /// Fingerprints of provisioned, unrevoked devices, read by the TLS handshake.
@@ -79,10 +98,14 @@ pub struct ExternalChanges {
 }
 
 impl EdgeState {
+    /// Rebuilds the state from the store: the directory, the sync core, and
+    /// the outbox and ledger from their durable rows.
     pub fn load(
         facility: String,
         store: Store,
         sync_config: SyncConfig,
+        outbox_config: OutboxConfig,
+        now: Timestamp,
     ) -> Result<(EdgeState, HashSet<String>), StoreError> {
         let mut directory = Directory::new();
         for entity in store.load_entities()? {
@@ -93,7 +116,13 @@ impl EdgeState {
         let sync = store.sync_state()?;
         let facility_id = facility.clone();
         let last_data_version = store.data_version()?;
+        let outbox = Outbox::restore(outbox_config, now, store.outbox_rows()?);
+        let ledger =
+            Ledger::restore(store.ledger_cursor()?, store.ledger_confirmed()?, store.ledger_entries()?);
         let state = EdgeState {
+            outbox,
+            ledger,
+            outbox_wake: Arc::new(Notify::new()),
             facility,
             directory,
             lockdowns,
@@ -140,4 +169,161 @@ impl EdgeState {
             let _ = device.events.send(event.clone());
         }
     }
+}
+
+/// A `Deliver` the uplink must send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub batch: BatchId,
+    pub items: Vec<OutboxItem>,
+}
+
+impl EdgeState {
+    /// Commits a group of outbox items (with what belongs to each) in one
+    /// transaction, then hands them to the outbox and wakes the uplink.
+    /// Nothing reaches the outbox core unless the commit succeeded.
+    pub fn commit_and_enqueue(
+        &mut self,
+        group: &[Enqueue<'_>],
+        now: Timestamp,
+    ) -> Result<Vec<u64>, StoreError> {
+        let seqs = self.store.enqueue(group, now)?;
+        for (seq, e) in seqs.iter().zip(group) {
+            let input = outbox::Input::Enqueue { seq: *seq, item: e.item.clone() };
+            if let Err(error) = self.outbox.handle(now, input) {
+                tracing::error!(%error, "the outbox refused an enqueue");
+            }
+        }
+        self.counters.outbox_enqueued += seqs.len() as u64;
+        self.outbox_wake.notify_one();
+        Ok(seqs)
+    }
+
+    /// Carries out what the outbox asks for: durable removals and parkings
+    /// are written here (each in one transaction with the ledger's updates
+    /// for the same verdict); the `Deliver`s to send are returned.
+    pub fn drain_outbox(&mut self, now: Timestamp) -> Vec<Transmit> {
+        let mut transmits = Vec::new();
+        while let Some(output) = self.outbox.poll() {
+            match output {
+                outbox::Output::Transmit { batch, items } => transmits.push(Transmit { batch, items }),
+                outbox::Output::Remove { key, outcome } => {
+                    let updates = self.ledger.settle(&key, &outcome);
+                    self.counters.outbox_applied += 1;
+                    // On failure the row stays: it is sent again after a
+                    // restart and central answers "duplicate".
+                    if let Err(error) = self.store.outbox_remove(&key, &updates) {
+                        tracing::error!(%error, %key, "cannot delete an applied outbox item");
+                    }
+                }
+                outbox::Output::Park { key, reason } => {
+                    let updates = match &reason {
+                        ParkReason::Refused(r) => self
+                            .ledger
+                            .settle(&key, &DeliveryOutcome::Refused { reason: r.clone(), permanent: true }),
+                        // The ledger marked these when the purchase was refused.
+                        ParkReason::PaymentFailed { .. } => Vec::new(),
+                    };
+                    self.counters.outbox_parked += 1;
+                    tracing::warn!(%key, ?reason, "outbox item parked");
+                    if let Err(error) = self.store.outbox_park(&key, &reason, &updates, now) {
+                        tracing::error!(%error, %key, "cannot record a parked outbox item");
+                    }
+                }
+                outbox::Output::Withdrawn { key } => {
+                    let updates: Vec<LedgerUpdate> = self.ledger.dismiss(&key).into_iter().collect();
+                    if let Err(error) = self.store.outbox_withdraw(&key, &updates) {
+                        tracing::error!(%error, %key, "cannot delete a withdrawn outbox item");
+                    }
+                }
+            }
+        }
+        transmits
+    }
+
+    /// Feeds one event to the outbox.
+    pub fn outbox_input(&mut self, now: Timestamp, input: outbox::Input) {
+        if let Err(error) = self.outbox.handle(now, input) {
+            tracing::error!(%error, "the outbox refused an input");
+        }
+    }
+
+    /// A change-feed page was committed: the ledger hears of the figures it
+    /// carries (its own writes then go to the store), and residents with a
+    /// live session hear of new mail and review results. Returns the events
+    /// sent, by connection.
+    pub fn after_page(&mut self, batch: &ChangeBatch, outcome: &ApplyOutcome) -> Vec<(u64, ServerEvent)> {
+        let updates = if outcome.swept > 0 {
+            // The resync dropped figures central no longer has: rebuild the
+            // confirmed side from what was committed, keeping every entry.
+            match self.store.ledger_confirmed() {
+                Ok(confirmed) => {
+                    let cursor = self.ledger.cursor().max(batch.next_cursor);
+                    let entries: Vec<_> = self.ledger.entries().cloned().collect();
+                    self.ledger = Ledger::restore(cursor, confirmed, entries);
+                    self.ledger.apply_sync(cursor, std::iter::empty())
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot reload confirmed balances after a resync");
+                    self.ledger.apply_sync(batch.next_cursor, confirmed_figures(&batch.changes))
+                }
+            }
+        } else {
+            self.ledger.apply_sync(batch.next_cursor, confirmed_figures(&batch.changes))
+        };
+        if let Err(error) = self.store.write_ledger(&updates) {
+            // Restore recomputes the same: settled entries the cursor has
+            // passed stop counting whether or not their rows were deleted.
+            tracing::warn!(%error, "cannot write the ledger's sync updates");
+        }
+        let events = self.mail_events(&batch.changes);
+        for (connection, event) in &events {
+            if let Some(device) = self.devices.get(connection) {
+                let _ = device.events.send(event.clone());
+            }
+        }
+        events
+    }
+
+    /// `MailChanged` for each mail upsert whose resident has a live session.
+    pub fn mail_events(&self, changes: &[Change]) -> Vec<(u64, ServerEvent)> {
+        let mut events = Vec::new();
+        for change in changes {
+            let Change::Upsert(Entity::Mail(mail)) = change else { continue };
+            let resident = &mail.message.resident;
+            let Some(session) = self.sessions.sessions().find(|s| &s.resident == resident) else { continue };
+            let unread = match self.store.unread_count(resident) {
+                Ok(unread) => unread,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot count unread mail");
+                    0
+                }
+            };
+            events.push((session.connection, ServerEvent::MailChanged { id: mail.message.id, unread }));
+        }
+        events
+    }
+}
+
+/// The debit balances and stamp counts a page confirms. A deleted stamp
+/// count or resident confirms zero: nothing to spend is the safe reading.
+pub fn confirmed_figures(changes: &[Change]) -> Vec<Confirmed> {
+    changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Upsert(Entity::Resident(r)) => {
+                Some(Confirmed::Debit { resident: r.id.clone(), balance_cents: r.debit_balance_cents })
+            }
+            Change::Upsert(Entity::StampCount(c)) => {
+                Some(Confirmed::Stamps { resident: c.resident.clone(), contact: c.contact, stamps: c.stamps })
+            }
+            Change::Delete(EntityKey::Resident(id)) => {
+                Some(Confirmed::Debit { resident: id.clone(), balance_cents: 0 })
+            }
+            Change::Delete(EntityKey::StampCount { resident, contact }) => {
+                Some(Confirmed::Stamps { resident: resident.clone(), contact: *contact, stamps: 0 })
+            }
+            _ => None,
+        })
+        .collect()
 }

@@ -1,19 +1,29 @@
 //! The uplink to central: a QUIC client with the edge's identity issued by
-//! central, driving the sans-IO sync core. Pages are committed to the store
-//! first and applied to the in-memory directory only after the commit.
+//! central, driving the sans-IO sync and outbox cores over one connection.
+//! Pages are committed to the store first and applied to the in-memory
+//! directory and ledger only after the commit. Each outbox batch is one
+//! `Deliver` request on its own stream, sent from its own task so that a
+//! slow answer holds up neither the change feed nor the other batch in
+//! flight; its answer (or failure) goes back to the outbox core, and the
+//! loop here carries out the durable removals and parkings that follow.
 
 use std::time::Duration;
 
 use edge_core::{
     directory::Directory,
+    outbox,
     sync::{SyncEvent, SyncInput, SyncOutput},
 };
 use net::{quic, rpc, Bundle};
-use proto::{central::CentralToEdge, MAX_CENTRAL_FRAME};
+use proto::{
+    central::{CentralToEdge, EdgeToCentral},
+    domain::FacilityId,
+    MAX_CENTRAL_FRAME,
+};
 
 use crate::{
     config::Config,
-    state::{EdgeState, Shared},
+    state::{EdgeState, Shared, Transmit},
 };
 
 /// Longest the loop sleeps when the core asks for nothing sooner.
@@ -46,6 +56,8 @@ pub async fn run(config: Config, shared: Shared) {
     let mut connection: Option<quinn::Connection> = None;
     let mut reconnect_delay = RECONNECT_MIN;
     let mut next_connect = tokio::time::Instant::now();
+    let facility = FacilityId::new(config.facility.clone());
+    let outbox_wake = shared.lock().outbox_wake.clone();
     loop {
         if connection.as_ref().is_some_and(|c| c.close_reason().is_some()) {
             connection = None;
@@ -58,6 +70,7 @@ pub async fn run(config: Config, shared: Shared) {
                     connection = Some(conn);
                     reconnect_delay = RECONNECT_MIN;
                     feed(&shared, SyncInput::UplinkUp);
+                    shared.lock().outbox_input(jiff::Timestamp::now(), outbox::Input::UplinkUp);
                 }
                 Err(error) => {
                     tracing::warn!(%error, central = %config.central_addr, retry_in = ?reconnect_delay,
@@ -115,6 +128,7 @@ pub async fn run(config: Config, shared: Shared) {
                             } else {
                                 state.directory.apply_all(&batch.changes);
                             }
+                            state.after_page(&batch, &outcome);
                             state.counters.sync_batches += 1;
                             tracing::info!(
                                 since = batch.since,
@@ -142,6 +156,8 @@ pub async fn run(config: Config, shared: Shared) {
                 SyncOutput::Event(event) => log_event(&event),
             }
         }
+        let outbox_due = drive_outbox(&shared, connection.as_ref(), &facility);
+        let wake = [wake, outbox_due].into_iter().flatten().min();
         let mut sleep = wake
             .map(|at| {
                 let secs = at.duration_since(jiff::Timestamp::now()).as_secs_f64();
@@ -152,10 +168,70 @@ pub async fn run(config: Config, shared: Shared) {
             sleep = sleep.min(next_connect.saturating_duration_since(tokio::time::Instant::now()));
         }
         if !sleep.is_zero() {
-            tokio::time::sleep(sleep).await;
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = outbox_wake.notified() => {}
+            }
         }
         feed(&shared, SyncInput::Tick);
+        shared.lock().outbox_input(jiff::Timestamp::now(), outbox::Input::Tick);
     }
+}
+
+/// Carries out the outbox's outputs: durable ones under the lock, each
+/// `Deliver` on its own task. Returns when the outbox next needs a tick.
+fn drive_outbox(
+    shared: &Shared,
+    connection: Option<&quinn::Connection>,
+    facility: &FacilityId,
+) -> Option<jiff::Timestamp> {
+    let now = jiff::Timestamp::now();
+    let mut state = shared.lock();
+    let transmits = state.drain_outbox(now);
+    for transmit in transmits {
+        match connection {
+            Some(conn) => {
+                tokio::spawn(deliver(shared.clone(), conn.clone(), facility.clone(), transmit));
+            }
+            None => state.outbox_input(now, outbox::Input::DeliveryFailed { batch: transmit.batch }),
+        }
+    }
+    // Failures reported just above may have produced more outputs (none are
+    // transmits while the uplink backs off); carry them out now.
+    let more = state.drain_outbox(now);
+    for transmit in more {
+        state.outbox_input(now, outbox::Input::DeliveryFailed { batch: transmit.batch });
+    }
+    state.outbox.poll_timeout()
+}
+
+/// Sends one outbox batch and reports central's answer to the outbox.
+async fn deliver(shared: Shared, conn: quinn::Connection, facility: FacilityId, transmit: Transmit) {
+    let Transmit { batch, items } = transmit;
+    let count = items.len();
+    let request = EdgeToCentral::Deliver { facility, items };
+    let input =
+        match rpc::call_within::<_, CentralToEdge>(&conn, &request, MAX_CENTRAL_FRAME, REQUEST_TIMEOUT).await
+        {
+            Ok(CentralToEdge::Delivered { acks }) => {
+                tracing::debug!(batch, items = count, acks = acks.len(), "outbox batch answered");
+                outbox::Input::Delivered { batch, acks }
+            }
+            Ok(other) => {
+                tracing::warn!(batch, answer = ?other, "central did not take an outbox batch");
+                outbox::Input::DeliveryFailed { batch }
+            }
+            Err(error) => {
+                tracing::warn!(batch, %error, "outbox delivery failed");
+                outbox::Input::DeliveryFailed { batch }
+            }
+        };
+    let wake = {
+        let mut state = shared.lock();
+        state.outbox_input(jiff::Timestamp::now(), input);
+        state.outbox_wake.clone()
+    };
+    wake.notify_one();
 }
 
 fn rebuild_directory(state: &mut EdgeState) {

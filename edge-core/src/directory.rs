@@ -3,7 +3,9 @@
 //! Owns: the indexes the policy needs to answer in microseconds (facility and
 //! its parsed time zone, units, residents, contacts and contacts-of-resident,
 //! blocks and privileged numbers keyed by canonical number, suspensions by id
-//! and by resident, cap usage by resident/kind/period).
+//! and by resident, cap usage by resident/kind/period), and what messaging
+//! validates against (the eCard catalog, stamp packages, central's stamp
+//! counts). Mail itself is not held here: the store serves it.
 //!
 //! Must not: persist anything, talk to central, or decide policy. The store is
 //! the durable copy; this is rebuilt from it at start and kept current by
@@ -22,6 +24,7 @@ use proto::domain::{
     BlockRecord, CallKind, ContactId, ContactRecord, FacilityRecord, HousingUnitRecord, LockdownScope,
     PrivilegedNumberRecord, ResidentId, ResidentRecord, SuspensionRecord, UnitId,
 };
+use proto::messaging::{ECardId, ECardRecord, PackageId, StampPackageRecord};
 
 use crate::policy::NumberKey;
 
@@ -79,6 +82,10 @@ pub struct Directory {
     /// Nested so lookups borrow the resident id instead of cloning it.
     cap_usage: HashMap<ResidentId, HashMap<(CallKind, Date), u32>>,
     cap_usage_count: usize,
+    ecards: BTreeMap<ECardId, ECardRecord>,
+    stamp_packages: BTreeMap<PackageId, StampPackageRecord>,
+    /// Stamps per (resident, contact) as central last counted them.
+    stamp_counts: HashMap<(ResidentId, ContactId), u32>,
 }
 
 impl Directory {
@@ -145,6 +152,17 @@ impl Directory {
                     self.cap_usage_count += 1;
                 }
             }
+            Entity::ECard(card) => {
+                self.ecards.insert(card.id, card);
+            }
+            Entity::StampPackage(package) => {
+                self.stamp_packages.insert(package.id, package);
+            }
+            Entity::StampCount(count) => {
+                self.stamp_counts.insert((count.resident, count.contact), count.stamps);
+            }
+            // Mail is served from the store; no decision here reads it.
+            Entity::Mail(_) => {}
         }
     }
 
@@ -239,7 +257,41 @@ impl Directory {
                     }
                 }
             }
+            EntityKey::ECard(id) => {
+                self.ecards.remove(id);
+            }
+            EntityKey::StampPackage(id) => {
+                self.stamp_packages.remove(id);
+            }
+            EntityKey::StampCount { resident, contact } => {
+                self.stamp_counts.remove(&(resident.clone(), *contact));
+            }
+            EntityKey::Mail(_) => {}
         }
+    }
+
+    pub fn ecard(&self, id: ECardId) -> Option<&ECardRecord> {
+        self.ecards.get(&id)
+    }
+
+    /// The eCard catalog in id order.
+    pub fn ecards(&self) -> impl Iterator<Item = &ECardRecord> {
+        self.ecards.values()
+    }
+
+    pub fn stamp_package(&self, id: PackageId) -> Option<&StampPackageRecord> {
+        self.stamp_packages.get(&id)
+    }
+
+    /// The stamp packages on sale, in id order.
+    pub fn stamp_packages(&self) -> impl Iterator<Item = &StampPackageRecord> {
+        self.stamp_packages.values()
+    }
+
+    /// Stamps a resident holds for a contact as central last counted them
+    /// (0 if central never said). The ledger adds what is queued on top.
+    pub fn confirmed_stamps(&self, resident: &ResidentId, contact: ContactId) -> u32 {
+        self.stamp_counts.get(&(resident.clone(), contact)).copied().unwrap_or(0)
     }
 
     pub fn facility(&self) -> Option<&FacilityRecord> {

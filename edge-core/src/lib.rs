@@ -4,12 +4,18 @@
 //! testable faster than real time: [`policy`] (may this call happen, and for
 //! how long), [`directory`] (the in-memory view of everything central synced
 //! down), [`login`] (PIN failure counting and lockout), [`sync`] (the
-//! downlink change-feed state machine).
+//! downlink change-feed state machine), [`messaging`] (may this message be
+//! sent or kept as a draft), [`ledger`] (what a resident may spend, offline
+//! included, and what happens when central refuses a purchase) and
+//! [`outbox`] (exactly-once delivery of everything the edge owes central).
 //!
 //! Must not: do I/O, spawn tasks, take locks, or read a clock. Time always
 //! comes in as an argument; effects always go out as values.
 
 pub mod directory;
+pub mod ledger;
 pub mod login;
+pub mod messaging;
+pub mod outbox;
 pub mod policy;
 pub mod sync;

@@ -326,8 +326,8 @@ impl SyncCore {
                 }));
             }
             CentralToEdge::Error(error) => self.fail(now, FailureCause::Central(error)),
-            CentralToEdge::Welcome { .. } => {
-                self.ignore("Welcome in answer to a change request".to_owned());
+            CentralToEdge::Welcome { .. } | CentralToEdge::Delivered { .. } => {
+                self.ignore(format!("{} in answer to a change request", describe(&response)));
             }
         }
     }
@@ -401,6 +401,7 @@ fn describe(response: &CentralToEdge) -> String {
         CentralToEdge::Changes(batch) => format!("page from cursor {}", batch.since),
         CentralToEdge::CursorExpired { since, .. } => format!("CursorExpired for {since}"),
         CentralToEdge::Error(error) => format!("error: {error}"),
+        CentralToEdge::Delivered { acks } => format!("Delivered ({} acks)", acks.len()),
     }
 }
 

@@ -13,6 +13,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::*;
+use crate::messaging::{
+    DeliveryAck, ECardId, ECardRecord, MailRecord, MessageId, OutboxItem, PackageId, StampCountRecord,
+    StampPackageRecord,
+};
 
 /// One synced entity, in full.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +29,10 @@ pub enum Entity {
     Privileged(PrivilegedNumberRecord),
     Suspension(SuspensionRecord),
     CapUsage(CapUsageRecord),
+    ECard(ECardRecord),
+    StampPackage(StampPackageRecord),
+    StampCount(StampCountRecord),
+    Mail(MailRecord),
 }
 
 /// The identity of a synced entity, for deletions.
@@ -37,6 +45,10 @@ pub enum EntityKey {
     Privileged(PhoneNumber),
     Suspension(u64),
     CapUsage { resident: ResidentId, kind: CallKind, period_start: jiff::civil::Date },
+    ECard(ECardId),
+    StampPackage(PackageId),
+    StampCount { resident: ResidentId, contact: ContactId },
+    Mail(MessageId),
 }
 
 impl Entity {
@@ -56,6 +68,12 @@ impl Entity {
                 kind: c.kind,
                 period_start: c.period_start,
             },
+            Entity::ECard(e) => EntityKey::ECard(e.id),
+            Entity::StampPackage(p) => EntityKey::StampPackage(p.id),
+            Entity::StampCount(s) => {
+                EntityKey::StampCount { resident: s.resident.clone(), contact: s.contact }
+            }
+            Entity::Mail(m) => EntityKey::Mail(m.message.id),
         })
     }
 }
@@ -92,6 +110,9 @@ pub enum EdgeToCentral {
     /// old sequence numbers below the compaction point, and only tombstones
     /// purged after the resync began can hide a deletion from it.
     Changes { facility: FacilityId, since: u64, limit: u32, resync_floor: u64 },
+    /// Delivers a batch of outbox items; answered with `Delivered`, one ack
+    /// per item in any order. Central applies each key at most once.
+    Deliver { facility: FacilityId, items: Vec<OutboxItem> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +128,11 @@ pub enum CentralToEdge {
         oldest_valid: u64,
     },
     Error(CentralError),
+    /// Verdicts on a `Deliver` batch. An item without an ack is treated as
+    /// not delivered and sent again.
+    Delivered {
+        acks: Vec<DeliveryAck>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

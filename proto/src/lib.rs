@@ -2,7 +2,8 @@
 //!
 //! Owns: the message types exchanged between tablets and the edge box
 //! ([`tablet`]) and between the edge box and central ([`central`]), the shared
-//! domain vocabulary those messages speak ([`domain`]), and the framing that
+//! domain vocabulary those messages speak ([`domain`], and [`messaging`] for
+//! messages, stamps and the outbox), and the framing that
 //! carries them ([`frame`]): a 4-byte big-endian length, one version byte, then
 //! a postcard body.
 //!
@@ -12,6 +13,7 @@
 pub mod central;
 pub mod domain;
 pub mod frame;
+pub mod messaging;
 pub mod tablet;
 
 pub use frame::{decode_body, decode_frame, encode_frame, parse_header, FrameError, HEADER_LEN};

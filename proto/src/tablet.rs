@@ -9,15 +9,61 @@ use jiff::{civil::Date, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::*;
+use crate::messaging::{
+    Attachment, Compose, Direction, ECardRecord, IdempotencyKey, MessageId, RefusalReason, StampPackageRecord,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TabletRequest {
-    Login { resident: ResidentId, pin: String },
+    Login {
+        resident: ResidentId,
+        pin: String,
+    },
     Logout,
     Contacts,
     Hours,
-    PlaceCall { contact: ContactId, kind: CallKind, number: Option<PhoneNumber> },
+    PlaceCall {
+        contact: ContactId,
+        kind: CallKind,
+        number: Option<PhoneNumber>,
+    },
     Balances,
+    // Messaging (issue 3); appended so earlier variants keep their encoding.
+    /// One folder's messages, newest first, with the unread count.
+    Mailbox {
+        folder: Folder,
+    },
+    /// One message in full; an inbox message becomes read.
+    ReadMessage {
+        id: MessageId,
+    },
+    /// Creates (`draft: None`) or replaces a draft; drafts need no stamps.
+    SaveDraft {
+        draft: Option<MessageId>,
+        compose: Compose,
+    },
+    DeleteDraft {
+        id: MessageId,
+    },
+    /// Queues a message (from a draft, which is then removed); spends a stamp.
+    SendMessage {
+        draft: Option<MessageId>,
+        compose: Compose,
+    },
+    /// Hides a sent message from the resident's Sent view; history keeps it.
+    HideSent {
+        id: MessageId,
+    },
+    /// The eCard catalog residents may attach.
+    ECards,
+    /// Stamp packages with prices, and the debit money available to buy them.
+    StampPackages,
+    BuyStamps {
+        contact: ContactId,
+        package: crate::messaging::PackageId,
+    },
+    /// Stamps per contact, and purchases that are queued or failed.
+    StampBalance,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +75,127 @@ pub enum TabletResponse {
     Call(CallDecision),
     Balances(BalancesView),
     Error(ApiError),
+    // Messaging (issue 3).
+    Mailbox(MailboxView),
+    Message(MessageView),
+    DraftSaved { id: MessageId },
+    DraftDeleted { id: MessageId },
+    MessageQueued(MessageView),
+    SentHidden { id: MessageId },
+    ECards(Vec<ECardRecord>),
+    StampPackages(StampShop),
+    StampsBought(PurchaseView),
+    Stamps(StampBalances),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Folder {
+    Inbox,
+    Sent,
+    Drafts,
+}
+
+/// Where one message stands, in the words the tablet shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageState {
+    Draft,
+    /// Waiting in the edge's outbox (e.g. central is unreachable).
+    Queued,
+    /// The stamp purchase that paid for it was refused; kept, not sent.
+    PaymentFailed {
+        reason: RefusalReason,
+    },
+    /// Refused by central on delivery (not a review rejection).
+    Refused {
+        reason: RefusalReason,
+    },
+    /// Delivered; the facility is reviewing it.
+    InReview,
+    Approved,
+    /// Rejected by review, with the reviewer's reason; the stamp is spent.
+    Rejected {
+        reason: String,
+    },
+    /// Inbound mail.
+    Received {
+        read: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSummary {
+    pub id: MessageId,
+    pub contact: ContactId,
+    pub contact_name: String,
+    pub direction: Direction,
+    pub subject: String,
+    pub at: Timestamp,
+    pub attachments: u32,
+    pub state: MessageState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxView {
+    pub folder: Folder,
+    pub messages: Vec<MessageSummary>,
+    /// Unread inbound messages (in the inbox, whatever folder was asked).
+    pub unread: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub contact: ContactId,
+    pub contact_name: String,
+    pub direction: Direction,
+    pub subject: String,
+    pub body: String,
+    pub attachments: Vec<Attachment>,
+    pub at: Timestamp,
+    pub state: MessageState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StampShop {
+    pub packages: Vec<StampPackageRecord>,
+    /// Debit money the edge can spend now: central's last confirmed balance
+    /// minus purchases still queued.
+    pub debit_available_cents: Cents,
+    pub freshness: Freshness,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PurchaseState {
+    Queued,
+    Confirmed,
+    PaymentFailed { reason: RefusalReason },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseView {
+    pub key: IdempotencyKey,
+    pub contact: ContactId,
+    pub stamps: u32,
+    pub price_cents: Cents,
+    pub state: PurchaseState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactStamps {
+    pub contact: ContactId,
+    pub name: String,
+    /// Stamps usable now (confirmed plus bought and queued).
+    pub available: u32,
+    /// Of those, bought while central was unreachable and not yet confirmed.
+    pub awaiting_payment: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StampBalances {
+    pub contacts: Vec<ContactStamps>,
+    pub purchases: Vec<PurchaseView>,
+    pub debit_available_cents: Cents,
+    pub freshness: Freshness,
 }
 
 /// How fresh the edge's cached copy of central's data is.
@@ -198,6 +365,8 @@ pub enum ApiError {
     Unavailable { reason: DenyReason },
     #[error("the edge could not answer: {0}")]
     Internal(String),
+    #[error(transparent)]
+    Messaging(crate::messaging::MessagingError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +380,15 @@ pub enum SessionEndReason {
 /// Pushed by the edge on a unidirectional stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerEvent {
-    SessionEnded { reason: SessionEndReason },
-    LockdownChanged { active: Option<LockdownScope> },
+    SessionEnded {
+        reason: SessionEndReason,
+    },
+    LockdownChanged {
+        active: Option<LockdownScope>,
+    },
+    /// New inbound mail, or a review result for the resident's own mail.
+    MailChanged {
+        id: MessageId,
+        unread: u32,
+    },
 }

@@ -11,11 +11,12 @@ use std::time::Duration;
 use net::quic::TABLET_ALPN;
 use net::{Bundle, NetError, RpcError};
 use proto::domain::{CallKind, ContactId, PhoneNumber, ResidentId};
+use proto::messaging::{Compose, ECardRecord, MessageId, PackageId};
 use proto::tablet::{
-    ApiError, BalancesView, CallDecision, ContactList, HoursView, ServerEvent, SessionInfo, TabletRequest,
-    TabletResponse,
+    ApiError, BalancesView, CallDecision, ContactList, Folder, HoursView, MailboxView, MessageView,
+    PurchaseView, ServerEvent, SessionInfo, StampBalances, StampShop, TabletRequest, TabletResponse,
 };
-use proto::MAX_TABLET_FRAME;
+use proto::{FrameError, MAX_TABLET_FRAME};
 
 /// How long [`EdgeClient::close`] waits for the close to reach the edge, so
 /// the edge ends the session at once instead of after its idle timeout.
@@ -39,6 +40,12 @@ pub enum ClientError {
         "the edge closed the connection (a revoked or unknown device certificate is refused this way): {0}"
     )]
     ConnectionLost(String),
+    /// The request does not fit in one tablet frame (e.g. a very long
+    /// message body); nothing was sent.
+    #[error(
+        "the request is {len} bytes; the edge takes at most {max} (a message body is far shorter than that)"
+    )]
+    RequestTooLarge { len: usize, max: usize },
     #[error("exchange with the edge failed: {0}")]
     Rpc(RpcError),
     #[error("the edge answered {got} to a {asked} request")]
@@ -74,6 +81,11 @@ impl EdgeClient {
 
     /// Sends one request and returns the edge's answer as it came.
     pub async fn request(&self, request: &TabletRequest) -> Result<TabletResponse, ClientError> {
+        // Checked here so an oversized request is told apart from an
+        // oversized answer, which would be the edge's fault.
+        if let Err(FrameError::TooLarge { len, max }) = proto::encode_frame(request, MAX_TABLET_FRAME) {
+            return Err(ClientError::RequestTooLarge { len, max });
+        }
         net::rpc::call(&self.conn, request, MAX_TABLET_FRAME).await.map_err(|e| self.rpc_error(e))
     }
 
@@ -137,6 +149,92 @@ impl EdgeClient {
         }
     }
 
+    /// One folder, newest first, with the unread count.
+    pub async fn mailbox(&self, folder: Folder) -> Result<MailboxView, ClientError> {
+        match self.request(&TabletRequest::Mailbox { folder }).await? {
+            TabletResponse::Mailbox(view) => Ok(view),
+            other => Err(unexpected("Mailbox", other)),
+        }
+    }
+
+    pub async fn read_message(&self, id: MessageId) -> Result<MessageView, ClientError> {
+        match self.request(&TabletRequest::ReadMessage { id }).await? {
+            TabletResponse::Message(view) => Ok(view),
+            other => Err(unexpected("ReadMessage", other)),
+        }
+    }
+
+    /// Creates a draft (`draft: None`) or replaces one; returns its ID.
+    pub async fn save_draft(
+        &self,
+        draft: Option<MessageId>,
+        compose: Compose,
+    ) -> Result<MessageId, ClientError> {
+        match self.request(&TabletRequest::SaveDraft { draft, compose }).await? {
+            TabletResponse::DraftSaved { id } => Ok(id),
+            other => Err(unexpected("SaveDraft", other)),
+        }
+    }
+
+    pub async fn delete_draft(&self, id: MessageId) -> Result<MessageId, ClientError> {
+        match self.request(&TabletRequest::DeleteDraft { id }).await? {
+            TabletResponse::DraftDeleted { id } => Ok(id),
+            other => Err(unexpected("DeleteDraft", other)),
+        }
+    }
+
+    /// Queues a message (spending a stamp); `draft` names the draft it
+    /// replaces.
+    pub async fn send_message(
+        &self,
+        draft: Option<MessageId>,
+        compose: Compose,
+    ) -> Result<MessageView, ClientError> {
+        match self.request(&TabletRequest::SendMessage { draft, compose }).await? {
+            TabletResponse::MessageQueued(view) => Ok(view),
+            other => Err(unexpected("SendMessage", other)),
+        }
+    }
+
+    pub async fn hide_sent(&self, id: MessageId) -> Result<MessageId, ClientError> {
+        match self.request(&TabletRequest::HideSent { id }).await? {
+            TabletResponse::SentHidden { id } => Ok(id),
+            other => Err(unexpected("HideSent", other)),
+        }
+    }
+
+    pub async fn ecards(&self) -> Result<Vec<ECardRecord>, ClientError> {
+        match self.request(&TabletRequest::ECards).await? {
+            TabletResponse::ECards(cards) => Ok(cards),
+            other => Err(unexpected("ECards", other)),
+        }
+    }
+
+    pub async fn stamp_packages(&self) -> Result<StampShop, ClientError> {
+        match self.request(&TabletRequest::StampPackages).await? {
+            TabletResponse::StampPackages(shop) => Ok(shop),
+            other => Err(unexpected("StampPackages", other)),
+        }
+    }
+
+    pub async fn buy_stamps(
+        &self,
+        contact: ContactId,
+        package: PackageId,
+    ) -> Result<PurchaseView, ClientError> {
+        match self.request(&TabletRequest::BuyStamps { contact, package }).await? {
+            TabletResponse::StampsBought(purchase) => Ok(purchase),
+            other => Err(unexpected("BuyStamps", other)),
+        }
+    }
+
+    pub async fn stamp_balance(&self) -> Result<StampBalances, ClientError> {
+        match self.request(&TabletRequest::StampBalance).await? {
+            TabletResponse::Stamps(stamps) => Ok(stamps),
+            other => Err(unexpected("StampBalance", other)),
+        }
+    }
+
     /// Waits for the next event the edge pushes. Events that arrived earlier
     /// wait in the connection until read, so none is missed between calls.
     pub async fn next_event(&self) -> Result<ServerEvent, ClientError> {
@@ -167,6 +265,16 @@ fn unexpected(asked: &'static str, got: TabletResponse) -> ClientError {
         TabletResponse::Hours(_) => "Hours",
         TabletResponse::Call(_) => "Call",
         TabletResponse::Balances(_) => "Balances",
+        TabletResponse::Mailbox(_) => "Mailbox",
+        TabletResponse::Message(_) => "Message",
+        TabletResponse::DraftSaved { .. } => "DraftSaved",
+        TabletResponse::DraftDeleted { .. } => "DraftDeleted",
+        TabletResponse::MessageQueued(_) => "MessageQueued",
+        TabletResponse::SentHidden { .. } => "SentHidden",
+        TabletResponse::ECards(_) => "ECards",
+        TabletResponse::StampPackages(_) => "StampPackages",
+        TabletResponse::StampsBought(_) => "StampsBought",
+        TabletResponse::Stamps(_) => "Stamps",
     };
     ClientError::UnexpectedResponse { asked, got }
 }

@@ -21,6 +21,6 @@ pub mod output;
 pub mod session;
 
 pub use client::{ClientError, EdgeClient};
-pub use command::{parse_session_line, Command, SessionLineError};
+pub use command::{parse_session_line, Body, Command, ComposeArgs, SessionLineError};
 pub use output::{ErrorBody, ErrorKind, ExitStatus, Line, Reply};
 pub use session::Session;

@@ -8,6 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use proto::domain::{CallKind, ContactId, ResidentId};
+use proto::messaging::{ECardId, MessageId, PackageId};
+use proto::tablet::Folder;
+use tablet_shell::command::{parse_message_id, Body, ComposeArgs};
 use tablet_shell::session::emit;
 use tablet_shell::{Command, EdgeClient, ErrorBody, ErrorKind, ExitStatus, Line, Session};
 
@@ -70,10 +73,139 @@ enum CliCommand {
     },
     /// Debit and per-contact video balances.
     Balances,
-    /// Read commands from stdin, one per line, on one connection:
+    /// One folder of the resident's mail, newest first, with the unread count.
+    Messages {
+        #[arg(value_enum)]
+        folder: FolderArg,
+    },
+    /// Write, send, read and tidy messages. Message IDs are the 32 hex
+    /// digits the answers show.
+    #[command(subcommand)]
+    Message(MessageAction),
+    /// The eCard catalog residents may attach.
+    Ecards,
+    /// Stamp packages, buying stamps for a contact, and stamps held.
+    #[command(subcommand)]
+    Stamps(StampsAction),
+    /// Read commands from stdin, one per line, on one connection.
+    ///
     /// login ID [PIN] | logout | contacts | hours | call CONTACT voice|video [NUMBER]
-    /// | balances | wait-event SECONDS | quit.
+    /// | balances | wait-event SECONDS | messages inbox|sent|drafts
+    /// | send CONTACT SUBJECT [BODY] [--ecard N]... [--draft ID] [--body-file PATH]
+    /// | draft CONTACT SUBJECT [BODY] [--ecard N]... [--id ID] [--body-file PATH]
+    /// | read ID | delete-draft ID | hide ID | ecards
+    /// | stamps packages|balance | stamps buy CONTACT PACKAGE | quit.
+    ///
+    /// Words are split as a POSIX shell splits them ('single' and "double"
+    /// quotes, backslash escapes, # comments), without expansions. A body
+    /// of several lines comes from --body-file PATH.
     Session,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+enum MessageAction {
+    /// Queue a message to a contact; spends one stamp for that contact.
+    Send {
+        #[command(flatten)]
+        compose: ComposeOpts,
+        /// The draft this message is sent from (it is removed once queued).
+        #[arg(long, value_name = "ID", value_parser = parse_message_id)]
+        draft: Option<MessageId>,
+    },
+    /// Save a draft (no stamp needed); prints its ID.
+    Draft {
+        #[command(flatten)]
+        compose: ComposeOpts,
+        /// Replace this draft instead of creating a new one.
+        #[arg(long, value_name = "ID", value_parser = parse_message_id)]
+        id: Option<MessageId>,
+    },
+    /// Show one message in full (an inbox message becomes read).
+    Read {
+        #[arg(value_parser = parse_message_id)]
+        id: MessageId,
+    },
+    /// Delete a draft.
+    DeleteDraft {
+        #[arg(value_parser = parse_message_id)]
+        id: MessageId,
+    },
+    /// Hide a sent message from the Sent folder (its history is kept).
+    Hide {
+        #[arg(value_parser = parse_message_id)]
+        id: MessageId,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+struct ComposeOpts {
+    /// The contact to write to.
+    #[arg(long, value_name = "ID")]
+    contact: u64,
+    #[arg(long)]
+    subject: String,
+    /// The message text (or use --body-file).
+    #[arg(long, required_unless_present = "body_file", conflicts_with = "body_file")]
+    body: Option<String>,
+    /// Read the body from a UTF-8 file, or from stdin with `-`; the line
+    /// break ending the file is dropped.
+    #[arg(long, value_name = "PATH")]
+    body_file: Option<PathBuf>,
+    /// Attach this eCard from the catalog (repeatable).
+    #[arg(long = "ecard", value_name = "N")]
+    ecards: Vec<u64>,
+}
+
+impl ComposeOpts {
+    fn to_args(&self) -> ComposeArgs {
+        let body = match (&self.body, &self.body_file) {
+            (Some(text), _) => Body::Text(text.clone()),
+            (None, Some(path)) if path.as_os_str() == "-" => Body::Stdin,
+            (None, Some(path)) => Body::File(path.clone()),
+            // clap requires one of the two; an empty body is the edge's to judge.
+            (None, None) => Body::Text(String::new()),
+        };
+        ComposeArgs {
+            contact: ContactId(self.contact),
+            subject: self.subject.clone(),
+            body,
+            ecards: self.ecards.iter().copied().map(ECardId).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+enum StampsAction {
+    /// Packages on sale, and the debit money available to buy them.
+    Packages,
+    /// Buy a stamp package for one contact from the debit account.
+    Buy {
+        /// The contact the stamps are for.
+        #[arg(long, value_name = "ID")]
+        contact: u64,
+        /// The package, by the ID `stamps packages` shows.
+        #[arg(long, value_name = "N")]
+        package: u64,
+    },
+    /// Stamps per contact, and purchases still queued or refused.
+    Balance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FolderArg {
+    Inbox,
+    Sent,
+    Drafts,
+}
+
+impl From<FolderArg> for Folder {
+    fn from(folder: FolderArg) -> Self {
+        match folder {
+            FolderArg::Inbox => Folder::Inbox,
+            FolderArg::Sent => Folder::Sent,
+            FolderArg::Drafts => Folder::Drafts,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -120,6 +252,26 @@ impl CliArgs {
                 kind: (*kind).into(),
                 number: number.clone(),
             }),
+            CliCommand::Messages { folder } => Some(Command::Mailbox((*folder).into())),
+            CliCommand::Message(action) => Some(match action {
+                MessageAction::Send { compose, draft } => {
+                    Command::SendMessage { draft: *draft, compose: compose.to_args() }
+                }
+                MessageAction::Draft { compose, id } => {
+                    Command::SaveDraft { id: *id, compose: compose.to_args() }
+                }
+                MessageAction::Read { id } => Command::ReadMessage(*id),
+                MessageAction::DeleteDraft { id } => Command::DeleteDraft(*id),
+                MessageAction::Hide { id } => Command::HideSent(*id),
+            }),
+            CliCommand::Ecards => Some(Command::ECards),
+            CliCommand::Stamps(action) => Some(match action {
+                StampsAction::Packages => Command::StampPackages,
+                StampsAction::Buy { contact, package } => {
+                    Command::BuyStamps { contact: ContactId(*contact), package: PackageId(*package) }
+                }
+                StampsAction::Balance => Command::StampBalance,
+            }),
         }
     }
 }
@@ -142,9 +294,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = e.print();
-            let first_line =
-                e.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
-            return finish_with(&Line::Error(ErrorBody::new(ErrorKind::Usage, first_line)), false);
+            return finish_with(&Line::Error(ErrorBody::new(ErrorKind::Usage, clap_summary(&e))), false);
         }
     };
     let Mode::Cli(args) = cli.mode;
@@ -156,6 +306,15 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(runtime.block_on(run(args)).code())
+}
+
+/// The first paragraph of a clap error on one line: the complaint plus the
+/// arguments it lists (e.g. which required ones are missing), without the
+/// usage text that follows.
+fn clap_summary(error: &clap::Error) -> String {
+    let text = error.to_string();
+    let paragraph: Vec<&str> = text.lines().map(str::trim).take_while(|line| !line.is_empty()).collect();
+    paragraph.join(" ").trim_start_matches("error: ").to_string()
 }
 
 /// Prints a final line on stdout, and on stderr a human message unless clap
@@ -366,5 +525,136 @@ mod tests {
         assert_eq!(resolve("[::1]:4433").await.unwrap(), "[::1]:4433".parse().unwrap());
         assert!(resolve("localhost:4433").await.unwrap().ip().is_loopback());
         assert_eq!(resolve("no-port").await.unwrap_err().kind, ErrorKind::Connection);
+    }
+
+    const HEX: &str = "0123456789abcdef0123456789abcdef";
+
+    fn hex_id() -> MessageId {
+        MessageId::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef)
+    }
+
+    #[test]
+    fn messages_takes_a_folder() {
+        for (word, folder) in [("inbox", Folder::Inbox), ("sent", Folder::Sent), ("drafts", Folder::Drafts)] {
+            assert_eq!(parse(&["messages", word]).unwrap().one_shot(), Some(Command::Mailbox(folder)));
+        }
+        assert!(parse(&["messages", "trash"]).is_err());
+        assert!(parse(&["messages"]).is_err());
+    }
+
+    #[test]
+    fn message_send_builds_a_compose_with_ecards() {
+        let args = parse(&[
+            "message",
+            "send",
+            "--contact",
+            "3",
+            "--subject",
+            "Hi",
+            "--body",
+            "Hello\nthere",
+            "--ecard",
+            "1",
+            "--ecard",
+            "2",
+            "--draft",
+            HEX,
+        ])
+        .unwrap();
+        assert_eq!(
+            args.one_shot(),
+            Some(Command::SendMessage {
+                draft: Some(hex_id()),
+                compose: ComposeArgs {
+                    contact: ContactId(3),
+                    subject: "Hi".into(),
+                    body: Body::Text("Hello\nthere".into()),
+                    ecards: vec![ECardId(1), ECardId(2)],
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn body_comes_from_exactly_one_place() {
+        let base = ["message", "draft", "--contact", "3", "--subject", "S"];
+        let body_of = |extra: &[&str]| {
+            let argv: Vec<&str> = base.iter().chain(extra).copied().collect();
+            match parse(&argv).map(|args| args.one_shot()) {
+                Ok(Some(Command::SaveDraft { compose, .. })) => Ok(compose.body),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(body_of(&["--body-file", "-"]), Ok(Body::Stdin));
+        assert_eq!(body_of(&["--body-file", "letter.txt"]), Ok(Body::File("letter.txt".into())));
+        assert_eq!(body_of(&["--body", ""]), Ok(Body::Text(String::new())));
+        assert_eq!(body_of(&[]), Err(clap::error::ErrorKind::MissingRequiredArgument));
+        assert_eq!(
+            body_of(&["--body", "b", "--body-file", "f"]),
+            Err(clap::error::ErrorKind::ArgumentConflict)
+        );
+    }
+
+    #[test]
+    fn message_draft_takes_an_optional_id_to_replace() {
+        let args = parse(&["message", "draft", "--contact", "3", "--subject", "S", "--body", "B"]).unwrap();
+        assert!(matches!(args.one_shot(), Some(Command::SaveDraft { id: None, .. })));
+        let args =
+            parse(&["message", "draft", "--contact", "3", "--subject", "S", "--body", "B", "--id", HEX])
+                .unwrap();
+        assert!(matches!(args.one_shot(), Some(Command::SaveDraft { id: Some(id), .. }) if id == hex_id()));
+        // `--draft` belongs to send, `--id` to draft.
+        assert!(parse(&[
+            "message",
+            "draft",
+            "--contact",
+            "3",
+            "--subject",
+            "S",
+            "--body",
+            "B",
+            "--draft",
+            HEX
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn message_id_commands_take_hex_ids() {
+        assert_eq!(
+            parse(&["message", "read", HEX]).unwrap().one_shot(),
+            Some(Command::ReadMessage(hex_id()))
+        );
+        assert_eq!(
+            parse(&["message", "delete-draft", HEX]).unwrap().one_shot(),
+            Some(Command::DeleteDraft(hex_id()))
+        );
+        assert_eq!(parse(&["message", "hide", HEX]).unwrap().one_shot(), Some(Command::HideSent(hex_id())));
+        let e = parse(&["message", "read", "42"]).unwrap_err();
+        assert!(e.to_string().contains("32 hex digits"), "{e}");
+        assert!(parse(&["message", "read"]).is_err());
+    }
+
+    #[test]
+    fn ecards_and_stamps_subcommands() {
+        assert_eq!(parse(&["ecards"]).unwrap().one_shot(), Some(Command::ECards));
+        assert_eq!(parse(&["stamps", "packages"]).unwrap().one_shot(), Some(Command::StampPackages));
+        assert_eq!(parse(&["stamps", "balance"]).unwrap().one_shot(), Some(Command::StampBalance));
+        assert_eq!(
+            parse(&["stamps", "buy", "--contact", "3", "--package", "2"]).unwrap().one_shot(),
+            Some(Command::BuyStamps { contact: ContactId(3), package: PackageId(2) })
+        );
+        assert!(parse(&["stamps", "buy", "--contact", "3"]).is_err());
+        assert!(parse(&["stamps"]).is_err());
+    }
+
+    #[test]
+    fn clap_errors_are_summed_up_on_one_line() {
+        let e = parse(&["message", "send", "--contact", "3", "--subject", "S"]).unwrap_err();
+        let summary = clap_summary(&e);
+        assert!(summary.starts_with("the following required arguments were not provided:"), "{summary}");
+        assert!(summary.contains("--body"), "{summary}");
+        assert!(!summary.contains('\n') && !summary.contains("Usage"), "{summary}");
     }
 }

@@ -41,8 +41,19 @@ pub struct ApplyOutcome {
 
 /// Tables whose rows are swept at the end of a resync. The facility row is
 /// never deleted (central never deletes it), so it is not listed.
-const SWEPT_TABLES: [&str; 7] =
-    ["housing_unit", "resident", "contact", "block", "privileged_number", "suspension", "cap_usage"];
+const SWEPT_TABLES: [&str; 11] = [
+    "housing_unit",
+    "resident",
+    "contact",
+    "block",
+    "privileged_number",
+    "suspension",
+    "cap_usage",
+    "ecard",
+    "stamp_package",
+    "stamp_count",
+    "mail",
+];
 
 struct RawSyncState {
     cursor: u64,
@@ -184,13 +195,16 @@ impl Store {
             "UPDATE sync_state SET cursor = ?1, last_success = ?2 WHERE singleton = 1",
             params![u64_to_sql(batch.next_cursor), now.to_string()],
         )?;
+        super::messaging::advance_ledger_cursor(&tx, batch.next_cursor)?;
         tx.commit()?;
         Ok(outcome)
     }
 
-    /// Everything central synced down, to rebuild the in-memory directory at
-    /// start: the facility first, then units, residents, contacts, blocks,
-    /// privileged numbers, suspensions and cap usage, each ordered by key.
+    /// Everything central synced down that the in-memory directory holds, to
+    /// rebuild it at start: the facility first, then units, residents,
+    /// contacts, blocks, privileged numbers, suspensions, cap usage, eCards,
+    /// stamp packages and stamp counts, each ordered by key. Mail is not
+    /// loaded: the store serves it (see `Store::mail_of`).
     pub fn load_entities(&self) -> Result<Vec<Entity>, StoreError> {
         let conn = &self.conn;
         let mut out = Vec::new();
@@ -199,6 +213,7 @@ impl Store {
         load_residents(conn, &mut out)?;
         load_contacts(conn, &mut out)?;
         load_simple(conn, &mut out)?;
+        super::messaging::load_catalog(conn, &mut out)?;
         Ok(out)
     }
 }
@@ -353,6 +368,9 @@ fn upsert(tx: &Transaction<'_>, entity: &Entity, generation: i64) -> Result<(), 
                 generation
             ])?;
         }
+        Entity::ECard(_) | Entity::StampPackage(_) | Entity::StampCount(_) | Entity::Mail(_) => {
+            super::messaging::upsert_entity(tx, entity, generation)?;
+        }
     }
     Ok(())
 }
@@ -388,6 +406,10 @@ fn delete(tx: &Transaction<'_>, key: &EntityKey) -> Result<(), StoreError> {
                 "DELETE FROM cap_usage WHERE resident_id = ?1 AND kind = ?2 AND period_start = ?3",
             )?
             .execute(params![resident.as_str(), codec::call_kind_to_sql(*kind), period_start.to_string()])?,
+        EntityKey::ECard(_)
+        | EntityKey::StampPackage(_)
+        | EntityKey::StampCount { .. }
+        | EntityKey::Mail(_) => super::messaging::delete_entity(tx, key)?,
     };
     Ok(())
 }

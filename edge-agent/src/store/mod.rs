@@ -5,7 +5,8 @@
 //! schema migrations, and every read and write of it: the entities central
 //! syncs down ([`Store::apply_batch`], [`Store::load_entities`]), the sync
 //! cursor, and the edge's own state (lockdowns, devices, login guards, the
-//! hash-chained audit log).
+//! hash-chained audit log, drafts, sent-message history, the outbox and the
+//! ledger's entries).
 //!
 //! Must not: decide policy, talk to the network, or read the clock (callers
 //! pass `now`). Proto types are the currency in and out; rows that do not
@@ -15,6 +16,9 @@ mod audit;
 mod codec;
 mod entities;
 mod local;
+mod messaging;
+#[cfg(test)]
+mod messaging_tests;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -28,6 +32,7 @@ pub use audit::{AuditBreak, AuditReport};
 pub use edge_core::sync::ApplyMode;
 pub use entities::{ApplyOutcome, ResyncMarker, SyncState};
 pub use local::{DeviceRow, LockdownRow, LoginGuardRow, Revocation};
+pub use messaging::{AuditNote, DraftRow, Enqueue, MailRow, SentRow};
 
 /// How long a writer waits for the other process (agent or CLI) to finish its
 /// transaction before giving up with `SQLITE_BUSY`.

@@ -168,7 +168,102 @@ CREATE TABLE audit_head (
 );
 "#;
 
-const MIGRATION_LIST: &[M<'static>] = &[M::up(V1_FOUNDATION)];
+/// Version 2: messaging and stamps (issue 3).
+///
+/// Synced (carry `sync_gen`, swept by a completed resync like the V1 tables):
+/// the eCard catalog, stamp packages, stamp counts and mail (inbound mail and
+/// the review state of residents' own mail). Mail keeps the whole record as
+/// a postcard blob; the columns beside it are what the folders filter on.
+///
+/// Local (never synced, never swept): drafts, the resident's own sent
+/// messages (history; hiding only sets a flag), per-message view flags, the
+/// outbox, the ledger's entries and the feed cursor the ledger has seen.
+///
+/// The outbox's `seq` is AUTOINCREMENT so it is never reused, even for the
+/// newest row after it is deleted: it is the enqueue order the outbox core
+/// keeps each conversation in.
+const V2_MESSAGING: &str = r#"
+CREATE TABLE ecard (
+    id       INTEGER PRIMARY KEY NOT NULL,
+    category TEXT NOT NULL,
+    title    TEXT NOT NULL,
+    sync_gen INTEGER NOT NULL
+);
+
+CREATE TABLE stamp_package (
+    id          INTEGER PRIMARY KEY NOT NULL,
+    stamps      INTEGER NOT NULL,
+    price_cents INTEGER NOT NULL,
+    sync_gen    INTEGER NOT NULL
+);
+
+CREATE TABLE stamp_count (
+    resident_id TEXT NOT NULL,
+    contact_id  INTEGER NOT NULL,
+    stamps      INTEGER NOT NULL,
+    sync_gen    INTEGER NOT NULL,
+    PRIMARY KEY (resident_id, contact_id)
+) WITHOUT ROWID;
+
+CREATE TABLE mail (
+    id          BLOB PRIMARY KEY NOT NULL,
+    resident_id TEXT NOT NULL,
+    inbound     INTEGER NOT NULL,
+    rejected    INTEGER NOT NULL,
+    sent_at     TEXT NOT NULL,
+    record      BLOB NOT NULL,
+    sync_gen    INTEGER NOT NULL
+);
+CREATE INDEX mail_by_resident ON mail(resident_id, sent_at);
+
+CREATE TABLE draft (
+    id          BLOB PRIMARY KEY NOT NULL,
+    resident_id TEXT NOT NULL,
+    compose     BLOB NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX draft_by_resident ON draft(resident_id, updated_at);
+
+CREATE TABLE sent_message (
+    id          BLOB PRIMARY KEY NOT NULL,
+    resident_id TEXT NOT NULL,
+    outbox_key  BLOB NOT NULL UNIQUE,
+    sent_at     TEXT NOT NULL,
+    message     BLOB NOT NULL
+);
+CREATE INDEX sent_by_resident ON sent_message(resident_id, sent_at);
+
+CREATE TABLE message_flag (
+    id          BLOB PRIMARY KEY NOT NULL,
+    resident_id TEXT NOT NULL,
+    read        INTEGER NOT NULL DEFAULT 0,
+    hidden      INTEGER NOT NULL DEFAULT 0
+);
+
+-- parked is NULL while the item is live, else a postcard ParkReason blob.
+CREATE TABLE outbox (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    key    BLOB NOT NULL UNIQUE,
+    item   BLOB NOT NULL,
+    parked BLOB
+);
+
+CREATE TABLE ledger_entry (
+    key         BLOB PRIMARY KEY NOT NULL,
+    seq         INTEGER NOT NULL,
+    resident_id TEXT NOT NULL,
+    contact_id  INTEGER NOT NULL,
+    entry       BLOB NOT NULL
+);
+
+CREATE TABLE ledger_state (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+    cursor    INTEGER NOT NULL
+);
+INSERT INTO ledger_state (singleton, cursor) SELECT 1, cursor FROM sync_state WHERE singleton = 1;
+"#;
+
+const MIGRATION_LIST: &[M<'static>] = &[M::up(V1_FOUNDATION), M::up(V2_MESSAGING)];
 
 pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 

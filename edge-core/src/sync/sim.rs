@@ -114,6 +114,9 @@ impl CentralFeed {
             EdgeToCentral::Hello { facility, .. } => {
                 CentralToEdge::Error(CentralError::UnknownFacility(facility.clone()))
             }
+            EdgeToCentral::Deliver { .. } => {
+                CentralToEdge::Error(CentralError::Malformed("the feed model takes no deliveries".into()))
+            }
             EdgeToCentral::Changes { facility, .. } if *facility != self.facility => {
                 CentralToEdge::Error(CentralError::UnknownFacility(facility.clone()))
             }

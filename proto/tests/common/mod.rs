@@ -12,6 +12,7 @@ use proptest::prelude::*;
 
 use proto::central::*;
 use proto::domain::*;
+use proto::messaging::*;
 use proto::tablet::*;
 
 /// Short arbitrary Unicode text (any scalar value, including control chars).
@@ -154,6 +155,196 @@ prop_compose! {
     }
 }
 
+// ---- messaging ----
+
+/// Message bodies: mostly short, sometimes long enough that the length
+/// prefix takes more than one varint byte.
+pub fn body_text() -> impl Strategy<Value = String> {
+    prop_oneof![3 => text(), 1 => ".{100,300}"]
+}
+
+pub fn idempotency_key() -> impl Strategy<Value = IdempotencyKey> {
+    any::<[u8; 16]>().prop_map(IdempotencyKey)
+}
+pub fn message_id() -> impl Strategy<Value = MessageId> {
+    any::<[u8; 16]>().prop_map(MessageId)
+}
+pub fn ecard_id() -> impl Strategy<Value = ECardId> {
+    any::<u64>().prop_map(ECardId)
+}
+pub fn package_id() -> impl Strategy<Value = PackageId> {
+    any::<u64>().prop_map(PackageId)
+}
+pub fn media_id() -> impl Strategy<Value = MediaId> {
+    any::<u64>().prop_map(MediaId)
+}
+
+pub fn attachment() -> impl Strategy<Value = Attachment> {
+    prop_oneof![
+        ecard_id().prop_map(Attachment::ECard),
+        media_id().prop_map(Attachment::Photo),
+        media_id().prop_map(Attachment::SnapNSend),
+        (media_id(), any::<u16>())
+            .prop_map(|(media, duration_secs)| Attachment::VideoGram { media, duration_secs }),
+    ]
+}
+
+/// Up to one more attachment than allowed, so the decoder sees over-full
+/// lists too (the limit is the edge's to enforce, not the wire's).
+pub fn attachments() -> impl Strategy<Value = Vec<Attachment>> {
+    vec(attachment(), 0..=MAX_ATTACHMENTS + 1)
+}
+
+prop_compose! {
+    pub fn compose()(contact in contact_id(), subject in text(), body in body_text(), attachments in attachments())
+        -> Compose {
+        Compose { contact, subject, body, attachments }
+    }
+}
+
+pub fn direction() -> impl Strategy<Value = Direction> {
+    prop_oneof![Just(Direction::ResidentToContact), Just(Direction::ContactToResident)]
+}
+
+prop_compose! {
+    pub fn message()(
+        id in message_id(), resident in resident_id(), contact in contact_id(), direction in direction(),
+        subject in text(), body in body_text(), attachments in attachments(), sent_at in timestamp(),
+    ) -> Message {
+        Message { id, resident, contact, direction, subject, body, attachments, sent_at }
+    }
+}
+
+pub fn review() -> impl Strategy<Value = Review> {
+    prop_oneof![
+        Just(Review::Pending),
+        Just(Review::Approved),
+        text().prop_map(|reason| Review::Rejected { reason }),
+    ]
+}
+
+prop_compose! {
+    pub fn mail_record()(message in message(), review in review()) -> MailRecord {
+        MailRecord { message, review }
+    }
+}
+prop_compose! {
+    pub fn ecard_record()(id in ecard_id(), category in text(), title in text()) -> ECardRecord {
+        ECardRecord { id, category, title }
+    }
+}
+prop_compose! {
+    pub fn stamp_package_record()(id in package_id(), stamps in any::<u32>(), price_cents in any::<Cents>())
+        -> StampPackageRecord {
+        StampPackageRecord { id, stamps, price_cents }
+    }
+}
+prop_compose! {
+    pub fn stamp_count_record()(resident in resident_id(), contact in contact_id(), stamps in any::<u32>())
+        -> StampCountRecord {
+        StampCountRecord { resident, contact, stamps }
+    }
+}
+prop_compose! {
+    pub fn stamp_purchase()(
+        resident in resident_id(), contact in contact_id(), package in package_id(), stamps in any::<u32>(),
+        price_cents in any::<Cents>(), bought_at in timestamp(),
+    ) -> StampPurchase {
+        StampPurchase { resident, contact, package, stamps, price_cents, bought_at }
+    }
+}
+prop_compose! {
+    pub fn call_detail_record()(
+        resident in resident_id(), contact in contact_id(), kind in call_kind(), number in phone(),
+        started_at in timestamp(), connected_secs in any::<u32>(), charged_cents in any::<Cents>(),
+    ) -> CallDetailRecord {
+        CallDetailRecord { resident, contact, kind, number, started_at, connected_secs, charged_cents }
+    }
+}
+prop_compose! {
+    pub fn audit_record()(
+        seq in any::<u64>(), at in timestamp(), actor in text(), action in text(), detail in text(),
+        prev_hash in any::<[u8; 32]>(), hash in any::<[u8; 32]>(),
+    ) -> AuditRecord {
+        AuditRecord { seq, at, actor, action, detail, prev_hash, hash }
+    }
+}
+
+pub fn outbox_body() -> impl Strategy<Value = OutboxBody> {
+    prop_oneof![
+        (message(), option::of(idempotency_key()))
+            .prop_map(|(message, funded_by)| OutboxBody::SendMessage { message, funded_by }),
+        stamp_purchase().prop_map(OutboxBody::BuyStamps),
+        call_detail_record().prop_map(OutboxBody::CallRecord),
+        audit_record().prop_map(OutboxBody::Audit),
+    ]
+}
+
+prop_compose! {
+    pub fn outbox_item()(key in idempotency_key(), created_at in timestamp(), body in outbox_body()) -> OutboxItem {
+        OutboxItem { key, created_at, body }
+    }
+}
+
+pub fn lane() -> impl Strategy<Value = Lane> {
+    (resident_id(), contact_id()).prop_map(|(resident, contact)| Lane::Conversation { resident, contact })
+}
+
+pub fn refusal_reason() -> impl Strategy<Value = RefusalReason> {
+    prop_oneof![
+        (any::<Cents>(), any::<Cents>()).prop_map(|(balance_cents, price_cents)| {
+            RefusalReason::InsufficientFunds { balance_cents, price_cents }
+        }),
+        package_id().prop_map(|package| RefusalReason::PackageUnavailable { package }),
+        Just(RefusalReason::NoStamps),
+        idempotency_key().prop_map(|purchase| RefusalReason::FundingRefused { purchase }),
+        (service(), text()).prop_map(|(service, detail)| RefusalReason::NotAllowed { service, detail }),
+        Just(RefusalReason::KeyReused),
+        text().prop_map(|detail| RefusalReason::Invalid { detail }),
+        text().prop_map(|detail| RefusalReason::Unavailable { detail }),
+    ]
+}
+
+pub fn delivery_outcome() -> impl Strategy<Value = DeliveryOutcome> {
+    prop_oneof![
+        any::<u64>().prop_map(|applied_at| DeliveryOutcome::Accepted { applied_at }),
+        any::<u64>().prop_map(|applied_at| DeliveryOutcome::Duplicate { applied_at }),
+        (refusal_reason(), any::<bool>())
+            .prop_map(|(reason, permanent)| DeliveryOutcome::Refused { reason, permanent }),
+    ]
+}
+
+prop_compose! {
+    pub fn delivery_ack()(key in idempotency_key(), outcome in delivery_outcome()) -> DeliveryAck {
+        DeliveryAck { key, outcome }
+    }
+}
+
+pub fn text_field() -> impl Strategy<Value = TextField> {
+    prop_oneof![Just(TextField::Subject), Just(TextField::Body)]
+}
+
+pub fn messaging_error() -> impl Strategy<Value = MessagingError> {
+    prop_oneof![
+        contact_id().prop_map(|contact| MessagingError::NoStamps { contact }),
+        (text_field(), any::<u32>(), any::<u32>())
+            .prop_map(|(field, chars, limit)| MessagingError::TooLong { field, chars, limit }),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(count, max)| MessagingError::TooManyAttachments { count, max }),
+        ecard_id().prop_map(MessagingError::UnknownECard),
+        attachment().prop_map(MessagingError::AttachmentNotAllowed),
+        (any::<Cents>(), any::<Cents>()).prop_map(|(available_cents, price_cents)| {
+            MessagingError::InsufficientFunds { available_cents, price_cents }
+        }),
+        approval().prop_map(|status| MessagingError::ContactNotApproved { status }),
+        contact_id().prop_map(|contact| MessagingError::UnknownContact { contact }),
+        deny_reason().prop_map(MessagingError::NotAllowed),
+        package_id().prop_map(MessagingError::UnknownPackage),
+        message_id().prop_map(MessagingError::UnknownDraft),
+        Just(MessagingError::Empty),
+    ]
+}
+
 // ---- central ----
 
 pub fn entity() -> impl Strategy<Value = Entity> {
@@ -166,6 +357,10 @@ pub fn entity() -> impl Strategy<Value = Entity> {
         privileged_number_record().prop_map(Entity::Privileged),
         suspension_record().prop_map(Entity::Suspension),
         cap_usage_record().prop_map(Entity::CapUsage),
+        ecard_record().prop_map(Entity::ECard),
+        stamp_package_record().prop_map(Entity::StampPackage),
+        stamp_count_record().prop_map(Entity::StampCount),
+        mail_record().prop_map(Entity::Mail),
     ]
 }
 
@@ -180,6 +375,11 @@ pub fn entity_key() -> impl Strategy<Value = EntityKey> {
         (resident_id(), call_kind(), date()).prop_map(|(resident, kind, period_start)| {
             EntityKey::CapUsage { resident, kind, period_start }
         }),
+        ecard_id().prop_map(EntityKey::ECard),
+        package_id().prop_map(EntityKey::StampPackage),
+        (resident_id(), contact_id())
+            .prop_map(|(resident, contact)| EntityKey::StampCount { resident, contact }),
+        message_id().prop_map(EntityKey::Mail),
     ]
 }
 
@@ -203,6 +403,8 @@ pub fn edge_to_central() -> impl Strategy<Value = EdgeToCentral> {
                 EdgeToCentral::Changes { facility, since, limit, resync_floor }
             }
         ),
+        (facility_id(), small_vec(outbox_item()))
+            .prop_map(|(facility, items)| EdgeToCentral::Deliver { facility, items }),
     ]
 }
 
@@ -223,6 +425,7 @@ pub fn central_to_edge() -> impl Strategy<Value = CentralToEdge> {
         any::<(u64, u64)>()
             .prop_map(|(since, oldest_valid)| CentralToEdge::CursorExpired { since, oldest_valid }),
         central_error().prop_map(CentralToEdge::Error),
+        small_vec(delivery_ack()).prop_map(|acks| CentralToEdge::Delivered { acks }),
     ]
 }
 
@@ -237,6 +440,19 @@ pub fn tablet_request() -> impl Strategy<Value = TabletRequest> {
         (contact_id(), call_kind(), option::of(phone()))
             .prop_map(|(contact, kind, number)| { TabletRequest::PlaceCall { contact, kind, number } }),
         Just(TabletRequest::Balances),
+        folder().prop_map(|folder| TabletRequest::Mailbox { folder }),
+        message_id().prop_map(|id| TabletRequest::ReadMessage { id }),
+        (option::of(message_id()), compose())
+            .prop_map(|(draft, compose)| TabletRequest::SaveDraft { draft, compose }),
+        message_id().prop_map(|id| TabletRequest::DeleteDraft { id }),
+        (option::of(message_id()), compose())
+            .prop_map(|(draft, compose)| TabletRequest::SendMessage { draft, compose }),
+        message_id().prop_map(|id| TabletRequest::HideSent { id }),
+        Just(TabletRequest::ECards),
+        Just(TabletRequest::StampPackages),
+        (contact_id(), package_id())
+            .prop_map(|(contact, package)| TabletRequest::BuyStamps { contact, package }),
+        Just(TabletRequest::StampBalance),
     ]
 }
 
@@ -347,6 +563,87 @@ prop_compose! {
     }
 }
 
+pub fn folder() -> impl Strategy<Value = Folder> {
+    prop_oneof![Just(Folder::Inbox), Just(Folder::Sent), Just(Folder::Drafts)]
+}
+
+pub fn message_state() -> impl Strategy<Value = MessageState> {
+    prop_oneof![
+        Just(MessageState::Draft),
+        Just(MessageState::Queued),
+        refusal_reason().prop_map(|reason| MessageState::PaymentFailed { reason }),
+        refusal_reason().prop_map(|reason| MessageState::Refused { reason }),
+        Just(MessageState::InReview),
+        Just(MessageState::Approved),
+        text().prop_map(|reason| MessageState::Rejected { reason }),
+        any::<bool>().prop_map(|read| MessageState::Received { read }),
+    ]
+}
+
+prop_compose! {
+    pub fn message_summary()(
+        id in message_id(), contact in contact_id(), contact_name in text(), direction in direction(),
+        subject in text(), at in timestamp(), attachments in any::<u32>(), state in message_state(),
+    ) -> MessageSummary {
+        MessageSummary { id, contact, contact_name, direction, subject, at, attachments, state }
+    }
+}
+prop_compose! {
+    pub fn mailbox_view()(folder in folder(), messages in small_vec(message_summary()), unread in any::<u32>())
+        -> MailboxView {
+        MailboxView { folder, messages, unread }
+    }
+}
+prop_compose! {
+    pub fn message_view()(
+        id in message_id(), contact in contact_id(), contact_name in text(), direction in direction(),
+        subject in text(), body in body_text(), attachments in attachments(), at in timestamp(),
+        state in message_state(),
+    ) -> MessageView {
+        MessageView { id, contact, contact_name, direction, subject, body, attachments, at, state }
+    }
+}
+prop_compose! {
+    pub fn stamp_shop()(
+        packages in small_vec(stamp_package_record()), debit_available_cents in any::<Cents>(),
+        freshness in freshness(),
+    ) -> StampShop {
+        StampShop { packages, debit_available_cents, freshness }
+    }
+}
+
+pub fn purchase_state() -> impl Strategy<Value = PurchaseState> {
+    prop_oneof![
+        Just(PurchaseState::Queued),
+        Just(PurchaseState::Confirmed),
+        refusal_reason().prop_map(|reason| PurchaseState::PaymentFailed { reason }),
+    ]
+}
+
+prop_compose! {
+    pub fn purchase_view()(
+        key in idempotency_key(), contact in contact_id(), stamps in any::<u32>(), price_cents in any::<Cents>(),
+        state in purchase_state(),
+    ) -> PurchaseView {
+        PurchaseView { key, contact, stamps, price_cents, state }
+    }
+}
+prop_compose! {
+    pub fn contact_stamps()(
+        contact in contact_id(), name in text(), available in any::<u32>(), awaiting_payment in any::<u32>(),
+    ) -> ContactStamps {
+        ContactStamps { contact, name, available, awaiting_payment }
+    }
+}
+prop_compose! {
+    pub fn stamp_balances()(
+        contacts in small_vec(contact_stamps()), purchases in small_vec(purchase_view()),
+        debit_available_cents in any::<Cents>(), freshness in freshness(),
+    ) -> StampBalances {
+        StampBalances { contacts, purchases, debit_available_cents, freshness }
+    }
+}
+
 pub fn session_end_reason() -> impl Strategy<Value = SessionEndReason> {
     prop_oneof![
         Just(SessionEndReason::LoggedOut),
@@ -365,6 +662,7 @@ pub fn api_error() -> impl Strategy<Value = ApiError> {
         text().prop_map(ApiError::Malformed),
         deny_reason().prop_map(|reason| ApiError::Unavailable { reason }),
         text().prop_map(ApiError::Internal),
+        messaging_error().prop_map(ApiError::Messaging),
     ]
 }
 
@@ -377,6 +675,16 @@ pub fn tablet_response() -> impl Strategy<Value = TabletResponse> {
         call_decision().prop_map(TabletResponse::Call),
         balances_view().prop_map(TabletResponse::Balances),
         api_error().prop_map(TabletResponse::Error),
+        mailbox_view().prop_map(TabletResponse::Mailbox),
+        message_view().prop_map(TabletResponse::Message),
+        message_id().prop_map(|id| TabletResponse::DraftSaved { id }),
+        message_id().prop_map(|id| TabletResponse::DraftDeleted { id }),
+        message_view().prop_map(TabletResponse::MessageQueued),
+        message_id().prop_map(|id| TabletResponse::SentHidden { id }),
+        small_vec(ecard_record()).prop_map(TabletResponse::ECards),
+        stamp_shop().prop_map(TabletResponse::StampPackages),
+        purchase_view().prop_map(TabletResponse::StampsBought),
+        stamp_balances().prop_map(TabletResponse::Stamps),
     ]
 }
 
@@ -384,6 +692,7 @@ pub fn server_event() -> impl Strategy<Value = ServerEvent> {
     prop_oneof![
         session_end_reason().prop_map(|reason| ServerEvent::SessionEnded { reason }),
         option::of(lockdown_scope()).prop_map(|active| ServerEvent::LockdownChanged { active }),
+        (message_id(), any::<u32>()).prop_map(|(id, unread)| ServerEvent::MailChanged { id, unread }),
     ]
 }
 
@@ -408,18 +717,28 @@ pub fn every_variant_has_a_strategy(
     f: &CallDecision, g: &Availability, h: &EdgeToCentral, i: &CentralToEdge, j: &Entity,
     k: &EntityKey, l: &Change, m: &CentralError, n: &SessionEndReason, o: &LimitedBy,
     p: &Service, q: &Approval, r: &AccountStatus, s: &BlockScope, t: &LockdownScope, u: &CallKind,
+    messaging: (&Attachment, &Direction, &Review, &OutboxBody, &Lane, &RefusalReason, &DeliveryOutcome,
+        &TextField, &MessagingError),
+    mail_views: (&Folder, &MessageState, &PurchaseState),
 ) {
     use TabletRequest as Rq;
-    match a { Rq::Login { .. } | Rq::Logout | Rq::Contacts | Rq::Hours | Rq::PlaceCall { .. } | Rq::Balances => {} }
+    match a {
+        Rq::Login { .. } | Rq::Logout | Rq::Contacts | Rq::Hours | Rq::PlaceCall { .. } | Rq::Balances
+        | Rq::Mailbox { .. } | Rq::ReadMessage { .. } | Rq::SaveDraft { .. } | Rq::DeleteDraft { .. }
+        | Rq::SendMessage { .. } | Rq::HideSent { .. } | Rq::ECards | Rq::StampPackages
+        | Rq::BuyStamps { .. } | Rq::StampBalance => {}
+    }
     use TabletResponse as Rs;
     match b {
         Rs::LoggedIn(_) | Rs::LoggedOut | Rs::Contacts(_) | Rs::Hours(_) | Rs::Call(_) | Rs::Balances(_)
-        | Rs::Error(_) => {}
+        | Rs::Error(_) | Rs::Mailbox(_) | Rs::Message(_) | Rs::DraftSaved { .. } | Rs::DraftDeleted { .. }
+        | Rs::MessageQueued(_) | Rs::SentHidden { .. } | Rs::ECards(_) | Rs::StampPackages(_)
+        | Rs::StampsBought(_) | Rs::Stamps(_) => {}
     }
     match c {
         ApiError::NotLoggedIn | ApiError::BadCredentials { .. } | ApiError::LockedOut { .. }
         | ApiError::SessionEnded { .. } | ApiError::Malformed(_) | ApiError::Unavailable { .. }
-        | ApiError::Internal(_) => {}
+        | ApiError::Internal(_) | ApiError::Messaging(_) => {}
     }
     use DenyReason as D;
     match d {
@@ -428,21 +747,22 @@ pub fn every_variant_has_a_strategy(
         | D::NumberNotAuthorized { .. } | D::NoNumber | D::InsufficientBalance { .. } | D::CapReached { .. }
         | D::ResidentInactive | D::UnknownContact { .. } | D::FacilityMisconfigured { .. } => {}
     }
-    match e { ServerEvent::SessionEnded { .. } | ServerEvent::LockdownChanged { .. } => {} }
+    match e { ServerEvent::SessionEnded { .. } | ServerEvent::LockdownChanged { .. } | ServerEvent::MailChanged { .. } => {} }
     match f { CallDecision::Allowed { .. } | CallDecision::Denied(_) => {} }
     match g { Availability::Available | Availability::Unavailable(_) => {} }
-    match h { EdgeToCentral::Hello { .. } | EdgeToCentral::Changes { .. } => {} }
+    match h { EdgeToCentral::Hello { .. } | EdgeToCentral::Changes { .. } | EdgeToCentral::Deliver { .. } => {} }
     use CentralToEdge as C;
-    match i { C::Welcome { .. } | C::Changes(_) | C::CursorExpired { .. } | C::Error(_) => {} }
+    match i { C::Welcome { .. } | C::Changes(_) | C::CursorExpired { .. } | C::Error(_) | C::Delivered { .. } => {} }
     use Entity as En;
     match j {
         En::Facility(_) | En::Unit(_) | En::Resident(_) | En::Contact(_) | En::Block(_) | En::Privileged(_)
-        | En::Suspension(_) | En::CapUsage(_) => {}
+        | En::Suspension(_) | En::CapUsage(_) | En::ECard(_) | En::StampPackage(_) | En::StampCount(_)
+        | En::Mail(_) => {}
     }
     use EntityKey as K;
     match k {
         K::Unit(_) | K::Resident(_) | K::Contact(_) | K::Block(_) | K::Privileged(_) | K::Suspension(_)
-        | K::CapUsage { .. } => {}
+        | K::CapUsage { .. } | K::ECard(_) | K::StampPackage(_) | K::StampCount { .. } | K::Mail(_) => {}
     }
     match l { Change::Upsert(_) | Change::Delete(_) => {} }
     use CentralError as Ce;
@@ -456,4 +776,39 @@ pub fn every_variant_has_a_strategy(
     match s { BlockScope::AllFacilities | BlockScope::Facility(_) => {} }
     match t { LockdownScope::Facility | LockdownScope::Unit(_) => {} }
     match u { CallKind::Voice | CallKind::Video => {} }
+
+    let (attachment, direction, review, outbox_body, lane, refusal, outcome, text_field, messaging_error) =
+        messaging;
+    use Attachment as At;
+    match attachment { At::ECard(_) | At::Photo(_) | At::SnapNSend(_) | At::VideoGram { .. } => {} }
+    match direction { Direction::ResidentToContact | Direction::ContactToResident => {} }
+    match review { Review::Pending | Review::Approved | Review::Rejected { .. } => {} }
+    use OutboxBody as Ob;
+    match outbox_body { Ob::SendMessage { .. } | Ob::BuyStamps(_) | Ob::CallRecord(_) | Ob::Audit(_) => {} }
+    match lane { Lane::Conversation { .. } => {} }
+    use RefusalReason as Rr;
+    match refusal {
+        Rr::InsufficientFunds { .. } | Rr::PackageUnavailable { .. } | Rr::NoStamps | Rr::FundingRefused { .. }
+        | Rr::NotAllowed { .. } | Rr::KeyReused | Rr::Invalid { .. } | Rr::Unavailable { .. } => {}
+    }
+    use DeliveryOutcome as Do;
+    match outcome { Do::Accepted { .. } | Do::Duplicate { .. } | Do::Refused { .. } => {} }
+    match text_field { TextField::Subject | TextField::Body => {} }
+    use MessagingError as Me;
+    match messaging_error {
+        Me::NoStamps { .. } | Me::TooLong { .. } | Me::TooManyAttachments { .. } | Me::UnknownECard(_)
+        | Me::AttachmentNotAllowed(_) | Me::InsufficientFunds { .. } | Me::ContactNotApproved { .. }
+        | Me::UnknownContact { .. } | Me::NotAllowed(_) | Me::UnknownPackage(_) | Me::UnknownDraft(_)
+        | Me::Empty => {}
+    }
+
+    let (folder, message_state, purchase_state) = mail_views;
+    match folder { Folder::Inbox | Folder::Sent | Folder::Drafts => {} }
+    use MessageState as Ms;
+    match message_state {
+        Ms::Draft | Ms::Queued | Ms::PaymentFailed { .. } | Ms::Refused { .. } | Ms::InReview | Ms::Approved
+        | Ms::Rejected { .. } | Ms::Received { .. } => {}
+    }
+    use PurchaseState as Ps;
+    match purchase_state { Ps::Queued | Ps::Confirmed | Ps::PaymentFailed { .. } => {} }
 }
