@@ -320,10 +320,14 @@ fn bad_compose_gets_a_typed_error_and_loses_nothing_queued() {
 
     // Contact 10 holds one stamp; central withdraws its messaging approval.
     system.central_admin(&["approve", "--contact", "10", "--service", "message", "--status", "rejected"]);
-    let refused = wait_for("contact 10's rejection synced", Duration::from_secs(20), || {
-        let answer = tablet.send("send 10 Hi 'Hello'");
-        answer.pointer("/error/api/Messaging/ContactNotApproved").is_some().then_some(answer)
+    // Watched through the contact list, so that no message races the sync.
+    wait_for("contact 10's rejection synced", Duration::from_secs(20), || {
+        let answer = tablet.send("contacts");
+        let contacts = answer.pointer("/ok/Contacts/contacts")?.as_array()?.clone();
+        let contact = contacts.iter().find(|c| c["id"] == 10)?;
+        (contact["message"] != "Available").then_some(())
     });
+    let refused = tablet.send("send 10 Hi 'Hello'");
     assert_eq!(messaging_error(&refused)["ContactNotApproved"]["status"], "Rejected", "{refused}");
     let purchase = tablet.send("stamps buy 10 1");
     assert_eq!(messaging_error(&purchase)["ContactNotApproved"]["status"], "Rejected", "{purchase}");
