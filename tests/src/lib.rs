@@ -156,7 +156,12 @@ impl System {
 
     pub fn start_edge(&mut self) {
         assert!(self.edge.is_none(), "edge-agent already running");
-        let log = std::fs::File::create(self.dir.path().join("edge.log")).unwrap();
+        // Appended, so a log survives the restarts of a fault test.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("edge.log"))
+            .unwrap();
         let child = self
             .edge_cmd()
             .arg("run")
@@ -172,6 +177,7 @@ impl System {
         });
     }
 
+    /// `kill -9` (std's `Child::kill` sends SIGKILL): no shutdown code runs.
     pub fn kill_edge(&mut self) {
         if let Some(mut child) = self.edge.take() {
             let _ = child.kill();
@@ -225,6 +231,16 @@ impl System {
                 .output()
                 .unwrap(),
         )
+    }
+
+    /// What a thread needs to start tablet sessions on its own while this
+    /// `System` restarts processes.
+    pub fn tablet_launcher(&self, bundle: &Path) -> TabletLauncher {
+        TabletLauncher { tablet_addr: self.tablet_addr, bundle: bundle.to_path_buf() }
+    }
+
+    pub fn central_running(&self) -> bool {
+        self.central.is_some()
     }
 
     /// Starts an interactive `tablet-shell cli session` on its own connection.
@@ -283,6 +299,91 @@ impl Session {
 }
 
 impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tablet-shell cli session` processes for one device bundle.
+#[derive(Debug, Clone)]
+pub struct TabletLauncher {
+    pub tablet_addr: SocketAddr,
+    pub bundle: PathBuf,
+}
+
+impl TabletLauncher {
+    pub fn session(&self) -> TimedSession {
+        let mut child = Command::new(bin("tablet-shell"))
+            .args(["cli", "--edge", &self.tablet_addr.to_string(), "--cert"])
+            .arg(&self.bundle)
+            .arg("session")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        // A reader thread, so that waiting for an answer can time out: a
+        // request in flight when the edge is killed is only answered (with a
+        // connection error) after the QUIC idle timeout.
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        TimedSession { child, lines }
+    }
+}
+
+/// A tablet session whose answers are awaited with a deadline.
+pub struct TimedSession {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+/// Why no answer came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// Nothing within the time given; the request may still be answered.
+    Timeout,
+    /// The session process ended.
+    Gone,
+}
+
+impl TimedSession {
+    /// Writes one command line; false if the process is gone.
+    pub fn send_line(&mut self, line: &str) -> bool {
+        let Some(stdin) = self.child.stdin.as_mut() else { return false };
+        writeln!(stdin, "{line}").and_then(|()| stdin.flush()).is_ok()
+    }
+
+    /// The next JSON line the session prints, within `timeout`.
+    pub fn answer(&mut self, timeout: Duration) -> Result<Value, NoAnswer> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => {
+                Ok(serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("bad JSON from session ({e}): {line}")))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(NoAnswer::Timeout),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(NoAnswer::Gone),
+        }
+    }
+
+    /// Sends `line` and waits up to `timeout` for its answer.
+    pub fn request(&mut self, line: &str, timeout: Duration) -> Result<Value, NoAnswer> {
+        if !self.send_line(line) {
+            return Err(NoAnswer::Gone);
+        }
+        self.answer(timeout)
+    }
+}
+
+impl Drop for TimedSession {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
