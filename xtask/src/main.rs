@@ -186,12 +186,17 @@ fn test(with_fuzz: bool, with_aarch64: bool) -> anyhow::Result<()> {
 }
 
 fn bench() -> anyhow::Result<()> {
-    let mut policy = cargo();
-    policy.args(["bench", "-p", "edge-core", "--bench", "policy"]);
-    run(policy, "policy benchmark")?;
-    let mut store = cargo();
-    store.args(["bench", "-p", "edge-agent", "--bench", "foundation"]);
-    run(store, "store benchmark")
+    for (package, bench, what) in [
+        ("edge-core", "policy", "policy decision benchmark"),
+        ("edge-agent", "foundation", "snapshot and delta apply benchmark"),
+        ("edge-agent", "outbox", "durable enqueue benchmark"),
+        ("central-sim", "drain", "outbox drain benchmark"),
+    ] {
+        let mut cmd = cargo();
+        cmd.args(["bench", "-p", package, "--bench", bench]);
+        run(cmd, what)?;
+    }
+    Ok(())
 }
 
 fn fuzz(seconds: u64, sanitizer: bool) -> anyhow::Result<()> {
