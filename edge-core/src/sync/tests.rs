@@ -428,13 +428,15 @@ fn central_feed_model_serves_pages_tombstones_and_expiry() {
 }
 
 #[test]
-fn simulation_converges_to_central_for_300_seeds() {
+fn simulation_converges_to_central_for_1000_seeds() {
     let mut total = SimStats::default();
-    for seed in 0..300 {
+    for seed in 0..1000 {
         let mut replica = ModelReplica::default();
         match sim::run(seed, &mut replica, &SimConfig::default()) {
             Ok(stats) => total.add(&stats),
-            Err(e) => panic!("{e}\nreplay with: sim::run({seed}, ..)"),
+            Err(e) => panic!(
+                "{e}\nreplay with: sim::run({seed}, &mut ModelReplica::default(), &SimConfig::default())"
+            ),
         }
     }
     // The runs must actually have exercised the hard paths.
