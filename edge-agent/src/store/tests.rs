@@ -669,8 +669,18 @@ fn appends_continue_the_chain_after_reopen() {
     assert_eq!(store.audit_verify().unwrap(), AuditReport { rows_checked: 2, first_break: None });
 }
 
-/// The audit rows as stored, for comparing with their outbox items.
-fn audit_rows(store: &Store) -> Vec<(u64, String, String, String, String, [u8; 32], [u8; 32])> {
+/// One audit row as stored, for comparing with its outbox item.
+struct AuditRow {
+    seq: u64,
+    at: String,
+    actor: String,
+    action: String,
+    detail: String,
+    prev_hash: [u8; 32],
+    hash: [u8; 32],
+}
+
+fn audit_rows(store: &Store) -> Vec<AuditRow> {
     let mut stmt = store
         .conn
         .prepare("SELECT seq, at, actor, action, detail, prev_hash, hash FROM audit_log ORDER BY seq")
@@ -682,15 +692,15 @@ fn audit_rows(store: &Store) -> Vec<(u64, String, String, String, String, [u8; 3
                 hex::decode_to_slice(text, &mut out).unwrap();
                 out
             };
-            Ok((
-                r.get::<_, i64>(0)? as u64,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                hash(r.get(5)?),
-                hash(r.get(6)?),
-            ))
+            Ok(AuditRow {
+                seq: r.get::<_, i64>(0)? as u64,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                detail: r.get(4)?,
+                prev_hash: hash(r.get(5)?),
+                hash: hash(r.get(6)?),
+            })
         })
         .unwrap();
     rows.map(Result::unwrap).collect()
@@ -721,11 +731,11 @@ fn every_audit_row_becomes_exactly_one_outbox_item_carrying_the_row() {
     assert_eq!(rows.len(), 4);
     assert_eq!(store.outbox_rows().unwrap().len(), 4, "nothing but the audit items");
     assert_eq!(items.len(), rows.len());
-    for ((seq, at, actor, action, detail, prev_hash, hash), (_, record)) in rows.iter().zip(&items) {
-        assert_eq!(record.seq, *seq);
-        assert_eq!(record.at.to_string(), *at);
-        assert_eq!((&record.actor, &record.action, &record.detail), (actor, action, detail));
-        assert_eq!((record.prev_hash, record.hash), (*prev_hash, *hash));
+    for (row, (_, record)) in rows.iter().zip(&items) {
+        assert_eq!(record.seq, row.seq);
+        assert_eq!(record.at.to_string(), row.at);
+        assert_eq!((&record.actor, &record.action, &record.detail), (&row.actor, &row.action, &row.detail));
+        assert_eq!((record.prev_hash, record.hash), (row.prev_hash, row.hash));
     }
     // Central can check the chain from the items alone.
     assert_eq!(items[0].1.prev_hash, [0; 32]);
