@@ -135,7 +135,7 @@ pub fn login_finish(
 }
 
 fn audit(state: &mut EdgeState, actor: &str, action: &str, detail: serde_json::Value, now: Timestamp) {
-    if let Err(error) = state.store.audit_append(actor, action, &detail, now) {
+    if let Err(error) = state.audit(actor, action, &detail, now) {
         // The decision already stands; a missing audit row is loud, not silent.
         tracing::error!(%error, action, "audit append failed");
     }

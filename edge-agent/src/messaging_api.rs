@@ -366,12 +366,9 @@ fn hide_sent(
         return Err(malformed(format!("no sent message {id}")));
     }
     state.store.hide_sent(resident, id).map_err(store_error)?;
-    if let Err(error) = state.store.audit_append(
-        device,
-        "message-hide",
-        &json!({"resident": resident, "message": id.to_string()}),
-        now,
-    ) {
+    if let Err(error) =
+        state.audit(device, "message-hide", &json!({"resident": resident, "message": id.to_string()}), now)
+    {
         tracing::error!(%error, "audit append failed");
     }
     Ok(TabletResponse::SentHidden { id })

@@ -132,6 +132,23 @@ fn answer_all(state: &mut EdgeState, mut verdict: impl FnMut(&OutboxItem) -> Del
     answered
 }
 
+/// The outbox rows of residents' messages and purchases, without the audit
+/// items every audited action also queues.
+fn queued(state: &EdgeState) -> Vec<edge_core::outbox::StoredItem> {
+    let rows = state.store.outbox_rows().unwrap();
+    rows.into_iter().filter(|r| !matches!(r.item.body, OutboxBody::Audit(_))).collect()
+}
+
+fn audit_items(state: &EdgeState) -> Vec<AuditRecord> {
+    let rows = state.store.outbox_rows().unwrap();
+    rows.into_iter()
+        .filter_map(|r| match r.item.body {
+            OutboxBody::Audit(record) => Some(record),
+            _ => None,
+        })
+        .collect()
+}
+
 fn page(state: &mut EdgeState, since: u64, next: u64, changes: Vec<Change>) -> Vec<(u64, ServerEvent)> {
     let batch = ChangeBatch { since, changes, next_cursor: next, more: false };
     let outcome = state.store.apply_batch(&batch, ApplyMode::Normal, now()).unwrap();
@@ -167,7 +184,7 @@ fn composing_needs_a_stamp_and_buying_one_lets_the_message_queue() {
     assert_eq!((sent.messages[0].id, sent.messages[0].state.clone()), (view.id, MessageState::Queued));
 
     // Both are durable, in order, and the message names its purchase.
-    let rows = state.store.outbox_rows().unwrap();
+    let rows = queued(&state);
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].item.key, purchase.key);
     match &rows[1].item.body {
@@ -178,8 +195,12 @@ fn composing_needs_a_stamp_and_buying_one_lets_the_message_queue() {
         other => panic!("{other:?}"),
     }
     assert_eq!(state.store.ledger_entries().unwrap().len(), 2);
-    // Both went to the audit log.
+    // Both went to the audit log, and each audit row is queued for central
+    // and known to the outbox core.
     assert_eq!(state.store.audit_verify().unwrap().rows_checked, 2);
+    let audits = audit_items(&state);
+    assert_eq!(audits.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(), ["stamps-buy", "message-send"]);
+    assert_eq!(state.outbox.len(), 4);
 }
 
 #[test]
@@ -187,7 +208,7 @@ fn bad_input_gets_typed_errors_and_loses_nothing_queued() {
     let mut state = setup(1000);
     let TabletResponse::StampsBought(_) = buy(&mut state, 1, 1) else { panic!() };
     let TabletResponse::MessageQueued(_) = send(&mut state, None, compose(1, "first")) else { panic!() };
-    let before = state.store.outbox_rows().unwrap();
+    let before = queued(&state);
 
     let too_long = "😀".repeat(4001);
     assert_eq!(
@@ -200,9 +221,10 @@ fn bad_input_gets_typed_errors_and_loses_nothing_queued() {
     };
     let before = {
         let mut rows = before;
-        rows.push(state.store.outbox_rows().unwrap().pop().unwrap());
+        rows.push(queued(&state).pop().unwrap());
         rows
     };
+    let everything_before = state.store.outbox_rows().unwrap();
     let mut six = compose(1, "cards");
     six.attachments = vec![Attachment::ECard(ECardId(7)); 6];
     assert_eq!(refusal(send(&mut state, None, six)), MessagingError::TooManyAttachments { count: 6, max: 5 });
@@ -236,8 +258,9 @@ fn bad_input_gets_typed_errors_and_loses_nothing_queued() {
         refusal(call(&mut state, TabletRequest::DeleteDraft { id: stale })),
         MessagingError::UnknownDraft(stale)
     );
-    assert_eq!(state.store.outbox_rows().unwrap(), before);
-    assert_eq!(state.outbox.len(), before.len());
+    assert_eq!(queued(&state), before);
+    assert_eq!(state.store.outbox_rows().unwrap(), everything_before, "refusals queue no audit item");
+    assert_eq!(state.outbox.len(), everything_before.len());
     assert_eq!(stamps(&mut state).debit_available_cents, 750);
 }
 
@@ -285,7 +308,7 @@ fn delivery_review_and_inbound_mail_reach_the_folders_and_the_live_session() {
         feed_seq += 1;
         DeliveryOutcome::Accepted { applied_at: feed_seq }
     });
-    assert_eq!(applied, 2);
+    assert_eq!(applied, 4, "the purchase, the message and their two audit items");
     assert!(state.store.outbox_rows().unwrap().is_empty());
     assert_eq!(mailbox(&mut state, Folder::Sent).messages[0].state, MessageState::InReview);
     // Until the feed shows the debit, it still counts.
@@ -381,7 +404,10 @@ fn a_purchase_central_refuses_shows_payment_failed_on_it_and_its_messages() {
     let TabletResponse::MessageQueued(sent) = send(&mut state, None, compose(1, "hi")) else { panic!() };
     let reason = RefusalReason::InsufficientFunds { balance_cents: 100, price_cents: 250 };
     let r = reason.clone();
-    answer_all(&mut state, move |_| DeliveryOutcome::Refused { reason: r.clone(), permanent: true });
+    answer_all(&mut state, move |item| match item.body {
+        OutboxBody::Audit(_) => DeliveryOutcome::Accepted { applied_at: 10 },
+        _ => DeliveryOutcome::Refused { reason: r.clone(), permanent: true },
+    });
 
     let balances = stamps(&mut state);
     assert_eq!(balances.debit_available_cents, 1000, "a refused purchase took no money");
@@ -412,12 +438,18 @@ fn outbox_and_ledger_are_restored_after_a_restart() {
         let mut state = load(store);
         let TabletResponse::StampsBought(p) = buy(&mut state, 1, 1) else { panic!() };
         let TabletResponse::MessageQueued(m) = send(&mut state, None, compose(1, "hi")) else { panic!() };
-        // The purchase goes out; the process dies before any answer.
-        assert_eq!(state.drain_outbox(now()).len(), 1);
+        // The purchase goes out, and the purchase's audit item beside it
+        // (audit items have no lane); the message waits for the purchase.
+        // The process dies before any answer.
+        let transmits = state.drain_outbox(now());
+        let sent: Vec<&OutboxItem> = transmits.iter().flat_map(|t| &t.items).collect();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[0].key, p.key);
+        assert!(matches!(sent[1].body, OutboxBody::Audit(_)));
         (p.key, m.id)
     };
     let mut state = load(Store::open(&path).unwrap());
-    assert_eq!(state.outbox.len(), 2);
+    assert_eq!(state.outbox.len(), 4);
     let balances = stamps(&mut state);
     assert_eq!(balances.debit_available_cents, 750);
     assert_eq!(balances.purchases[0].key, purchase_key);
@@ -466,7 +498,8 @@ fn two_tablets_racing_never_spend_more_than_the_balance() {
     assert_eq!(bought, 4, "{results:?}");
     let state = shared.lock();
     assert_eq!(state.ledger.debit_available(&rid("R1")), 0);
-    assert_eq!(state.store.outbox_rows().unwrap().len(), 4);
+    assert_eq!(queued(&state).len(), 4);
+    assert_eq!(audit_items(&state).len(), 4, "one audit item per purchase");
     let spent: Cents = state
         .store
         .outbox_rows()

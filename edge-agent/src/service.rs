@@ -123,7 +123,7 @@ async fn watch(shared: Shared) {
     loop {
         ticker.tick().await;
         let mut state = shared.lock();
-        let changes = match state.poll_external_changes() {
+        let changes = match state.poll_external_changes(jiff::Timestamp::now()) {
             Ok(changes) => changes,
             Err(error) => {
                 tracing::error!(%error, "cannot read external changes");

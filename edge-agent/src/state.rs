@@ -54,6 +54,11 @@ pub struct EdgeState {
     /// Totals since start, for metrics.
     pub counters: Counters,
     last_data_version: i64,
+    /// The highest outbox seq handed to the outbox core. Rows above it were
+    /// committed since (by this process or the IT CLI) and are fed next, by
+    /// [`EdgeState::feed_committed_outbox`]; rows at or below it never again,
+    /// because the core forgets an applied item and would send it anew.
+    outbox_fed: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -116,7 +121,10 @@ impl EdgeState {
         let sync = store.sync_state()?;
         let facility_id = facility.clone();
         let last_data_version = store.data_version()?;
-        let outbox = Outbox::restore(outbox_config, now, store.outbox_rows()?);
+        let rows = store.outbox_rows()?;
+        // Every row committed after this read gets a larger seq.
+        let outbox_fed = rows.iter().map(|row| row.seq).max().unwrap_or(0);
+        let outbox = Outbox::restore(outbox_config, now, rows);
         let ledger =
             Ledger::restore(store.ledger_cursor()?, store.ledger_confirmed()?, store.ledger_entries()?);
         let state = EdgeState {
@@ -137,13 +145,20 @@ impl EdgeState {
             ),
             counters: Counters::default(),
             last_data_version,
+            outbox_fed,
             store,
         };
         Ok((state, admitted))
     }
 
-    /// Re-reads what other processes may have written, if anything was.
-    pub fn poll_external_changes(&mut self) -> Result<ExternalChanges, StoreError> {
+    /// Re-reads what other processes may have written, if anything was,
+    /// and feeds the outbox rows they committed (e.g. the IT CLI's audit
+    /// rows) to the outbox core.
+    pub fn poll_external_changes(&mut self, now: Timestamp) -> Result<ExternalChanges, StoreError> {
+        // Checked on every poll, not only when `data_version` moved: it is one
+        // indexed read, and it also catches a row of this process whose feed
+        // failed after its commit.
+        self.feed_committed_outbox(now)?;
         let version = self.store.data_version()?;
         if version == self.last_data_version {
             return Ok(ExternalChanges::default());
@@ -179,24 +194,65 @@ pub struct Transmit {
 }
 
 impl EdgeState {
-    /// Commits a group of outbox items (with what belongs to each) in one
-    /// transaction, then hands them to the outbox and wakes the uplink.
-    /// Nothing reaches the outbox core unless the commit succeeded.
+    /// Commits a group of outbox items (with what belongs to each, audit
+    /// rows and their own outbox items included) in one transaction, then
+    /// hands them to the outbox and wakes the uplink. Nothing reaches the
+    /// outbox core unless the commit succeeded.
     pub fn commit_and_enqueue(
         &mut self,
         group: &[Enqueue<'_>],
         now: Timestamp,
     ) -> Result<Vec<u64>, StoreError> {
         let seqs = self.store.enqueue(group, now)?;
-        for (seq, e) in seqs.iter().zip(group) {
-            let input = outbox::Input::Enqueue { seq: *seq, item: e.item.clone() };
+        self.feed_after_commit(now);
+        Ok(seqs)
+    }
+
+    /// Appends an audit row (and its outbox item, in the same transaction)
+    /// and hands the item to the outbox. Returns the row's seq.
+    pub fn audit(
+        &mut self,
+        actor: &str,
+        action: &str,
+        detail: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let seq = self.store.audit_append(actor, action, detail, now)?;
+        self.feed_after_commit(now);
+        Ok(seq)
+    }
+
+    /// After this process committed outbox rows: feeds them now. If reading
+    /// them back fails the commit still stands, and the watcher's next
+    /// [`EdgeState::poll_external_changes`] feeds them.
+    fn feed_after_commit(&mut self, now: Timestamp) {
+        if let Err(error) = self.feed_committed_outbox(now) {
+            tracing::warn!(%error, "cannot read back committed outbox rows; the watcher retries");
+        }
+    }
+
+    /// Feeds every outbox row committed since the last feed (by this process
+    /// or another) to the outbox core, once each, in seq order, and wakes
+    /// the uplink if there were any. Returns how many were fed.
+    pub fn feed_committed_outbox(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        let rows = self.store.outbox_rows_after(self.outbox_fed)?;
+        let Some(last) = rows.last().map(|row| row.seq) else { return Ok(0) };
+        let mut fed = 0;
+        for row in rows {
+            // Only this process parks, and only rows it was fed already.
+            if row.parked.is_some() {
+                continue;
+            }
+            let input = outbox::Input::Enqueue { seq: row.seq, item: row.item };
             if let Err(error) = self.outbox.handle(now, input) {
                 tracing::error!(%error, "the outbox refused an enqueue");
             }
+            fed += 1;
         }
-        self.counters.outbox_enqueued += seqs.len() as u64;
+        self.outbox_fed = last;
+        self.counters.outbox_enqueued += fed as u64;
         self.outbox_wake.notify_one();
-        Ok(seqs)
+        Ok(fed)
     }
 
     /// Carries out what the outbox asks for: durable removals and parkings
@@ -229,6 +285,9 @@ impl EdgeState {
                     if let Err(error) = self.store.outbox_park(&key, &reason, &updates, now) {
                         tracing::error!(%error, %key, "cannot record a parked outbox item");
                     }
+                    // The parking's audit row is an outbox item too; its
+                    // transmits (if any) come out of this same loop.
+                    self.feed_after_commit(now);
                 }
                 outbox::Output::Withdrawn { key } => {
                     let updates: Vec<LedgerUpdate> = self.ledger.dismiss(&key).into_iter().collect();
@@ -327,3 +386,7 @@ pub fn confirmed_figures(changes: &[Change]) -> Vec<Confirmed> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -6,12 +6,19 @@
 //! caught too. Triggers refuse UPDATE and DELETE on the table. This detects
 //! tampering by anyone who cannot also recompute the whole chain; it is not a
 //! defence against someone rewriting every row.
+//!
+//! Every row also becomes an outbox item (`OutboxBody::Audit`, with its own
+//! random idempotency key) in the same transaction, whichever process wrote
+//! it, so central gets each audit event once and a crash can never leave a
+//! row without its item or an item without its row.
 
 use jiff::Timestamp;
+use proto::messaging::{AuditRecord, IdempotencyKey, OutboxBody, OutboxItem};
+use rand::{rngs::OsRng, RngCore};
 use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
 
-use super::{optional, Store, StoreError};
+use super::{messaging::insert_outbox_row, optional, Store, StoreError};
 
 /// Domain separation, so an audit hash is never mistaken for any other.
 const HASH_DOMAIN: &[u8] = b"facility-edge audit v1\0";
@@ -84,7 +91,16 @@ fn decode_hash(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Appends one row inside the caller's transaction; returns its seq.
+/// A fresh idempotency key from the operating system's random source (see
+/// the outbox's key rules: never a counter).
+fn random_key() -> Result<IdempotencyKey, StoreError> {
+    let mut key = [0u8; 16];
+    OsRng.try_fill_bytes(&mut key).map_err(|e| StoreError::Random(e.to_string()))?;
+    Ok(IdempotencyKey(key))
+}
+
+/// Appends one row, and the outbox item that carries it to central, inside
+/// the caller's transaction; returns the row's seq.
 pub(crate) fn append(
     conn: &Connection,
     actor: &str,
@@ -114,21 +130,36 @@ pub(crate) fn append(
     let seq_sql =
         i64::try_from(seq).map_err(|_| StoreError::corrupt("audit_head", "1", "sequence exhausted"))?;
     let hash_hex = hex::encode(hash);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO audit_log (seq, at, actor, action, detail, prev_hash, hash) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![seq_sql, at, actor, action, detail, hex::encode(prev_hash), hash_hex],
-    )?;
-    conn.execute(
+    )?
+    .execute(params![seq_sql, at, actor, action, detail, hex::encode(prev_hash), hash_hex])?;
+    conn.prepare_cached(
         "INSERT INTO audit_head (singleton, seq, hash) VALUES (1, ?1, ?2) \
          ON CONFLICT (singleton) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        params![seq_sql, hash_hex],
-    )?;
+    )?
+    .execute(params![seq_sql, hash_hex])?;
+    let item = OutboxItem {
+        key: random_key()?,
+        created_at: now,
+        body: OutboxBody::Audit(AuditRecord {
+            seq,
+            at: now,
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            detail,
+            prev_hash,
+            hash,
+        }),
+    };
+    insert_outbox_row(conn, &item)?;
     Ok(seq)
 }
 
 impl Store {
-    /// Appends an audit row in its own transaction; returns its seq.
+    /// Appends an audit row and its outbox item in one transaction; returns
+    /// the row's seq.
     pub fn audit_append(
         &mut self,
         actor: &str,

@@ -17,8 +17,8 @@ use jiff::Timestamp;
 use proto::central::{Entity, EntityKey};
 use proto::domain::{Cents, ContactId, ResidentId};
 use proto::messaging::{
-    Compose, Direction, ECardId, ECardRecord, IdempotencyKey, MailRecord, Message, MessageId, OutboxItem,
-    PackageId, RefusalReason, Review, StampCountRecord, StampPackageRecord,
+    Compose, Direction, ECardId, ECardRecord, IdempotencyKey, MailRecord, Message, MessageId, OutboxBody,
+    OutboxItem, PackageId, RefusalReason, Review, StampCountRecord, StampPackageRecord,
 };
 use rusqlite::{params, Connection, Row, Transaction};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -334,6 +334,13 @@ fn stamp_counts(conn: &Connection) -> Result<Vec<StampCountRecord>, StoreError> 
     Ok(out)
 }
 
+/// Writes one outbox row inside the caller's transaction; returns its seq.
+pub(crate) fn insert_outbox_row(conn: &Connection, item: &OutboxItem) -> Result<u64, StoreError> {
+    conn.prepare_cached("INSERT INTO outbox (key, item, parked) VALUES (?1, ?2, NULL)")?
+        .execute(params![&item.key.0[..], encode("outbox item", item)?])?;
+    Ok(u64_from_sql(conn.last_insert_rowid()))
+}
+
 fn decode_outbox_row(row: &Row<'_>) -> Result<StoredItem, codec::Problem> {
     let seq = u64_from_sql(int(row, 0)?);
     let item: OutboxItem = decode(&blob(row, 1)?)?;
@@ -399,15 +406,14 @@ impl Store {
     /// Commits a group of outbox items in one durable transaction (group
     /// commit) and returns their enqueue sequence numbers, in order. Each
     /// item's ledger entry, sent-message row, consumed draft and audit row
-    /// commit with it, or nothing does.
+    /// (with the audit row's own outbox item, right after the item's) commit
+    /// with it, or nothing does.
     pub fn enqueue(&mut self, group: &[Enqueue<'_>], now: Timestamp) -> Result<Vec<u64>, StoreError> {
         let tx = self.write_tx()?;
         let mut seqs = Vec::with_capacity(group.len());
         for e in group {
             let key = &e.item.key.0[..];
-            tx.prepare_cached("INSERT INTO outbox (key, item, parked) VALUES (?1, ?2, NULL)")?
-                .execute(params![key, encode("outbox item", e.item)?])?;
-            seqs.push(u64_from_sql(tx.last_insert_rowid()));
+            seqs.push(insert_outbox_row(&tx, e.item)?);
             if let Some(entry) = e.ledger {
                 write_ledger(&tx, std::slice::from_ref(&LedgerUpdate::Upsert(entry.clone())))?;
             }
@@ -447,6 +453,21 @@ impl Store {
         Ok(out)
     }
 
+    /// Outbox rows with a seq above `seq`, in enqueue order: what was
+    /// committed since the caller last looked, by this process or another
+    /// (the seq is AUTOINCREMENT and writers take the write lock in turn, so
+    /// a row committed later never gets a smaller seq).
+    pub fn outbox_rows_after(&self, seq: u64) -> Result<Vec<StoredItem>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT seq, item, parked FROM outbox WHERE seq > ?1 ORDER BY seq")?;
+        let mut rows = stmt.query(params![u64_to_sql(seq)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(decode_outbox_row(row).map_err(|p| StoreError::corrupt("outbox", describe(row, 0), p))?);
+        }
+        Ok(out)
+    }
+
     /// Central applied the item: deletes its row with the ledger's updates
     /// for that verdict. Returns whether the row existed.
     pub fn outbox_remove(
@@ -464,6 +485,10 @@ impl Store {
 
     /// Records that an item is parked (never sent again), with the ledger's
     /// updates and an audit row. Returns whether the row existed.
+    ///
+    /// Parking an audit item writes no audit row: that row would be one more
+    /// audit item, and a central refusing audit items would turn the pair
+    /// into an endless chain. The reason stays on the parked row.
     pub fn outbox_park(
         &mut self,
         key: &IdempotencyKey,
@@ -472,13 +497,28 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let tx = self.write_tx()?;
+        let item: Option<Vec<u8>> = optional(
+            tx.prepare_cached("SELECT item FROM outbox WHERE key = ?1")?
+                .query_row(params![&key.0[..]], |row| row.get(0)),
+        )?;
+        let is_audit = match &item {
+            Some(bytes) => matches!(
+                decode::<OutboxItem>(bytes)
+                    .map_err(|p| StoreError::corrupt("outbox", key.to_string(), p))?
+                    .body,
+                OutboxBody::Audit(_)
+            ),
+            None => false,
+        };
         let parked = tx
             .prepare_cached("UPDATE outbox SET parked = ?2 WHERE key = ?1")?
             .execute(params![&key.0[..], encode("park reason", &park_to_stored(reason))?])?
             > 0;
         write_ledger(&tx, ledger)?;
-        let detail = serde_json::json!({"key": key.to_string(), "reason": format!("{reason:?}")});
-        audit::append(&tx, "uplink", "outbox-parked", &detail, now)?;
+        if !is_audit {
+            let detail = serde_json::json!({"key": key.to_string(), "reason": format!("{reason:?}")});
+            audit::append(&tx, "uplink", "outbox-parked", &detail, now)?;
+        }
         tx.commit()?;
         Ok(parked)
     }

@@ -226,7 +226,23 @@ fn a_group_commits_its_items_entries_message_draft_and_audit_together() {
         .unwrap();
     assert!(seqs[0] < seqs[1] && seqs[1] < seqs[2], "{seqs:?}");
     let rows = store.outbox_rows().unwrap();
-    assert_eq!(rows.iter().map(|r| r.item.clone()).collect::<Vec<_>>(), vec![purchase, send.clone(), cdr]);
+    // The send's audit row is an outbox item of its own, committed right
+    // after the send.
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[2].seq, seqs[1] + 1);
+    match &rows[2].item.body {
+        OutboxBody::Audit(record) => {
+            assert_eq!(
+                (record.seq, record.actor.as_str(), record.action.as_str()),
+                (1, "tab", "message-send")
+            );
+            assert_eq!(record.detail, r#"{"k":1}"#);
+        }
+        other => panic!("{other:?}"),
+    }
+    let items: Vec<OutboxItem> =
+        rows.iter().filter(|r| r.seq != rows[2].seq).map(|r| r.item.clone()).collect();
+    assert_eq!(items, vec![purchase, send.clone(), cdr]);
     assert!(rows.iter().all(|r| r.parked.is_none()));
     assert_eq!(store.ledger_entries().unwrap(), vec![purchase_entry, spend]);
     assert!(store.draft(&r1, draft_id).unwrap().is_none(), "the draft became the message");
@@ -243,12 +259,21 @@ fn a_failing_item_rolls_back_its_whole_group() {
     let fresh = purchase_item(2, "R1");
     let entry = purchase_entry(2, 0);
     // The second item reuses a key already queued: the UNIQUE constraint
-    // refuses it, and the first of the group must not survive alone.
-    let error = store
-        .enqueue(&[Enqueue { ledger: Some(&entry), ..Enqueue::item(&fresh) }, Enqueue::item(&first)], ts(1));
+    // refuses it, and the first of the group (with its audit row and that
+    // row's outbox item) must not survive alone.
+    let note = AuditNote { actor: "tab".into(), action: "stamps-buy", detail: serde_json::json!({}) };
+    let error = store.enqueue(
+        &[
+            Enqueue { ledger: Some(&entry), audit: Some(&note), ..Enqueue::item(&fresh) },
+            Enqueue::item(&first),
+        ],
+        ts(1),
+    );
     assert!(error.is_err());
-    assert_eq!(store.outbox_rows().unwrap().len(), 1);
+    let rows = store.outbox_rows().unwrap();
+    assert_eq!(rows.iter().map(|r| r.item.clone()).collect::<Vec<_>>(), vec![first]);
     assert!(store.ledger_entries().unwrap().is_empty());
+    assert_eq!(store.audit_verify().unwrap().rows_checked, 0);
 }
 
 #[test]
@@ -257,7 +282,7 @@ fn remove_park_and_sequence_survive_a_reopen_of_the_file() {
     let path = dir.path().join("edge.db");
     let r1 = rid("R1");
     let (a, b, c) = (purchase_item(1, "R1"), cdr_item(2), cdr_item(3));
-    {
+    let c_seq = {
         let mut store = Store::open(&path).unwrap();
         store.apply_batch(&batch(0, 4, catalog(), false), ApplyMode::Normal, ts(0)).unwrap();
         let entry = purchase_entry(1, 0);
@@ -272,6 +297,7 @@ fn remove_park_and_sequence_survive_a_reopen_of_the_file() {
             )
             .unwrap();
         // The newest row is applied and deleted; its seq must not come back.
+        let c_seq = store.outbox_rows().unwrap().last().unwrap().seq;
         assert!(store.outbox_remove(&c.key, &[]).unwrap());
         let refused = RefusalReason::InsufficientFunds { balance_cents: 10, price_cents: 250 };
         let failed = Entry { state: EntryState::PaymentFailed { reason: refused.clone() }, ..entry };
@@ -279,10 +305,11 @@ fn remove_park_and_sequence_survive_a_reopen_of_the_file() {
             .outbox_park(&a.key, &ParkReason::Refused(refused), &[LedgerUpdate::Upsert(failed)], ts(2))
             .unwrap());
         // Dropped without any orderly shutdown, as after kill -9.
-    }
+        c_seq
+    };
     let mut store = Store::open(&path).unwrap();
     let rows = store.outbox_rows().unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
     assert_eq!(rows[0].item, a);
     let refused = RefusalReason::InsufficientFunds { balance_cents: 10, price_cents: 250 };
     assert_eq!(rows[0].parked, Some(ParkReason::Refused(refused.clone())));
@@ -291,8 +318,15 @@ fn remove_park_and_sequence_survive_a_reopen_of_the_file() {
     let entries = store.ledger_entries().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].state, EntryState::PaymentFailed { reason: refused });
+    // The parking's audit row is queued too, with a seq the deleted row
+    // never had.
+    match &rows[2].item.body {
+        OutboxBody::Audit(record) => assert_eq!(record.action, "outbox-parked"),
+        other => panic!("{other:?}"),
+    }
+    assert!(rows[2].seq > c_seq, "seq {} reuses the deleted row's {c_seq}", rows[2].seq);
     let seqs = store.enqueue(&[Enqueue::item(&cdr_item(4))], ts(3)).unwrap();
-    assert!(seqs[0] > rows[1].seq + 1, "seq {} reuses the deleted newest row", seqs[0]);
+    assert!(seqs[0] > rows[2].seq, "seq {} goes backwards", seqs[0]);
 
     // The ledger rebuilt from the file: the refused purchase counts for nothing.
     let ledger = Ledger::restore(
@@ -339,4 +373,24 @@ fn read_marks_and_hidden_flags() {
     let row = store.mail(&r1, id).unwrap().unwrap();
     assert!(row.read && row.hidden, "hiding keeps the read mark");
     assert!(store.mail(&rid("R2"), id).unwrap().is_none());
+}
+
+#[test]
+fn parking_an_audit_item_writes_no_further_audit_item() {
+    let mut store = Store::open_in_memory().unwrap();
+    let purchase = purchase_item(1, "R1");
+    store.enqueue(&[Enqueue::item(&purchase)], ts(0)).unwrap();
+    let refused = ParkReason::Refused(RefusalReason::NoStamps);
+    // A parked purchase is audited, and that row is an item of its own.
+    assert!(store.outbox_park(&purchase.key, &refused, &[], ts(1)).unwrap());
+    let rows = store.outbox_rows().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(matches!(rows[1].item.body, OutboxBody::Audit(_)));
+    // Central refusing that audit item ends there: no row, no item about it,
+    // or a central refusing audit items would keep the pair going forever.
+    assert!(store.outbox_park(&rows[1].item.key, &refused, &[], ts(2)).unwrap());
+    let after = store.outbox_rows().unwrap();
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[1].parked, Some(refused));
+    assert_eq!(store.audit_verify().unwrap().rows_checked, 1);
 }

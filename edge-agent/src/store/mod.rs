@@ -68,6 +68,8 @@ pub enum StoreError {
     FingerprintTaken { fingerprint: String, device: String },
     #[error("no device named {0:?}")]
     UnknownDevice(String),
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
 }
 
 impl StoreError {

@@ -668,3 +668,142 @@ fn appends_continue_the_chain_after_reopen() {
     assert_eq!(store.audit_append("b", "two", &serde_json::json!([1, 2]), ts(2)).unwrap(), 2);
     assert_eq!(store.audit_verify().unwrap(), AuditReport { rows_checked: 2, first_break: None });
 }
+
+/// One audit row as stored, for comparing with its outbox item.
+struct AuditRow {
+    seq: u64,
+    at: String,
+    actor: String,
+    action: String,
+    detail: String,
+    prev_hash: [u8; 32],
+    hash: [u8; 32],
+}
+
+fn audit_rows(store: &Store) -> Vec<AuditRow> {
+    let mut stmt = store
+        .conn
+        .prepare("SELECT seq, at, actor, action, detail, prev_hash, hash FROM audit_log ORDER BY seq")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            let hash = |text: String| {
+                let mut out = [0u8; 32];
+                hex::decode_to_slice(text, &mut out).unwrap();
+                out
+            };
+            Ok(AuditRow {
+                seq: r.get::<_, i64>(0)? as u64,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                detail: r.get(4)?,
+                prev_hash: hash(r.get(5)?),
+                hash: hash(r.get(6)?),
+            })
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+fn audit_records(store: &Store) -> Vec<(proto::messaging::IdempotencyKey, proto::messaging::AuditRecord)> {
+    store
+        .outbox_rows()
+        .unwrap()
+        .into_iter()
+        .filter_map(|row| match row.item.body {
+            proto::messaging::OutboxBody::Audit(record) => {
+                assert_eq!(row.item.created_at, record.at);
+                assert_eq!(row.parked, None);
+                Some((row.item.key, record))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_audit_row_becomes_exactly_one_outbox_item_carrying_the_row() {
+    let mut store = audited_store(3);
+    store.set_lockdown(&LockdownScope::Facility, true, "lt.ortiz", ts(10)).unwrap();
+    let rows = audit_rows(&store);
+    let items = audit_records(&store);
+    assert_eq!(rows.len(), 4);
+    assert_eq!(store.outbox_rows().unwrap().len(), 4, "nothing but the audit items");
+    assert_eq!(items.len(), rows.len());
+    for (row, (_, record)) in rows.iter().zip(&items) {
+        assert_eq!(record.seq, row.seq);
+        assert_eq!(record.at.to_string(), row.at);
+        assert_eq!((&record.actor, &record.action, &record.detail), (&row.actor, &row.action, &row.detail));
+        assert_eq!((record.prev_hash, record.hash), (row.prev_hash, row.hash));
+    }
+    // Central can check the chain from the items alone.
+    assert_eq!(items[0].1.prev_hash, [0; 32]);
+    assert!(items.windows(2).all(|w| w[1].1.prev_hash == w[0].1.hash));
+    assert_eq!(items[3].1.action, "lockdown.on");
+    let keys: BTreeSet<_> = items.iter().map(|(key, _)| *key).collect();
+    assert_eq!(keys.len(), items.len(), "each item has its own random key");
+    assert!(store.audit_verify().unwrap().is_intact());
+}
+
+#[test]
+fn a_failed_audit_transaction_leaves_neither_the_row_nor_the_item() {
+    let mut store = audited_store(2);
+    let before = store.outbox_rows().unwrap();
+    // The outbox insert is the last write of an append: failing it must take
+    // back the audit row (and its head) written just before it.
+    store
+        .conn
+        .execute_batch(
+            "CREATE TRIGGER outbox_full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+        )
+        .unwrap();
+    assert!(store.audit_append("it-admin", "test.event", &serde_json::json!({}), ts(20)).is_err());
+    assert!(store.set_lockdown(&LockdownScope::Facility, true, "lt.ortiz", ts(21)).is_err());
+    assert_eq!(audit_rows(&store).len(), 2);
+    assert_eq!(store.outbox_rows().unwrap(), before);
+    assert!(store.lockdowns().unwrap().is_empty(), "the lockdown rolled back with its audit row");
+    assert!(store.audit_verify().unwrap().is_intact());
+
+    // And the other way round: an audit row that cannot be written takes
+    // its item (and the caller's other writes) back with it.
+    store.conn.execute_batch("DROP TRIGGER outbox_full;").unwrap();
+    store
+        .conn
+        .execute_batch(
+            "CREATE TRIGGER audit_full BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+        )
+        .unwrap();
+    assert!(store.set_lockdown(&LockdownScope::Facility, true, "lt.ortiz", ts(22)).is_err());
+    assert_eq!(store.outbox_rows().unwrap(), before);
+    assert!(store.lockdowns().unwrap().is_empty());
+
+    // Nothing was half-written: the chain goes on from row 2.
+    store.conn.execute_batch("DROP TRIGGER audit_full;").unwrap();
+    assert_eq!(store.audit_append("it-admin", "test.event", &serde_json::json!({}), ts(23)).unwrap(), 3);
+    assert_eq!(audit_records(&store).len(), 3);
+    assert!(store.audit_verify().unwrap().is_intact());
+}
+
+#[test]
+fn outbox_rows_after_returns_only_later_commits_from_any_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.sqlite");
+    let mut agent = Store::open(&path).unwrap();
+    let mut cli = Store::open(&path).unwrap();
+    agent.audit_append("agent", "one", &serde_json::json!(1), ts(1)).unwrap();
+    let seen = agent.outbox_rows().unwrap().last().unwrap().seq;
+    cli.set_lockdown(&LockdownScope::Facility, true, "it", ts(2)).unwrap();
+    cli.audit_append("it", "revoke-device", &serde_json::json!({"device": "t1"}), ts(3)).unwrap();
+    let later = agent.outbox_rows_after(seen).unwrap();
+    let actions: Vec<String> = later
+        .iter()
+        .map(|row| match &row.item.body {
+            proto::messaging::OutboxBody::Audit(record) => record.action.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(actions, ["lockdown.on", "revoke-device"]);
+    assert!(later.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(agent.outbox_rows_after(later[1].seq).unwrap().is_empty());
+}
