@@ -344,6 +344,8 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
         ("balances", vec!["balances"]),
         ("contacts with per-service availability", vec!["contacts"]),
         ("place a video call to contact 1", vec!["call", "--contact", "1", "--kind", "video"]),
+        ("inbox (mail arrives through the change feed)", vec!["messages", "inbox"]),
+        ("stamps per contact", vec!["stamps", "balance"]),
     ] {
         let output = tablet(&args)?;
         if output.is_empty() {
@@ -369,9 +371,12 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
          \x20 target/debug/edge-agent --state-dir {edge_arg} status\n\
          \x20 target/debug/edge-agent --state-dir {edge_arg} lockdown on      (then place a call: denied at once)\n\
          \x20 target/debug/edge-agent --state-dir {edge_arg} lockdown off\n\
-         \x20 target/debug/central-sim admin --state {central_arg} block --number +15550100001 --all\n\
+         \x20 target/debug/central-sim admin --state {central_arg} block --number +12135550100 --all   (contact 1: voice now refused)\n\
          \x20 target/debug/edge-agent --state-dir {edge_arg} provision-device --name T-0002\n\
-         \x20 target/debug/edge-agent --state-dir {edge_arg} audit verify\n"
+         \x20 target/debug/edge-agent --state-dir {edge_arg} audit verify\n\
+         \x20 target/debug/tablet-shell cli --edge {DEMO_TABLETS} --cert {device_arg} --resident {DEMO_RESIDENT} --pin {DEMO_PIN} \\\n\
+         \x20     message send --contact 1 --subject Hello --body \"See you Sunday\"\n\
+         \x20 target/debug/central-sim admin --state {central_arg} deliveries\n"
     );
     if exit {
         println!("Stopping the demo (--exit).");
