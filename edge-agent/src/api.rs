@@ -170,36 +170,27 @@ pub fn handle(
             let contacts = state
                 .directory
                 .contacts_of(&resident_id)
-                .map(|c| ContactView {
-                    id: c.id,
-                    name: c.name.clone(),
-                    numbers: c.numbers.clone(),
-                    voice: policy::availability(
-                        &state.directory,
-                        &state.lockdowns,
-                        &resident_id,
-                        c,
-                        Service::Voice,
-                        now,
-                    ),
-                    video: policy::availability(
-                        &state.directory,
-                        &state.lockdowns,
-                        &resident_id,
-                        c,
-                        Service::Video,
-                        now,
-                    ),
-                    message: policy::availability(
-                        &state.directory,
-                        &state.lockdowns,
-                        &resident_id,
-                        c,
-                        Service::Message,
-                        now,
-                    ),
-                    video_balance_cents: c.video_balance_cents,
-                    video_rate_cents_per_min: c.video_rate_cents_per_min,
+                .map(|c| {
+                    let available = |service| {
+                        policy::availability(
+                            &state.directory,
+                            &state.lockdowns,
+                            &resident_id,
+                            c,
+                            service,
+                            now,
+                        )
+                    };
+                    ContactView {
+                        id: c.id,
+                        name: c.name.clone(),
+                        numbers: c.numbers.clone(),
+                        voice: available(Service::Voice),
+                        video: available(Service::Video),
+                        message: available(Service::Message),
+                        video_balance_cents: c.video_balance_cents,
+                        video_rate_cents_per_min: c.video_rate_cents_per_min,
+                    }
                 })
                 .collect();
             TabletResponse::Contacts(ContactList { contacts, freshness: state.freshness_at(now) })
