@@ -8,6 +8,7 @@
 //! or read central's database (only `proto` messages cross the uplink).
 
 pub mod api;
+pub mod appliance;
 pub mod config;
 pub mod messaging_api;
 pub mod metrics;

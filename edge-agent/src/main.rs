@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use edge_agent::{config::Config, metrics, pki, service, store::Store};
+use edge_agent::{appliance, config::Config, metrics, pki, service, store::Store};
 use proto::domain::{LockdownScope, UnitId};
 
 #[derive(Parser)]
@@ -58,6 +58,25 @@ enum Command {
         state: OnOff,
         #[arg(long)]
         unit: Option<String>,
+    },
+    /// First boot on the image: turn the provisioning kit on the data partition
+    /// into the agent's state directory (`--state-dir`).
+    Firstboot {
+        /// The kit: edge.toml, uplink.pem, optionally pki/ and edge.db from an IT workstation.
+        #[arg(long)]
+        kit: PathBuf,
+        /// Give the state directory to this user (the service account).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Boot health check: waits for the agent to answer. Fails only when the
+    /// running slot is on trial, so an update that does not come up is rolled back.
+    Health {
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Where the ESP is mounted (boot entries with their try counters).
+        #[arg(long, default_value = "/efi")]
+        esp: PathBuf,
     },
     /// Audit log tools.
     Audit {
@@ -113,6 +132,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Health { timeout, esp } = &cli.command {
+        // An unprovisioned box has no config file yet; that is a state to report, not an error.
+        let config = match cli.config.as_deref() {
+            Some(path) if !path.exists() => None,
+            path => Some(Config::load(path)?),
+        };
+        return Ok(health(config.as_ref(), std::time::Duration::from_secs(*timeout), esp));
+    }
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(dir) = cli.state_dir {
         config.state_dir = dir;
@@ -179,6 +206,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let changed = store.set_lockdown(&scope, on, &actor(), jiff::Timestamp::now())?;
             println!("{}", serde_json::json!({"scope": scope, "lockdown": on, "changed": changed}));
         }
+        Command::Firstboot { kit, owner } => {
+            let done = appliance::first_boot(&kit, &config.state_dir, owner.as_deref())?;
+            tracing::info!(facility = %done.facility, files = done.files.len(), "provisioned from the kit");
+            println!("{}", serde_json::to_string(&done)?);
+        }
+        Command::Health { .. } => unreachable!("handled before the config is loaded"),
         Command::Audit { command: AuditCommand::Verify } => {
             let store = open_store(&config)?;
             let report = store.audit_verify()?;
@@ -221,4 +254,28 @@ fn status(config: &Config, store: &Store) -> anyhow::Result<ExitCode> {
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one line the console (and the QEMU tests) can read, then answers
+/// systemd: success confirms the boot; failure on a trial slot reboots.
+fn health(config: Option<&Config>, timeout: std::time::Duration, esp: &std::path::Path) -> ExitCode {
+    let boot = appliance::BootSlot::read(esp);
+    let verdict = appliance::check(config, timeout);
+    let slot = boot.slot.as_deref().unwrap_or("-");
+    let version = appliance::image_version();
+    let line = |state: &str, detail: &str| {
+        println!("FACILITY-EDGE {state} slot={slot} version={version} trial={} {detail}", boot.on_trial)
+    };
+    match verdict {
+        appliance::Health::Healthy => line("READY", "agent=up"),
+        appliance::Health::Unprovisioned => line("READY", "agent=unprovisioned"),
+        appliance::Health::Unhealthy(reason) => {
+            tracing::error!(%reason, slot, on_trial = boot.on_trial, "boot health check failed");
+            line("UNHEALTHY", &reason);
+            if boot.on_trial {
+                return ExitCode::from(1);
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
