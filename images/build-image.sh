@@ -28,7 +28,7 @@ ROOT_PACKAGES="systemd systemd-sysv udev mount e2fsprogs kmod"
 BOOT_PACKAGES="linux-image-arm64 systemd-boot-efi busybox-static"
 # Modules loaded by the initramfs (disk, root and data file systems, watchdog)
 # and later by the root (network, ESP, EFI variables for boot counting).
-INITRD_MODULES="virtio_pci virtio_blk ext4 i6300esb softdog"
+INITRD_MODULES="virtio_pci virtio_blk crc32c_generic ext4 i6300esb softdog"
 ROOT_MODULES="$INITRD_MODULES virtio_net virtio_rng vfat nls_cp437 nls_ascii efivarfs"
 
 log() { echo "build-image: $*" >&2; }
@@ -135,9 +135,10 @@ rm -rf "$ROOT"/usr/share/{doc,man,info,locale,lintian,bug,bash-completion,zsh}
 install -D -m 0755 "$BIN_DIR/edge-agent" "$ROOT/usr/bin/edge-agent"
 cp -a "$HERE/rootfs/common/." "$ROOT/"
 cp -a "$HERE/rootfs/$KIND/." "$ROOT/"
-mkdir -p "$ROOT"/{data,efi,proc,sys,dev,run,tmp,var,home,root,mnt}
+mkdir -p "$ROOT"/{data,efi,proc,sys,dev,run,tmp,var,home,root,mnt,srv}
 chmod 1777 "$ROOT/tmp"
 : > "$ROOT/etc/machine-id"
+ln -sf ../proc/self/mounts "$ROOT/etc/mtab"
 cat > "$ROOT/usr/lib/os-release" <<EOF
 NAME="Facility Edge"
 ID=facility-edge

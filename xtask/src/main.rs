@@ -1,6 +1,7 @@
 //! `cargo xtask demo | test | bench | fuzz | build | test-aarch64`: orchestration only, no product logic.
 
 mod cross;
+mod image;
 
 use std::{
     path::{Path, PathBuf},
@@ -61,6 +62,17 @@ enum Task {
     },
     /// Run the crates' tests compiled for aarch64 under qemu-user.
     TestAarch64,
+    /// Build a flashable aarch64 disk image (see images/README.md).
+    Image {
+        #[arg(value_enum, default_value = "edge")]
+        kind: image::Kind,
+        /// Image version X.Y.Z (default: the workspace version).
+        #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+        version: String,
+        /// Test-only: bake a fault into the root file system.
+        #[arg(long, value_enum)]
+        fault: Option<image::Fault>,
+    },
 }
 
 /// Debian packages the build and the tests need beyond a stock Rust machine.
@@ -75,6 +87,7 @@ fn main() -> ExitCode {
         Task::Fuzz { seconds, no_sanitizer } => fuzz(seconds, !no_sanitizer),
         Task::Build { target, release, via } => cross::build(target, release, via),
         Task::TestAarch64 => cross::test(),
+        Task::Image { kind, version, fault } => image::build(kind, &version, fault).map(|_| ()),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
