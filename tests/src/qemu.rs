@@ -1,0 +1,310 @@
+//! The QEMU tier: boots the aarch64 edge image built by `cargo xtask image`
+//! under `qemu-system-aarch64` (TCG, UEFI firmware, systemd-boot) and drives
+//! it from the host the way a facility would: central-sim on the host, the
+//! guest reaching it through QEMU's user network (10.0.2.2), and tablets
+//! (`tablet-shell cli`) reaching the guest through a forwarded UDP port.
+//!
+//! Must not: log into the guest or change its disk while it runs. What the
+//! tests learn about the guest comes from the tablet API, central-sim and
+//! the serial console.
+
+use std::{
+    collections::BTreeMap,
+    io::{Read, Seek, SeekFrom},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{bin, free_udp_port, CliResult, FACILITY};
+
+/// The guest sees the host's loopback at this address (QEMU user networking).
+const HOST_FROM_GUEST: &str = "10.0.2.2";
+/// Where the agent in the guest listens for tablets.
+const GUEST_TABLET_PORT: u16 = 7443;
+const UEFI_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.fd";
+const UEFI_VARS: &str = "/usr/share/AAVMF/AAVMF_VARS.fd";
+/// The line the boot health check prints once the agent answers.
+pub const READY: &str = "FACILITY-EDGE READY";
+
+/// A built image: `target/images/edge/<version>/`.
+#[derive(Clone)]
+pub struct EdgeImage {
+    pub dir: PathBuf,
+    pub layout: BTreeMap<String, String>,
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+impl EdgeImage {
+    pub fn built(name: &str) -> EdgeImage {
+        let dir = workspace_root().join("target/images/edge").join(name);
+        let layout_path = dir.join("layout.env");
+        let text = std::fs::read_to_string(&layout_path).unwrap_or_else(|e| {
+            panic!("{}: {e}; build the image first: cargo xtask image edge", layout_path.display())
+        });
+        let layout = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        EdgeImage { dir, layout }
+    }
+
+    fn mib(&self, key: &str) -> u64 {
+        self.layout.get(key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("layout.env has no {key}"))
+    }
+
+    pub fn version(&self) -> &str {
+        &self.layout["IMAGE_VERSION"]
+    }
+}
+
+/// central-sim on the host, seeded with the demo facility.
+pub struct Central {
+    pub dir: PathBuf,
+    pub addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Central {
+    pub fn init(dir: &Path) -> Central {
+        let out = Command::new(bin("central-sim")).args(["init", "--state"]).arg(dir).output().unwrap();
+        assert!(out.status.success(), "central-sim init: {}", String::from_utf8_lossy(&out.stderr));
+        Central { dir: dir.to_path_buf(), addr: SocketAddr::from(([127, 0, 0, 1], free_udp_port())), child: None }
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "central-sim already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("serve.log")).unwrap();
+        let child = Command::new(bin("central-sim"))
+            .args(["serve", "--state"])
+            .arg(&self.dir)
+            .args(["--listen", &self.addr.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn admin(&self, args: &[&str]) -> CliResult {
+        let out = Command::new(bin("central-sim")).args(["admin", "--state"]).arg(&self.dir).args(args).output();
+        let result = CliResult::from(out.unwrap());
+        assert_eq!(result.code, 0, "central-sim admin {args:?}: {} {}", result.stdout, result.stderr);
+        result
+    }
+}
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A provisioning kit prepared on an "IT workstation" (the host): settings,
+/// the uplink identity central issued, the facility CA and the devices
+/// registered with it. `devices` maps a device name to its bundle.
+pub struct Kit {
+    pub dir: PathBuf,
+    pub devices: BTreeMap<String, PathBuf>,
+}
+
+impl Kit {
+    pub fn prepare(dir: &Path, central: &Central, devices: &[&str]) -> Kit {
+        let kit = dir.join("kit");
+        std::fs::create_dir_all(&kit).unwrap();
+        std::fs::copy(central.dir.join(format!("edge-{FACILITY}.pem")), kit.join("uplink.pem")).unwrap();
+        let mut bundles = BTreeMap::new();
+        for name in devices {
+            let out = dir.join(format!("{name}.pem"));
+            let result = Command::new(bin("edge-agent"))
+                .arg("--state-dir")
+                .arg(&kit)
+                .args(["provision-device", "--name", name, "--out"])
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(result.status.success(), "provision-device: {}", String::from_utf8_lossy(&result.stderr));
+            bundles.insert(name.to_string(), out);
+        }
+        let port = central.addr.port();
+        std::fs::write(
+            kit.join("edge.toml"),
+            format!(
+                "facility = \"{FACILITY}\"\ntablet_listen = \"0.0.0.0:{GUEST_TABLET_PORT}\"\n\
+                 server_names = [\"localhost\", \"127.0.0.1\"]\n\
+                 central_addr = \"{HOST_FROM_GUEST}:{port}\"\ncentral_server_name = \"localhost\"\n"
+            ),
+        )
+        .unwrap();
+        Kit { dir: kit, devices: bundles }
+    }
+}
+
+/// One edge box: its own copy of the disk and UEFI variables, a console log
+/// that survives reboots, and QEMU when it is powered on.
+pub struct EdgeVm {
+    pub dir: PathBuf,
+    pub disk: PathBuf,
+    pub tablet_addr: SocketAddr,
+    console: PathBuf,
+    boot_mark: u64,
+    qemu: Option<Child>,
+}
+
+impl EdgeVm {
+    /// Flashes `image` onto a fresh disk and puts `kit` on its data partition,
+    /// as facility IT would before the first power-on.
+    pub fn create(dir: &Path, image: &EdgeImage, kit: &Kit) -> EdgeVm {
+        std::fs::create_dir_all(dir).unwrap();
+        let disk = dir.join("disk.img");
+        run(Command::new("cp").arg("--sparse=always").arg(image.dir.join("disk.img")).arg(&disk), "copying disk");
+        std::fs::copy(UEFI_VARS, dir.join("vars.fd")).unwrap();
+
+        let data = dir.join("data-root");
+        std::fs::create_dir_all(data.join("edge")).unwrap();
+        run(Command::new("cp").arg("-a").arg(&kit.dir).arg(data.join("provision")), "copying the kit");
+        let uid = std::fs::read_to_string(image.dir.join("edge-uid")).unwrap();
+        let uid: u32 = uid.trim().parse().unwrap();
+        std::os::unix::fs::chown(data.join("edge"), Some(uid), Some(uid)).unwrap();
+        let data_img = dir.join("data.ext4");
+        run(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-L", "data", "-d"])
+                .arg(&data)
+                .arg(&data_img)
+                .arg(format!("{}M", image.mib("DATA_MIB"))),
+            "mkfs.ext4 data",
+        );
+        run(
+            Command::new("dd")
+                .arg(format!("if={}", data_img.display()))
+                .arg(format!("of={}", disk.display()))
+                .args(["bs=1M", "conv=notrunc,sparse", "status=none"])
+                .arg(format!("seek={}", image.mib("DATA_OFFSET_MIB"))),
+            "writing the data partition",
+        );
+        EdgeVm {
+            dir: dir.to_path_buf(),
+            disk,
+            tablet_addr: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            console: dir.join("console.log"),
+            boot_mark: 0,
+            qemu: None,
+        }
+    }
+
+    /// Powers the box on. Returns when QEMU is running; see `wait_ready`.
+    pub fn power_on(&mut self) {
+        assert!(self.qemu.is_none(), "already powered on");
+        self.boot_mark = std::fs::metadata(&self.console).map(|m| m.len()).unwrap_or(0);
+        let console = std::fs::OpenOptions::new().create(true).append(true).open(&self.console).unwrap();
+        let forward = format!("user,id=net0,hostfwd=udp:127.0.0.1:{}-:{GUEST_TABLET_PORT}", self.tablet_addr.port());
+        let child = Command::new("qemu-system-aarch64")
+            .args(["-M", "virt", "-cpu", "cortex-a57", "-smp", "2", "-m", "1024"])
+            .args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-user-config"])
+            .arg("-drive")
+            .arg(format!("if=pflash,format=raw,readonly=on,file={UEFI_CODE}"))
+            .arg("-drive")
+            .arg(format!("if=pflash,format=raw,file={}", self.dir.join("vars.fd").display()))
+            .arg("-drive")
+            .arg(format!("if=none,id=disk,format=raw,file={}", self.disk.display()))
+            .args(["-device", "virtio-blk-pci,drive=disk"])
+            .args(["-netdev", &forward, "-device", "virtio-net-pci,netdev=net0,romfile="])
+            // The board's hardware watchdog; systemd arms it.
+            .args(["-device", "i6300esb"])
+            .stdin(Stdio::null())
+            .stdout(console)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("qemu-system-aarch64 (cargo xtask image installs it)");
+        self.qemu = Some(child);
+    }
+
+    /// Waits for the next `READY` line of this power-on (reboots inside it,
+    /// as after a failed update, are part of the same power-on).
+    pub fn wait_ready(&mut self, timeout: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.console_since_power_on();
+            if let Some(line) = text.lines().rev().find(|l| l.contains(READY)) {
+                return line[line.find(READY).unwrap_or(0)..].trim().to_string();
+            }
+            if let Some(child) = self.qemu.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("QEMU exited ({status}) before the box was ready; console:\n{}", tail(&text, 60));
+                }
+            }
+            if started.elapsed() > timeout {
+                panic!("the box was not ready within {timeout:?}; console:\n{}", tail(&text, 80));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn boot(&mut self, timeout: Duration) -> (Duration, String) {
+        let started = Instant::now();
+        self.power_on();
+        let line = self.wait_ready(timeout);
+        (started.elapsed(), line)
+    }
+
+    /// Pulls the plug: QEMU is killed with SIGKILL, so nothing in the guest
+    /// gets to flush or shut down.
+    pub fn power_cut(&mut self) {
+        if let Some(mut child) = self.qemu.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn console_since_power_on(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.console) {
+            if file.seek(SeekFrom::Start(self.boot_mark)).is_ok() {
+                let mut bytes = Vec::new();
+                let _ = file.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+        }
+        text
+    }
+
+    pub fn console(&self) -> String {
+        std::fs::read_to_string(&self.console).unwrap_or_default()
+    }
+
+    /// A `tablet-shell cli` command against this box with `device`'s bundle.
+    pub fn tablet_cmd(&self, device: &Path) -> Command {
+        let mut cmd = Command::new(bin("tablet-shell"));
+        cmd.args(["cli", "--edge", &self.tablet_addr.to_string(), "--cert"]).arg(device);
+        cmd
+    }
+}
+
+impl Drop for EdgeVm {
+    fn drop(&mut self) {
+        self.power_cut();
+    }
+}
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn run(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+}
