@@ -1,0 +1,20 @@
+//! Images and updates for the Facility Edge box.
+//!
+//! Owns: the signed update bundle format (write, verify, streaming install into the
+//! inactive A/B slot), the boot-slot state machine over systemd-boot entry names
+//! (sans-IO: planning and status reports), bmap files (bmaptool-compatible XML) and
+//! flashing of whole-disk images, and release checksum files.
+//!
+//! Must not touch: the running slot (install refuses it by construction), the
+//! `data` partition, anything in `ESP/loader/entries/` that is not a
+//! `facility-edge-*` entry, and the network. Deciding *when* to install or reboot is
+//! the agent's job; building the images is xtask's.
+
+pub mod slots;
+pub mod version;
+
+pub use slots::{
+    plan_install, report, BootCounter, BootState, EntryName, EntryStatus, InstallPlan, OtherSlot, PlanError,
+    Slot, SlotReport,
+};
+pub use version::{Version, VersionError};
