@@ -10,9 +10,16 @@
 //! `facility-edge-*` entry, and the network. Deciding *when* to install or reboot is
 //! the agent's job; building the images is xtask's.
 
+pub mod bundle;
+pub mod keys;
 pub mod slots;
 pub mod version;
 
+pub use bundle::{
+    entry_text, install, open_bundle, verify_bundle, write_bundle, BundleBuilder, BundleError, ImageEntry,
+    ImageName, Installed, Manifest, SlotTarget, VerifiedHeader,
+};
+pub use keys::{generate_signing_key, load_signing_key, load_verifying_keys, KeyError};
 pub use slots::{
     plan_install, report, BootCounter, BootState, EntryName, EntryStatus, InstallPlan, OtherSlot, PlanError,
     Slot, SlotReport,
