@@ -10,6 +10,7 @@
 //! `facility-edge-*` entry, and the network. Deciding *when* to install or reboot is
 //! the agent's job; building the images is xtask's.
 
+pub mod bmap;
 pub mod bundle;
 pub mod keys;
 pub mod slots;
