@@ -12,17 +12,24 @@
 
 pub mod bmap;
 pub mod bundle;
+pub mod flash;
 pub mod keys;
 pub mod slots;
+pub mod sums;
 pub mod version;
 
+pub use bmap::{create_bmap, find_bmap, Bmap, BmapError, BmapRange};
 pub use bundle::{
     entry_text, install, open_bundle, verify_bundle, write_bundle, BundleBuilder, BundleError, ImageEntry,
     ImageName, Installed, Manifest, SlotTarget, VerifiedHeader,
+};
+pub use flash::{
+    check_device_free, check_size, prepare_flash, verify_mapped, write_mapped, FlashError, FlashJob,
 };
 pub use keys::{generate_signing_key, load_signing_key, load_verifying_keys, KeyError};
 pub use slots::{
     plan_install, report, BootCounter, BootState, EntryName, EntryStatus, InstallPlan, OtherSlot, PlanError,
     Slot, SlotReport,
 };
+pub use sums::SumsError;
 pub use version::{Version, VersionError};
