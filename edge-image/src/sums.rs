@@ -31,6 +31,9 @@ pub enum SumsError {
     BadName(String),
 }
 
+/// `(file name, sha256)` per line of a sums file.
+pub type Sums = Vec<(String, [u8; 32])>;
+
 fn io_ctx(context: impl std::fmt::Display) -> impl FnOnce(io::Error) -> SumsError {
     let context = context.to_string();
     move |source| SumsError::Io { context, source }
@@ -51,7 +54,7 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32], SumsError> {
 }
 
 /// Parses `sha256sum` output (text `"  "` or binary `" *"` separator).
-pub fn parse_sums(text: &str, file: &Path) -> Result<Vec<(String, [u8; 32])>, SumsError> {
+pub fn parse_sums(text: &str, file: &Path) -> Result<Sums, SumsError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -108,10 +111,7 @@ pub fn verify_sums_signature(sums: &[u8], sig_text: &str, keys: &[VerifyingKey])
 
 /// Reads `dir/SHA256SUMS`; with release keys, `SHA256SUMS.sig` must exist and
 /// verify. `Ok(None)` when there is no sums file and no key was given.
-pub fn load_sums(
-    dir: &Path,
-    keys: Option<&[VerifyingKey]>,
-) -> Result<Option<Vec<(String, [u8; 32])>>, SumsError> {
+pub fn load_sums(dir: &Path, keys: Option<&[VerifyingKey]>) -> Result<Option<Sums>, SumsError> {
     let sums_path = dir.join(SUMS_FILE);
     let bytes = match fs::read(&sums_path) {
         Ok(b) => b,
