@@ -704,6 +704,37 @@ pub fn install(
     Ok(Installed { slot: target.slot, version: m.version, entry_path, manifest: header.manifest.clone() })
 }
 
+/// Reads `ESP/loader/entries/` into a [`BootState`](crate::slots::BootState),
+/// including the other slot's version from its entry, for the agent's status page
+/// and for [`plan_install`](crate::slots::plan_install).
+pub fn read_boot_state(
+    esp_dir: &Path,
+    running_slot: Slot,
+    running_version: Version,
+) -> Result<crate::slots::BootState, BundleError> {
+    let dir = esp_dir.join("loader").join("entries");
+    let mut names = Vec::new();
+    match fs::read_dir(&dir) {
+        Ok(rd) => {
+            for e in rd {
+                let e = e.map_err(io_ctx(dir.display()))?;
+                if let Some(n) = e.file_name().to_str() {
+                    names.push(n.to_owned());
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_ctx(dir.display())(e)),
+    }
+    names.sort();
+    let other = running_slot.other();
+    let other_version = names
+        .iter()
+        .filter(|n| EntryName::parse(n).is_some_and(|e| e.slot == other))
+        .find_map(|n| fs::read_to_string(dir.join(n)).ok().and_then(|t| crate::slots::entry_version(&t)));
+    Ok(crate::slots::BootState::from(running_slot, &names, running_version).with_other_version(other_version))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

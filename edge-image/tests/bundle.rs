@@ -129,6 +129,15 @@ fn install_writes_rootfs_esp_files_and_entry_last() {
     assert!(entry.contains("options root=PARTLABEL=root-b ro facility.slot=b console=ttyAMA0 quiet\n"));
     assert_eq!(fs::read_to_string(t.esp_dir.join("loader/entries/facility-edge-a.conf")).unwrap(), "keep");
     assert!(!fx.dir.path().join("esp/slots/b/.vmlinuz.tmp").exists());
+
+    // What the agent shows afterwards, read back from the ESP.
+    let state = edge_image::read_boot_state(&t.esp_dir, Slot::A, Version::new(0, 1, 0)).unwrap();
+    assert_eq!(
+        edge_image::report(&state).to_string(),
+        "update to 0.2.0 in slot b waits for a reboot (3 tries); running 0.1.0 from slot a"
+    );
+    // While b is only pending (not yet booted), a newer bundle may overwrite it.
+    assert_eq!(plan_install(&state, "0.2.1".parse().unwrap()).unwrap().target(), Slot::B);
 }
 
 fn flip_byte(path: &Path, offset_from_end: u64) {
