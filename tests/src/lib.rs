@@ -16,6 +16,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod qemu;
+
 pub const FACILITY: &str = "demo-ca-01";
 
 /// The directory holding the workspace's built binaries (`cargo xtask test`
