@@ -24,7 +24,8 @@ OUT=$(realpath "$OUT") CACHE=$(realpath "$CACHE")
 # each: the arm64 EFI stub cannot boot a gzip image) and their initrds.
 ESP_MIB=160 ROOT_MIB=320 DATA_MIB=256
 
-ROOT_PACKAGES="systemd systemd-sysv udev mount e2fsprogs kmod"
+# tzdata: calling hours are decided in the facility's time zone.
+ROOT_PACKAGES="systemd systemd-sysv udev mount e2fsprogs kmod tzdata"
 BOOT_PACKAGES="linux-image-arm64 systemd-boot-efi busybox-static"
 # Modules loaded by the initramfs (disk, root and data file systems, watchdog)
 # and later by the root (network, ESP, EFI variables for boot counting).

@@ -68,6 +68,11 @@ impl CliResult {
     }
 }
 
+/// A finished command's output as a `CliResult`.
+pub fn cli_result(output: Output) -> CliResult {
+    CliResult::from(output)
+}
+
 /// Parses one or more JSON values printed one after another.
 pub fn parse_json_stream(text: &str) -> Vec<Value> {
     serde_json::Deserializer::from_str(text).into_iter::<Value>().filter_map(Result::ok).collect()

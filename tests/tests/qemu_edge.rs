@@ -1,0 +1,205 @@
+//! The QEMU tier (issue 4): the aarch64 edge image, booted under
+//! qemu-system-aarch64, provisioned from a kit on its data partition, serving
+//! tablets on the host through a forwarded port and reaching central-sim on
+//! the host. Power is cut (QEMU killed) in the middle of a queue, repeatedly.
+//!
+//! Needs `cargo xtask image edge` first; `cargo xtask test` does that and
+//! runs this file with `--features qemu`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use facility_tests::qemu::{tail, Central, EdgeImage, EdgeVm, Kit};
+use facility_tests::{find, mentions, CliResult};
+use serde_json::Value;
+
+const PIN: &str = "1234";
+const RESIDENT: &str = "R1001";
+/// Boot to agent-ready under TCG: the goal is 15 s; the limit here leaves room
+/// for a loaded CI machine and for the first boot's provisioning.
+const BOOT_LIMIT: Duration = Duration::from_secs(120);
+
+fn tablet(vm: &EdgeVm, device: &Path, args: &[&str]) -> CliResult {
+    let out = vm.tablet_cmd(device).args(["--resident", RESIDENT, "--pin", PIN]).args(args).output().unwrap();
+    facility_tests::cli_result(out)
+}
+
+/// Retries a tablet command until `pred` holds: the guest needs a moment after
+/// boot to sync, and a fresh boot to open its port.
+fn tablet_until(
+    vm: &EdgeVm,
+    device: &Path,
+    args: &[&str],
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let out = tablet(vm, device, args);
+        if let Some(value) = out.json.last() {
+            if pred(value) {
+                return value.clone();
+            }
+        }
+        last = format!("code {} stdout {} stderr {}", out.code, out.stdout, out.stderr);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("tablet {args:?} never matched; last: {last}\nconsole:\n{}", tail(&vm.console(), 60));
+}
+
+fn open_all_day(central: &Central, unit: &str) {
+    for weekday in 1..=7 {
+        let day = weekday.to_string();
+        central.admin(&["schedule", "--unit", unit, "--weekday", &day, "--windows", "00:00-24:00"]);
+    }
+}
+
+/// Message IDs central holds for the resident.
+fn central_mail(central: &Central) -> BTreeSet<String> {
+    let shown = central.admin(&["show", "resident", RESIDENT]);
+    shown.last()["mail"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no mail: {}", shown.stdout))
+        .iter()
+        .filter_map(|m| m.pointer("/Mail/message/id"))
+        .map(hex_id)
+        .collect()
+}
+
+fn hex_id(id: &Value) -> String {
+    match id {
+        Value::String(s) => s.clone(),
+        Value::Array(bytes) => bytes.iter().map(|b| format!("{:02x}", b.as_u64().unwrap_or(0))).collect(),
+        other => panic!("unexpected id {other}"),
+    }
+}
+
+/// Sent-folder states by message id, as the tablet shows them.
+fn sent_states(vm: &EdgeVm, device: &Path) -> Vec<(String, String)> {
+    let sent =
+        tablet_until(vm, device, &["messages", "sent"], Duration::from_secs(60), |v| v.get("ok").is_some());
+    let items = find(&sent, "messages").and_then(Value::as_array).cloned().unwrap_or_default();
+    items
+        .iter()
+        .map(|m| {
+            let id = m.get("id").map(hex_id).unwrap_or_default();
+            let state = m.get("state").map(|s| s.as_str().map(String::from).unwrap_or(s.to_string()));
+            (id, state.unwrap_or_default())
+        })
+        .collect()
+}
+
+fn deliveries_clean(central: &Central) -> Value {
+    let deliveries = central.admin(&["deliveries"]).last().clone();
+    let twice = deliveries["applied_more_than_once"].as_array().cloned().unwrap_or_default();
+    assert!(twice.is_empty(), "applied more than once: {deliveries}");
+    for item in deliveries["items"].as_array().unwrap_or(&Vec::new()) {
+        assert!(item["applied"].as_u64().unwrap_or(0) <= 1, "{item}");
+    }
+    deliveries
+}
+
+#[test]
+fn the_edge_image_provisions_serves_tablets_and_loses_nothing_to_power_cuts() {
+    let image = EdgeImage::built(env!("CARGO_PKG_VERSION"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut central = Central::init(&dir.path().join("central"));
+    open_all_day(&central, "A");
+    central.start();
+    let kit = Kit::prepare(dir.path(), &central, &["T-0001"]);
+    let device = kit.devices["T-0001"].clone();
+    let mut vm = EdgeVm::create(&dir.path().join("vm"), &image, &kit);
+
+    // First boot: the kit becomes the agent's state and the agent comes up.
+    let (boot_time, ready) = vm.boot(BOOT_LIMIT);
+    eprintln!("first boot to agent-ready: {:.1} s ({ready})", boot_time.as_secs_f64());
+    assert!(ready.contains("agent=up") && ready.contains("slot=a"), "{ready}");
+    assert!(vm.console().contains("provisioned from the kit"), "{}", tail(&vm.console(), 40));
+
+    // Login, contacts with reasons, and call decisions from the synced cache.
+    let call = tablet_until(&vm, &device, &["call", "--contact", "1", "--kind", "video"], BOOT_LIMIT, |v| {
+        mentions(v, "Allowed")
+    });
+    assert!(find(&call, "max_duration_secs").and_then(Value::as_u64).is_some_and(|s| s > 0), "{call}");
+    let blocked = tablet(&vm, &device, &["call", "--contact", "3", "--kind", "voice"]);
+    assert!(mentions(blocked.last(), "NumberBlocked"), "{}", blocked.stdout);
+    let contacts = tablet(&vm, &device, &["contacts"]);
+    assert!(mentions(contacts.last(), "AccountClosed"), "{}", contacts.stdout);
+
+    // Forty stamps for contact 1 (package 4, 1,400 of R1001's 2,500 cents).
+    let bought = tablet(&vm, &device, &["stamps", "buy", "--contact", "1", "--package", "4"]);
+    assert!(bought.last().pointer("/ok/StampsBought").is_some(), "{} {}", bought.stdout, bought.stderr);
+
+    // Central goes away; messages queue on the box; power is cut with the
+    // queue non-empty, five times, some with central back and draining.
+    central.stop();
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut seed: u64 = std::env::var("QEMU_FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
+    eprintln!("QEMU_FAULT_SEED={seed}");
+    for cut in 0..5 {
+        for i in 0..4 {
+            let subject = format!("cut{cut}-msg{i}");
+            let out = tablet(
+                &vm,
+                &device,
+                &[
+                    "message",
+                    "send",
+                    "--contact",
+                    "1",
+                    "--subject",
+                    &subject,
+                    "--body",
+                    "Written before the power cut",
+                ],
+            );
+            let queued = out.last().pointer("/ok/MessageQueued").unwrap_or_else(|| {
+                panic!("message not accepted: {} {}\n{}", out.stdout, out.stderr, tail(&vm.console(), 30))
+            });
+            acknowledged.push(queued.get("id").map(hex_id).expect("message id"));
+        }
+        // Odd cuts land while central is back and the box is draining.
+        if cut % 2 == 1 {
+            central.start();
+        }
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(200 + (seed >> 33) % 1500));
+        vm.power_cut();
+        if cut % 2 == 1 {
+            central.stop();
+        }
+        let (boot_time, ready) = vm.boot(BOOT_LIMIT);
+        eprintln!("boot after power cut {cut}: {:.1} s", boot_time.as_secs_f64());
+        assert!(ready.contains("agent=up"), "{ready}");
+        let on_box: BTreeSet<String> = sent_states(&vm, &device).into_iter().map(|(id, _)| id).collect();
+        let delivered = central_mail(&central);
+        for id in &acknowledged {
+            assert!(
+                on_box.contains(id) || delivered.contains(id),
+                "message {id} acknowledged before cut {cut} is gone\n{}",
+                tail(&vm.console(), 40)
+            );
+        }
+    }
+
+    // Central returns: every acknowledged message arrives exactly once.
+    central.start();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let delivered = central_mail(&central);
+        let missing: Vec<_> = acknowledged.iter().filter(|id| !delivered.contains(*id)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never delivered: {missing:?}\n{}", tail(&vm.console(), 40));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    deliveries_clean(&central);
+    let states = sent_states(&vm, &device);
+    for id in &acknowledged {
+        let state = states.iter().find(|(i, _)| i == id).map(|(_, s)| s.as_str());
+        assert!(state.is_some_and(|s| s != "Queued"), "{id} still {state:?} on the box");
+    }
+}
