@@ -12,7 +12,11 @@
 #   OUT_DIR   receives disk.img, rootfs.ext4, vmlinuz, initrd.img, data-empty.ext4
 #   CACHE_DIR apt lists and downloaded .debs (reused between builds)
 #   VERSION   X.Y.Z, written to os-release and the boot entry
+# Environment:
+#   UPDATE_KEY  the release public key update bundles must be signed with
+#   COMPATIBLE  the hardware string bundles must name (facility-edge-aarch64)
 set -euo pipefail
+: "${UPDATE_KEY:?UPDATE_KEY must name the release public key}" "${COMPATIBLE:?COMPATIBLE must be set}"
 
 KIND=$1 BIN_DIR=$(realpath "$2") OUT=$3 CACHE=$4 VERSION=$5
 HERE=$(dirname "$(realpath "$0")")
@@ -131,9 +135,16 @@ for d in bin sbin lib; do
   ln -sfn "usr/$d" "$ROOT/$d"
 done
 install_modules "$ROOT/usr" "$ROOT_MODULES"
-rm -rf "$ROOT"/usr/share/{doc,man,info,locale,lintian,bug,bash-completion,zsh}
+# Documentation, translations and udev's hardware database sources (whose
+# compiled form a maintainer script would build) are no use on an appliance.
+rm -rf "$ROOT"/usr/share/{doc,man,info,locale,lintian,bug,bash-completion,zsh} "$ROOT"/usr/lib/udev/hwdb.d
 
 install -D -m 0755 "$BIN_DIR/edge-agent" "$ROOT/usr/bin/edge-agent"
+# Symbols stay with the build (release/edge-agent.debug), not on every box.
+aarch64-linux-gnu-objcopy --only-keep-debug "$ROOT/usr/bin/edge-agent" "$OUT/edge-agent.debug"
+aarch64-linux-gnu-strip --strip-all "$ROOT/usr/bin/edge-agent"
+install -D -m 0644 "$UPDATE_KEY" "$ROOT/usr/share/facility-edge/update-keys/release.pub"
+echo "$COMPATIBLE" > "$ROOT/usr/share/facility-edge/compatible"
 cp -a "$HERE/rootfs/common/." "$ROOT/"
 cp -a "$HERE/rootfs/$KIND/." "$ROOT/"
 mkdir -p "$ROOT"/{data,efi,proc,sys,dev,run,tmp,var,home,root,mnt,srv}
@@ -163,7 +174,16 @@ systemctl --root="$ROOT" mask getty.target serial-getty@.service getty@.service 
   systemd-firstboot.service emergency.service rescue.service emergency.target rescue.target \
   systemd-networkd-wait-online.service >&2
 
-mkfs.ext4 -q -F -L "root" -O ^has_journal -E root_owner=0:0 -d "$ROOT" "$OUT/rootfs.ext4" "${ROOT_MIB}M"
+# Sized to its contents: the slot partition keeps its full size, but update
+# bundles carry (and boxes download) only the file system itself.
+ROOT_USED_MIB=$(du -sm "$ROOT" | cut -f1)
+ROOT_FILES=$(find "$ROOT" | wc -l)
+ROOTFS_MIB=$((ROOT_USED_MIB * 11 / 10 + 16))
+[ "$ROOTFS_MIB" -le "$ROOT_MIB" ] || { log "root needs ${ROOTFS_MIB} MiB, slot has ${ROOT_MIB}"; exit 1; }
+log "root file system: ${ROOT_USED_MIB} MiB in ${ROOT_FILES} files -> ${ROOTFS_MIB} MiB ext4"
+rm -f "$OUT/rootfs.ext4"
+mkfs.ext4 -q -F -L "root" -O ^has_journal -N $((ROOT_FILES + 1024)) -E root_owner=0:0 -d "$ROOT" \
+  "$OUT/rootfs.ext4" "${ROOTFS_MIB}M"
 
 # --- data partition (empty: provisioning writes its own) --------------------
 DATA=$WORK/data

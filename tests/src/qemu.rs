@@ -61,6 +61,16 @@ impl EdgeImage {
     pub fn version(&self) -> &str {
         &self.layout["IMAGE_VERSION"]
     }
+
+    /// `release/facility-edge-VERSION.EXT`.
+    pub fn release_file(&self, ext: &str) -> PathBuf {
+        self.dir.join("release").join(format!("facility-edge-{}.{ext}", self.version()))
+    }
+
+    /// The development release key's public half (what the image trusts).
+    pub fn release_public_key(&self) -> PathBuf {
+        workspace_root().join("target/images/keys/release-dev.key.pub")
+    }
 }
 
 /// central-sim on the host, seeded with the demo facility.

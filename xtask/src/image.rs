@@ -76,8 +76,9 @@ pub fn build(kind: Kind, version: &str, fault: Option<Fault>) -> anyhow::Result<
     cross::build_binaries(cross::Arch::Aarch64, true, cross::Via::Auto, &["edge-agent"])?;
     let bin_dir = cross::target_dir().join(cross::TRIPLE).join("release");
     let dir = output_dir(kind, version, fault);
-    let inputs = [bin_dir.join("edge-agent"), root().join("images")];
-    if is_fresh(&dir.join("disk.img"), &inputs) {
+    let key = release_key()?;
+    let inputs = [bin_dir.join("edge-agent"), root().join("images"), edge_image::keys::public_key_path(&key)];
+    if is_fresh(&dir.join("release").join(SUMS), &inputs) {
         eprintln!("xtask: image {} is up to date", dir.display());
         return Ok(Built { dir, version: version.into() });
     }
@@ -99,10 +100,73 @@ pub fn build(kind: Kind, version: &str, fault: Option<Fault>) -> anyhow::Result<
         .arg(&staged)
         .arg(&dir)
         .arg(root().join("target").join("images").join("cache"))
-        .arg(version);
+        .arg(version)
+        .env("UPDATE_KEY", edge_image::keys::public_key_path(&key))
+        .env("COMPATIBLE", COMPATIBLE);
     run(script, &format!("assembling the {kind:?} image {version}"))?;
+    release_artefacts(&dir, version, &key)?;
     eprintln!("xtask: image built in {:.0} s: {}", started.elapsed().as_secs_f64(), dir.display());
     Ok(Built { dir, version: version.into() })
+}
+
+/// What a box accepts in an update bundle's `compatible` field.
+pub const COMPATIBLE: &str = "facility-edge-aarch64";
+const SUMS: &str = "SHA256SUMS";
+
+/// The release signing key: `FACILITY_RELEASE_KEY` names it for real
+/// releases; otherwise a development key is made once under target/ (its
+/// public half is baked into the images built here, so they trust only it).
+fn release_key() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("FACILITY_RELEASE_KEY") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = root().join("target").join("images").join("keys").join("release-dev.key");
+    if !path.exists() {
+        std::fs::create_dir_all(path.parent().context("key dir")?)?;
+        edge_image::generate_signing_key(&path).context("generating the development release key")?;
+        eprintln!("xtask: generated a development release key: {}", path.display());
+    }
+    Ok(path)
+}
+
+/// `release/`: the flashable `.img.zst` with its `.bmap`, the signed update
+/// bundle (this version's root, kernel and initramfs), and `SHA256SUMS` with
+/// its ed25519 signature over all three.
+fn release_artefacts(dir: &Path, version: &str, key_path: &Path) -> anyhow::Result<()> {
+    let release = dir.join("release");
+    let _ = std::fs::remove_dir_all(&release);
+    std::fs::create_dir_all(&release)?;
+    let name = format!("facility-edge-{version}");
+    let key = edge_image::load_signing_key(key_path).context("loading the release key")?;
+
+    let bmap = edge_image::create_bmap(&dir.join("disk.img")).context("mapping the disk image")?;
+    let bmap_path = release.join(format!("{name}.img.bmap"));
+    std::fs::write(&bmap_path, bmap.to_xml())?;
+
+    let zst = release.join(format!("{name}.img.zst"));
+    let mut zstd = Command::new("zstd");
+    zstd.args(["-q", "-f", "-T0", "-6", "--sparse"]).arg(dir.join("disk.img")).arg("-o").arg(&zst);
+    run(zstd, "compressing the disk image")?;
+
+    let bundle = release.join(format!("{name}.bundle"));
+    let parsed: edge_image::Version = version.parse().context("image version")?;
+    edge_image::BundleBuilder::new(parsed, COMPATIBLE)
+        .image(edge_image::ImageName::Rootfs, &dir.join("rootfs.ext4"))
+        .image(edge_image::ImageName::Kernel, &dir.join("vmlinuz"))
+        .image(edge_image::ImageName::Initrd, &dir.join("initrd.img"))
+        .write(&bundle, &key)
+        .context("writing the update bundle")?;
+    edge_image::sums::write_sums(&[zst.clone(), bmap_path, bundle.clone()], Some(&key))
+        .context("writing SHA256SUMS")?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1048576.0).unwrap_or(0.0);
+    eprintln!(
+        "xtask: release {name}: disk {:.0} MiB raw ({:.0} MiB mapped), {:.0} MiB .img.zst, {:.0} MiB bundle",
+        size(&dir.join("disk.img")),
+        bmap.mapped_bytes() as f64 / 1048576.0,
+        size(&zst),
+        size(&bundle)
+    );
+    Ok(())
 }
 
 /// The broken agent is the root's own `false`, copied in by path: it is an
