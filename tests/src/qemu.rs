@@ -74,12 +74,17 @@ impl Central {
     pub fn init(dir: &Path) -> Central {
         let out = Command::new(bin("central-sim")).args(["init", "--state"]).arg(dir).output().unwrap();
         assert!(out.status.success(), "central-sim init: {}", String::from_utf8_lossy(&out.stderr));
-        Central { dir: dir.to_path_buf(), addr: SocketAddr::from(([127, 0, 0, 1], free_udp_port())), child: None }
+        Central {
+            dir: dir.to_path_buf(),
+            addr: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
+            child: None,
+        }
     }
 
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "central-sim already running");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("serve.log")).unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("serve.log")).unwrap();
         let child = Command::new(bin("central-sim"))
             .args(["serve", "--state"])
             .arg(&self.dir)
@@ -99,7 +104,8 @@ impl Central {
     }
 
     pub fn admin(&self, args: &[&str]) -> CliResult {
-        let out = Command::new(bin("central-sim")).args(["admin", "--state"]).arg(&self.dir).args(args).output();
+        let out =
+            Command::new(bin("central-sim")).args(["admin", "--state"]).arg(&self.dir).args(args).output();
         let result = CliResult::from(out.unwrap());
         assert_eq!(result.code, 0, "central-sim admin {args:?}: {} {}", result.stdout, result.stderr);
         result
@@ -169,7 +175,10 @@ impl EdgeVm {
     pub fn create(dir: &Path, image: &EdgeImage, kit: &Kit) -> EdgeVm {
         std::fs::create_dir_all(dir).unwrap();
         let disk = dir.join("disk.img");
-        run(Command::new("cp").arg("--sparse=always").arg(image.dir.join("disk.img")).arg(&disk), "copying disk");
+        run(
+            Command::new("cp").arg("--sparse=always").arg(image.dir.join("disk.img")).arg(&disk),
+            "copying disk",
+        );
         std::fs::copy(UEFI_VARS, dir.join("vars.fd")).unwrap();
 
         let data = dir.join("data-root");
@@ -210,7 +219,8 @@ impl EdgeVm {
         assert!(self.qemu.is_none(), "already powered on");
         self.boot_mark = std::fs::metadata(&self.console).map(|m| m.len()).unwrap_or(0);
         let console = std::fs::OpenOptions::new().create(true).append(true).open(&self.console).unwrap();
-        let forward = format!("user,id=net0,hostfwd=udp:127.0.0.1:{}-:{GUEST_TABLET_PORT}", self.tablet_addr.port());
+        let forward =
+            format!("user,id=net0,hostfwd=udp:127.0.0.1:{}-:{GUEST_TABLET_PORT}", self.tablet_addr.port());
         let child = Command::new("qemu-system-aarch64")
             .args(["-M", "virt", "-cpu", "cortex-a57", "-smp", "2", "-m", "1024"])
             .args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-user-config"])
