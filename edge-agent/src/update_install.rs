@@ -166,7 +166,7 @@ fn try_install(config: &Config, args: &InstallArgs) -> Result<(Slot, PathBuf, St
         "installing the staged update");
     let mut last_percent = 0;
     let installed = edge_image::install(&args.bundle, &keys, &plan, &target, &mut |done, total| {
-        let percent = if total == 0 { 100 } else { done * 100 / total };
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
         if percent >= last_percent + 10 {
             last_percent = percent;
             tracing::info!(percent, "installing");

@@ -89,8 +89,12 @@ fn io_ctx(context: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Upd
 /// One check: `Hello`, then, if central offers something worth having,
 /// the download. Errors are logged; the next check (or reconnect) resumes.
 pub async fn check(shared: Shared, conn: quinn::Connection, config: Config, facility: FacilityId) {
+    let mut boot = None;
     let running = match running::running_image(&config) {
-        Ok((running, _)) => Some(running),
+        Ok((running, state)) => {
+            boot = Some(state);
+            Some(running)
+        }
         Err(error) => {
             // Expected off-image; on the image this means no update can be planned.
             tracing::debug!(%error, "not reporting a running image");
@@ -125,12 +129,21 @@ pub async fn check(shared: Shared, conn: quinn::Connection, config: Config, faci
             return;
         }
     };
+    let mut handled = scan.handled;
+    // A version waiting in the other slot for its reboot, or one that failed
+    // its boot checks there, is not fetched again.
+    if let Some(state) = &boot {
+        let report = edge_image::report(state);
+        if matches!(report.other, edge_image::OtherSlot::Pending { .. } | edge_image::OtherSlot::FellBack) {
+            handled.extend(report.other_version);
+        }
+    }
     let local = Local {
         running: running_version,
         on_trial: running.on_trial,
         staged: scan.staged,
         partials: scan.partials,
-        handled: scan.handled,
+        handled,
     };
     if scan.staged {
         shared.lock().update.phase = UpdatePhase::Staged;
