@@ -31,6 +31,8 @@ pub enum AdminError {
     NotFound(String),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Release(#[from] crate::releases::ReleaseError),
 }
 
 impl AdminError {
@@ -39,7 +41,10 @@ impl AdminError {
     pub fn exit_code(&self) -> u8 {
         match self {
             AdminError::Invalid(_) | AdminError::NotFound(_) => 2,
-            AdminError::Db(_) => 1,
+            AdminError::Release(
+                crate::releases::ReleaseError::Bundle { .. } | crate::releases::ReleaseError::Conflict { .. },
+            ) => 2,
+            AdminError::Db(_) | AdminError::Release(_) => 1,
         }
     }
 }
@@ -309,6 +314,17 @@ pub enum AdminCommand {
     Show(ShowWhat),
     /// Prints the feed head, horizon and row counts.
     Head,
+    /// Publishes a signed update bundle: copied into STATE/releases/ and
+    /// offered to every edge running an older version.
+    PublishRelease {
+        /// The `.febundle` file.
+        bundle: std::path::PathBuf,
+    },
+    /// Prints the published releases, newest first.
+    Releases,
+    /// Prints what each facility's edge last reported in Hello (version,
+    /// slot, on_trial, last_update_failure).
+    Edges,
 }
 
 /// `+` and 8..=15 digits (E.164), or a 3..=6 digit short code.
@@ -466,6 +482,19 @@ pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
             return Ok(json!({ "ok": true, "command": "packages", "packages": live(db, "stamp_package")? }))
         }
         AdminCommand::Head => return Ok(serde_json::to_value(db.head_info()?).unwrap_or(Value::Null)),
+        AdminCommand::PublishRelease { bundle } => {
+            let dir = db.state_dir().ok_or(crate::releases::ReleaseError::NoStateDir)?;
+            let published = crate::releases::publish(db, &dir, bundle)?;
+            return Ok(json!({ "ok": true, "command": "publish-release", "release": published }));
+        }
+        AdminCommand::Releases => {
+            let releases = crate::releases::list(db)?;
+            return Ok(json!({ "ok": true, "command": "releases", "releases": releases }));
+        }
+        AdminCommand::Edges => {
+            let edges = crate::releases::edges(db)?;
+            return Ok(json!({ "ok": true, "command": "edges", "edges": edges }));
+        }
         AdminCommand::Compact { keep_last } => {
             let report = db.compact(*keep_last)?;
             return Ok(
@@ -721,7 +750,10 @@ pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
         | AdminCommand::Compact { .. }
         | AdminCommand::Deliveries { .. }
         | AdminCommand::Ecards
-        | AdminCommand::Packages => Value::Null,
+        | AdminCommand::Packages
+        | AdminCommand::PublishRelease { .. }
+        | AdminCommand::Releases
+        | AdminCommand::Edges => Value::Null,
     };
     w.commit()?;
     Ok(out)

@@ -17,7 +17,7 @@
 //! the database is in WAL mode with a busy timeout, and every write is an
 //! IMMEDIATE transaction that bumps the sequence and changes the row together.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use proto::central::{CentralToEdge, Change, ChangeBatch, Entity, EntityKey};
@@ -94,6 +94,26 @@ fn migrations() -> Migrations<'static> {
              body       TEXT NOT NULL
          ) STRICT;
          CREATE INDEX application_by_key ON application (facility, key);",
+        ),
+        // Update releases and edge reports (see `crate::releases`).
+        M::up(
+            "CREATE TABLE release (
+             version      TEXT PRIMARY KEY,
+             sort_key     TEXT NOT NULL UNIQUE,
+             size         INTEGER NOT NULL,
+             sha256       TEXT NOT NULL,
+             path         TEXT NOT NULL,
+             published_at INTEGER NOT NULL
+         ) STRICT;
+         CREATE TABLE edge_report (
+             facility            TEXT PRIMARY KEY,
+             agent_version       TEXT NOT NULL,
+             version             TEXT,
+             slot                TEXT,
+             on_trial            INTEGER,
+             last_update_failure TEXT,
+             reported_at         INTEGER NOT NULL
+         ) STRICT;",
         ),
     ])
 }
@@ -328,6 +348,12 @@ impl Db {
     /// Opens (creating if needed) the database in `state_dir`.
     pub fn open(state_dir: &Path) -> Result<Db, DbError> {
         Self::from_connection(Connection::open(state_dir.join(DB_FILE))?)
+    }
+
+    /// The directory holding the database file (`None` in memory).
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        let path = self.conn.path().filter(|p| !p.is_empty())?;
+        Path::new(path).parent().map(Path::to_path_buf)
     }
 
     /// An in-memory database, for tests.

@@ -3,7 +3,7 @@
 //!
 //! Owns the central side of `proto::central`: its own SQLite database holding
 //! a compacted change feed ([`db`]), the outbox deliveries edges send
-//! ([`deliver`]), the admin commands that change it ([`admin`]), the seed fixture ([`fixture`]), the state directory with the
+//! ([`deliver`]), the admin commands that change it ([`admin`]), the seed fixture ([`fixture`]), update releases and edge reports ([`releases`]), the state directory with the
 //! central CA and bundles ([`state`]) and the QUIC server ([`server`]).
 //! Must not: be imported by edge-agent (the edge only knows central through
 //! `proto` over the network), or implement any edge policy.
@@ -12,5 +12,6 @@ pub mod admin;
 pub mod db;
 pub mod deliver;
 pub mod fixture;
+pub mod releases;
 pub mod server;
 pub mod state;

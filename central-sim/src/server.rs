@@ -5,7 +5,7 @@
 //! facility is refused), decoding errors, and clean shutdown. The answers
 //! themselves come from [`answer`], a plain function over the database so it
 //! can be tested without sockets. Must not: change the database other than
-//! through [`crate::deliver`] (the feed itself is written by admin commands
+//! through [`crate::deliver`] and [`crate::releases`] (the feed itself is written by admin commands
 //! and by applied deliveries).
 
 use std::future::Future;
@@ -20,7 +20,7 @@ use proto::central::{CentralError, CentralToEdge, EdgeToCentral};
 use proto::MAX_CENTRAL_FRAME;
 
 use crate::db::{Db, DbError};
-use crate::state;
+use crate::{releases, state};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -43,7 +43,8 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
     let facility = match request {
         EdgeToCentral::Hello { facility, .. }
         | EdgeToCentral::Changes { facility, .. }
-        | EdgeToCentral::Deliver { facility, .. } => facility,
+        | EdgeToCentral::Deliver { facility, .. }
+        | EdgeToCentral::FetchRelease { facility, .. } => facility,
     };
     if peer_facility != Some(facility.as_str()) {
         tracing::warn!(peer = peer_facility.unwrap_or("<none>"), requested = %facility,
@@ -56,10 +57,45 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
             return Ok(CentralToEdge::Error(CentralError::UnknownFacility(facility.clone())));
         }
         match request {
-            EdgeToCentral::Hello { agent_version, .. } => {
+            EdgeToCentral::Hello { agent_version, running, .. } => {
                 let head_cursor = db.facility_head(facility)?;
-                tracing::info!(%facility, %agent_version, head_cursor, "hello");
-                Ok(CentralToEdge::Welcome { facility: facility.clone(), head_cursor })
+                tracing::info!(%facility, %agent_version, head_cursor,
+                    running_version = running.as_ref().map(|r| r.version.as_str()),
+                    slot = running.as_ref().map(|r| r.slot.as_str()),
+                    on_trial = running.as_ref().map(|r| r.on_trial),
+                    last_update_failure = running.as_ref().and_then(|r| r.last_update_failure.as_deref()),
+                    "hello");
+                // A report or offer that cannot be made must not keep the
+                // edge from syncing: both are logged and skipped.
+                if let Err(error) = releases::record_hello(db, facility, agent_version, running.as_ref()) {
+                    tracing::error!(%facility, %error, "cannot record the edge's report");
+                }
+                let release = releases::offer_for(db, running.as_ref()).unwrap_or_else(|error| {
+                    tracing::error!(%facility, %error, "cannot decide on a release offer");
+                    None
+                });
+                if let Some(offer) = &release {
+                    tracing::info!(%facility, version = %offer.version, size = offer.size, "release offered");
+                }
+                Ok(CentralToEdge::Welcome { facility: facility.clone(), head_cursor, release })
+            }
+            EdgeToCentral::FetchRelease { version, offset, len, .. } => {
+                match releases::read_chunk(db, version, *offset, *len) {
+                    Ok(bytes) => {
+                        tracing::debug!(%facility, %version, offset, len = bytes.len(), "release chunk served");
+                        Ok(CentralToEdge::ReleaseChunk { version: version.clone(), offset: *offset, bytes })
+                    }
+                    Err(releases::ReleaseError::Unknown(v)) => {
+                        Ok(CentralToEdge::Error(CentralError::UnknownRelease(v)))
+                    }
+                    Err(error @ releases::ReleaseError::PastEnd { .. }) => {
+                        Ok(CentralToEdge::Error(CentralError::Malformed(error.to_string())))
+                    }
+                    Err(error) => {
+                        tracing::error!(%facility, %version, %error, "cannot read a release chunk");
+                        Ok(CentralToEdge::Error(CentralError::Unavailable("cannot read the release".into())))
+                    }
+                }
             }
             EdgeToCentral::Changes { since, limit, resync_floor, .. } => {
                 let answer = db.changes(facility, *since, *limit, *resync_floor)?;

@@ -93,10 +93,10 @@ async fn an_edge_fetches_the_snapshot_and_then_an_admin_change() {
     let edge = Bundle::load(&state::edge_bundle_path(dir.path(), &demo())).unwrap();
     let conn = connect(server.addr, &edge).await;
 
-    let hello = EdgeToCentral::Hello { facility: demo(), agent_version: "test".into() };
+    let hello = EdgeToCentral::Hello { facility: demo(), agent_version: "test".into(), running: None };
     let welcome: CentralToEdge = rpc::call(&conn, &hello, MAX_CENTRAL_FRAME).await.unwrap();
     let head = Db::open(dir.path()).unwrap().head_info().unwrap().head;
-    assert_eq!(welcome, CentralToEdge::Welcome { facility: demo(), head_cursor: head });
+    assert_eq!(welcome, CentralToEdge::Welcome { facility: demo(), head_cursor: head, release: None });
 
     // Page through the snapshot.
     let mut cursor = 0;
@@ -145,7 +145,7 @@ async fn requests_for_another_or_an_unknown_facility_are_refused() {
         changes(&conn, other.clone(), 0, 10).await,
         CentralToEdge::Error(CentralError::WrongFacility(other.clone()))
     );
-    let hello = EdgeToCentral::Hello { facility: other.clone(), agent_version: "test".into() };
+    let hello = EdgeToCentral::Hello { facility: other.clone(), agent_version: "test".into(), running: None };
     let refused: CentralToEdge = rpc::call(&conn, &hello, MAX_CENTRAL_FRAME).await.unwrap();
     assert_eq!(refused, CentralToEdge::Error(CentralError::WrongFacility(other)));
 

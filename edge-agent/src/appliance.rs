@@ -70,7 +70,7 @@ pub fn first_boot(kit: &Path, state_dir: &Path, owner: Option<&str>) -> Result<P
     let uplink = kit.join(&config.uplink_bundle);
     Bundle::load(&uplink)
         .map_err(|e| FirstBootError::BadUplink { path: uplink.clone(), reason: e.to_string() })?;
-    let owner_ids = owner.map(|name| lookup_user(name)).transpose()?;
+    let owner_ids = owner.map(lookup_user).transpose()?;
 
     fs::create_dir_all(state_dir).map_err(io("creating", state_dir))?;
     let mut files = Vec::new();

@@ -37,6 +37,18 @@ pub struct Config {
     pub uplink_bundle: PathBuf,
     /// Seconds between change-feed polls once caught up.
     pub sync_interval_secs: u64,
+    /// The running image's version; unset: `IMAGE_VERSION` from
+    /// /etc/os-release, or 0.0.0 off-image.
+    pub image_version: Option<String>,
+    /// Where the ESP (boot entries with their try counters) is mounted.
+    pub esp_dir: PathBuf,
+    /// The kernel command line, which names the booted slot (`facility.slot=`).
+    pub cmdline_path: PathBuf,
+    /// Seconds between Hellos that ask central for a newer release.
+    pub update_check_secs: u64,
+    /// Cap on the update download rate (bytes per second, 0: none), so an
+    /// update does not crowd out calls on a thin facility uplink.
+    pub update_max_bytes_per_sec: u64,
 }
 
 impl Default for Config {
@@ -51,6 +63,11 @@ impl Default for Config {
             central_server_name: "localhost".into(),
             uplink_bundle: PathBuf::from("uplink.pem"),
             sync_interval_secs: 2,
+            image_version: None,
+            esp_dir: PathBuf::from("/efi"),
+            cmdline_path: PathBuf::from("/proc/cmdline"),
+            update_check_secs: 300,
+            update_max_bytes_per_sec: 0,
         }
     }
 }

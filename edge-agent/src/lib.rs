@@ -2,7 +2,8 @@
 //!
 //! Owns: the shells around the sans-IO cores of `edge-core`: the SQLite
 //! store, the tablet API over QUIC, the uplink to central, the metrics
-//! endpoint, the facility PKI on the box, and the facility IT command line.
+//! endpoint, the facility PKI on the box, the facility IT command line, and
+//! update delivery (download unprivileged, install as a root one-shot).
 //!
 //! Must not: decide policy itself (that is `edge-core::policy`), render UI,
 //! or read central's database (only `proto` messages cross the uplink).
@@ -13,8 +14,12 @@ pub mod config;
 pub mod messaging_api;
 pub mod metrics;
 pub mod pki;
+pub mod running;
 pub mod service;
 pub mod state;
 pub mod store;
 pub mod tablet_api;
+pub mod update_core;
+pub mod update_install;
+pub mod updater;
 pub mod uplink;

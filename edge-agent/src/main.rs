@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use edge_agent::{appliance, config::Config, metrics, pki, service, store::Store};
+use edge_agent::{appliance, config::Config, metrics, pki, service, store::Store, update_install};
 use proto::domain::{LockdownScope, UnitId};
 
 #[derive(Parser)]
@@ -83,6 +83,53 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Image updates: install a staged bundle (as root), or show the slots.
+    Update {
+        #[command(subcommand)]
+        command: UpdateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UpdateCommand {
+    /// Verifies BUNDLE with the trusted keys and installs it into the slot
+    /// that is not running. Exit 1 when refused or failed (a refused bundle
+    /// is moved to STATE/updates/rejected-VERSION.bundle); the verdict goes
+    /// to STATE/updates/last-install.json either way.
+    Install {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Overrides `esp_dir`.
+        #[arg(long)]
+        esp: Option<PathBuf>,
+        /// Trusted update keys: a directory of *.pub/*.pem, or one file.
+        #[arg(long, default_value = update_install::DEFAULT_KEYS)]
+        keys: PathBuf,
+        /// The target slot's root partition; `{slot}` becomes a or b.
+        #[arg(long, default_value = update_install::DEFAULT_DEVICE_PATTERN)]
+        device_pattern: String,
+        /// Overrides `cmdline_path` (the kernel command line naming the booted slot).
+        #[arg(long)]
+        cmdline: Option<PathBuf>,
+        /// This box's compatible string; bundles for others are refused.
+        #[arg(long, default_value = update_install::DEFAULT_COMPATIBLE)]
+        compatible: String,
+        /// Kernel options for the new entry (default: the running ones).
+        #[arg(long)]
+        kernel_options: Option<String>,
+        /// Reboot (`systemctl reboot`) after a successful install.
+        #[arg(long)]
+        reboot: bool,
+    },
+    /// The slot report (what runs, what waits, what failed) and the downloads.
+    Status {
+        /// Overrides `esp_dir`.
+        #[arg(long)]
+        esp: Option<PathBuf>,
+        /// Overrides `cmdline_path`.
+        #[arg(long)]
+        cmdline: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -156,6 +203,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(facility) = cli.facility {
         config.facility = facility;
     }
+    if let Command::Update { command } = cli.command {
+        // Needs no database: the installer runs as root and must not create
+        // files the agent (user `edge`) then cannot open.
+        return update(&mut config, command);
+    }
     let open_store = |config: &Config| -> anyhow::Result<Store> {
         std::fs::create_dir_all(&config.state_dir)
             .with_context(|| format!("creating {}", config.state_dir.display()))?;
@@ -212,6 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string(&done)?);
         }
         Command::Health { .. } => unreachable!("handled before the config is loaded"),
+        Command::Update { .. } => unreachable!("handled before the store is opened"),
         Command::Audit { command: AuditCommand::Verify } => {
             let store = open_store(&config)?;
             let report = store.audit_verify()?;
@@ -240,6 +293,7 @@ fn status(config: &Config, store: &Store) -> anyhow::Result<ExitCode> {
         "lockdowns": lockdowns,
         "devices_provisioned": devices.iter().filter(|d| d.revoked_at.is_none()).count(),
         "devices_revoked": devices.iter().filter(|d| d.revoked_at.is_some()).count(),
+        "update": update_install::status(config),
     });
     match metrics::scrape(config.metrics_listen) {
         Ok(text) => {
@@ -254,6 +308,61 @@ fn status(config: &Config, store: &Store) -> anyhow::Result<ExitCode> {
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn update(config: &mut Config, command: UpdateCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UpdateCommand::Install {
+            bundle,
+            esp,
+            keys,
+            device_pattern,
+            cmdline,
+            compatible,
+            kernel_options,
+            reboot,
+        } => {
+            if let Some(esp) = esp {
+                config.esp_dir = esp;
+            }
+            if let Some(cmdline) = cmdline {
+                config.cmdline_path = cmdline;
+            }
+            let args =
+                update_install::InstallArgs { bundle, keys, device_pattern, compatible, kernel_options };
+            match update_install::install(config, &args) {
+                Ok(outcome) => {
+                    println!("{}", serde_json::to_string_pretty(&outcome.record)?);
+                    if reboot {
+                        tracing::info!("rebooting into the new slot");
+                        let status = std::process::Command::new("systemctl")
+                            .arg("reboot")
+                            .status()
+                            .context("running systemctl reboot")?;
+                        if !status.success() {
+                            anyhow::bail!("systemctl reboot failed: {status}");
+                        }
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    tracing::error!(%error, "update not installed");
+                    eprintln!("edge-agent: {error}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        UpdateCommand::Status { esp, cmdline } => {
+            if let Some(esp) = esp {
+                config.esp_dir = esp;
+            }
+            if let Some(cmdline) = cmdline {
+                config.cmdline_path = cmdline;
+            }
+            println!("{}", serde_json::to_string_pretty(&update_install::status(config))?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// Prints one line the console (and the QEMU tests) can read, then answers

@@ -41,6 +41,13 @@ pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
         "outbox items central refused for good, kept with their reason",
         (state.outbox.len() - state.outbox.live_len()) as f64,
     );
+    gauge(
+        "edge_update_phase",
+        "update download: 0 idle, 1 downloading, 2 staged for the installer, 3 failed (retried)",
+        state.update.phase.gauge(),
+    );
+    gauge("edge_update_download_bytes", "bytes of the offered release on disk", state.update.have as f64);
+    gauge("edge_update_size_bytes", "size of the release being downloaded", state.update.size as f64);
     let c = state.counters;
     let mut counter = |name: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
@@ -54,6 +61,11 @@ pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
     counter("edge_outbox_enqueued_total", "items committed to the outbox", c.outbox_enqueued);
     counter("edge_outbox_applied_total", "outbox items central applied", c.outbox_applied);
     counter("edge_outbox_parked_total", "outbox items parked", c.outbox_parked);
+    counter(
+        "edge_update_bytes_downloaded",
+        "update bytes fetched from central by this process (a resumed download counts only the rest)",
+        c.update_bytes_downloaded,
+    );
     out
 }
 

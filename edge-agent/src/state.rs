@@ -53,6 +53,8 @@ pub struct EdgeState {
     pub outbox_wake: Arc<Notify>,
     /// Totals since start, for metrics.
     pub counters: Counters,
+    /// Where the update download stands; see `crate::updater`.
+    pub update: crate::updater::UpdateStatus,
     last_data_version: i64,
     /// The highest outbox seq handed to the outbox core. Rows above it were
     /// committed since (by this process or the IT CLI) and are fed next, by
@@ -72,6 +74,7 @@ pub struct Counters {
     pub outbox_enqueued: u64,
     pub outbox_applied: u64,
     pub outbox_parked: u64,
+    pub update_bytes_downloaded: u64,
 }
 
 /// Fingerprints of provisioned, unrevoked devices, read by the TLS handshake.
@@ -131,6 +134,7 @@ impl EdgeState {
             outbox,
             ledger,
             outbox_wake: Arc::new(Notify::new()),
+            update: Default::default(),
             facility,
             directory,
             lockdowns,

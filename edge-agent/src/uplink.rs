@@ -6,6 +6,8 @@
 //! slow answer holds up neither the change feed nor the other batch in
 //! flight; its answer (or failure) goes back to the outbox core, and the
 //! loop here carries out the durable removals and parkings that follow.
+//! `Hello` and update downloads run in [`crate::updater`] on the same
+//! connection, one check at a time.
 
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ use proto::{
 use crate::{
     config::Config,
     state::{EdgeState, Shared, Transmit},
+    updater,
 };
 
 /// Longest the loop sleeps when the core asks for nothing sooner.
@@ -58,6 +61,11 @@ pub async fn run(config: Config, shared: Shared) {
     let mut next_connect = tokio::time::Instant::now();
     let facility = FacilityId::new(config.facility.clone());
     let outbox_wake = shared.lock().outbox_wake.clone();
+    // Hello (and with it the update check) goes out on every connect and
+    // then every `update_check_secs`, from its own task so a download never
+    // holds up the change feed.
+    let mut next_update_check = tokio::time::Instant::now();
+    let mut update_task: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         if connection.as_ref().is_some_and(|c| c.close_reason().is_some()) {
             connection = None;
@@ -68,6 +76,7 @@ pub async fn run(config: Config, shared: Shared) {
                 Ok(conn) => {
                     tracing::info!(central = %config.central_addr, "uplink connected");
                     connection = Some(conn);
+                    next_update_check = tokio::time::Instant::now();
                     reconnect_delay = RECONNECT_MIN;
                     feed(&shared, SyncInput::UplinkUp);
                     shared.lock().outbox_input(jiff::Timestamp::now(), outbox::Input::UplinkUp);
@@ -79,6 +88,20 @@ pub async fn run(config: Config, shared: Shared) {
                     next_connect = tokio::time::Instant::now() + reconnect_delay;
                     reconnect_delay = (reconnect_delay * 2).min(RECONNECT_MAX);
                 }
+            }
+        }
+
+        if let Some(conn) = &connection {
+            let idle = update_task.as_ref().is_none_or(|task| task.is_finished());
+            if idle && tokio::time::Instant::now() >= next_update_check {
+                update_task = Some(tokio::spawn(updater::check(
+                    shared.clone(),
+                    conn.clone(),
+                    config.clone(),
+                    facility.clone(),
+                )));
+                next_update_check =
+                    tokio::time::Instant::now() + Duration::from_secs(config.update_check_secs.max(1));
             }
         }
 

@@ -326,7 +326,9 @@ impl SyncCore {
                 }));
             }
             CentralToEdge::Error(error) => self.fail(now, FailureCause::Central(error)),
-            CentralToEdge::Welcome { .. } | CentralToEdge::Delivered { .. } => {
+            CentralToEdge::Welcome { .. }
+            | CentralToEdge::Delivered { .. }
+            | CentralToEdge::ReleaseChunk { .. } => {
                 self.ignore(format!("{} in answer to a change request", describe(&response)));
             }
         }
@@ -402,6 +404,9 @@ fn describe(response: &CentralToEdge) -> String {
         CentralToEdge::CursorExpired { since, .. } => format!("CursorExpired for {since}"),
         CentralToEdge::Error(error) => format!("error: {error}"),
         CentralToEdge::Delivered { acks } => format!("Delivered ({} acks)", acks.len()),
+        CentralToEdge::ReleaseChunk { version, offset, bytes } => {
+            format!("ReleaseChunk of {version} ({} bytes at {offset})", bytes.len())
+        }
     }
 }
 

@@ -365,6 +365,43 @@ pub fn write_bundle(
         .write(out, signing_key)
 }
 
+/// Reads the manifest of the bundle at `path` WITHOUT checking its signature.
+///
+/// For a party that does not hold the box's trust keys and only needs to
+/// label a bundle it forwards (central cataloguing a release by version).
+/// Nothing read here may decide whether to install: the box opens the bundle
+/// with [`open_bundle`] and its own keys. Magic, format, length limits and the
+/// manifest's structure are still checked, so garbage is refused early.
+pub fn read_manifest_unverified(path: &Path) -> Result<Manifest, BundleError> {
+    let mut f = File::open(path).map_err(io_ctx(path.display()))?;
+    let file_len = f.metadata().map_err(io_ctx(path.display()))?.len();
+    let mut magic = [0u8; 8];
+    let n = read_full(&mut f, &mut magic).map_err(read_ctx("magic"))?;
+    if n < magic.len() || magic != *MAGIC {
+        return Err(BundleError::NotABundle(path.to_owned()));
+    }
+    let mut fixed = [0u8; 5];
+    f.read_exact(&mut fixed).map_err(read_ctx("header"))?;
+    if fixed[0] != FORMAT {
+        return Err(BundleError::UnsupportedFormat { found: fixed[0] });
+    }
+    let len = u32::from_be_bytes([fixed[1], fixed[2], fixed[3], fixed[4]]);
+    if len > MAX_MANIFEST_LEN {
+        return Err(BundleError::ManifestTooLarge { len });
+    }
+    if PREFIX_LEN + u64::from(len) + SIG_LEN > file_len {
+        return Err(BundleError::Truncated(format!(
+            "manifest of {len} bytes and signature do not fit in {file_len} bytes"
+        )));
+    }
+    let mut json = vec![0u8; len as usize];
+    f.read_exact(&mut json).map_err(read_ctx("manifest"))?;
+    let manifest: Manifest =
+        serde_json::from_slice(&json).map_err(|e| BundleError::BadManifest(e.to_string()))?;
+    manifest.validate().map_err(BundleError::BadManifest)?;
+    Ok(manifest)
+}
+
 /// Reads and checks the header of the bundle at `path`: magic, format, manifest
 /// length, signature (against each trusted key), manifest structure and total size.
 pub fn open_bundle(path: &Path, trusted_keys: &[VerifyingKey]) -> Result<VerifiedHeader, BundleError> {

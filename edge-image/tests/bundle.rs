@@ -285,3 +285,19 @@ fn install_refuses_running_slot_wrong_version_and_incompatible() {
     assert!(matches!(err, BundleError::Incompatible { .. }), "{err}");
     assert_eq!(entries(&tb.esp_dir), ["facility-edge-a.conf"]);
 }
+
+/// Central labels a bundle without the box's keys: the version comes out
+/// whatever key signed it, and non-bundles are still refused.
+#[test]
+fn manifest_reads_without_keys_but_refuses_garbage() {
+    let fx = fixture("0.2.0");
+    let m = edge_image::read_manifest_unverified(&fx.bundle).unwrap();
+    assert_eq!(m.version, Version::new(0, 2, 0));
+    assert_eq!(m.compatible, COMPAT);
+    let p = fx.dir.path().join("x");
+    fs::write(&p, b"\x7fELF not a bundle at all").unwrap();
+    assert!(matches!(edge_image::read_manifest_unverified(&p), Err(BundleError::NotABundle(_))));
+    let b = fs::read(&fx.bundle).unwrap();
+    fs::write(&p, &b[..40]).unwrap();
+    assert!(matches!(edge_image::read_manifest_unverified(&p), Err(BundleError::Truncated(_))));
+}

@@ -99,8 +99,9 @@ pub struct ChangeBatch {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EdgeToCentral {
-    /// Checks that central knows this facility; answered with `Welcome`.
-    Hello { facility: FacilityId, agent_version: String },
+    /// Checks that central knows this facility and says what the box runs;
+    /// answered with `Welcome`, which may offer a newer release.
+    Hello { facility: FacilityId, agent_version: String, running: Option<RunningImage> },
     /// Asks for the change feed after `since`, at most `limit` changes.
     ///
     /// `resync_floor` is 0 outside a resync. During a resync it is the
@@ -113,6 +114,39 @@ pub enum EdgeToCentral {
     /// Delivers a batch of outbox items; answered with `Delivered`, one ack
     /// per item in any order. Central applies each key at most once.
     Deliver { facility: FacilityId, items: Vec<OutboxItem> },
+    /// Asks for `len` bytes (at most [`MAX_RELEASE_CHUNK`]) of the bundle of
+    /// release `version` from `offset`; answered with `ReleaseChunk` or
+    /// `Error`. The edge resumes an interrupted download by asking from the
+    /// length it already holds.
+    FetchRelease { facility: FacilityId, version: String, offset: u64, len: u32 },
+}
+
+/// Largest chunk of a release bundle central sends in one `ReleaseChunk`
+/// (well under the 8 MiB frame limit, so one chunk is one frame).
+pub const MAX_RELEASE_CHUNK: u32 = 1 << 20;
+
+/// What the edge box runs, as its boot entries and kernel command line say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningImage {
+    /// `IMAGE_VERSION` of the running root (X.Y.Z).
+    pub version: String,
+    /// `a` or `b`.
+    pub slot: String,
+    /// The running slot has not passed its boot health check yet.
+    pub on_trial: bool,
+    /// Why the last update did not take (a rolled-back slot, a refused
+    /// bundle), in words for central's operators.
+    pub last_update_failure: Option<String>,
+}
+
+/// A release central wants the edge to run: a signed bundle of `size` bytes
+/// whose SHA-256 is `sha256`. The hash only guards the transfer; the edge
+/// installs nothing whose signature its own trusted keys do not verify.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseOffer {
+    pub version: String,
+    pub size: u64,
+    pub sha256: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +154,9 @@ pub enum CentralToEdge {
     Welcome {
         facility: FacilityId,
         head_cursor: u64,
+        /// The newest published release, when it is newer than what the
+        /// edge reported running in `Hello`.
+        release: Option<ReleaseOffer>,
     },
     Changes(ChangeBatch),
     /// `since` is older than the oldest retained tombstone: resync from 0.
@@ -133,6 +170,13 @@ pub enum CentralToEdge {
     Delivered {
         acks: Vec<DeliveryAck>,
     },
+    /// Bytes of a release bundle from `offset`: fewer than asked only at the
+    /// end of the file.
+    ReleaseChunk {
+        version: String,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -145,4 +189,6 @@ pub enum CentralError {
     Malformed(String),
     #[error("central is temporarily unable to answer: {0}")]
     Unavailable(String),
+    #[error("central has no release {0}")]
+    UnknownRelease(String),
 }

@@ -131,3 +131,17 @@ fn messaging_variants_are_appended_to_the_tablet_enums() {
     assert_eq!(body_of(&TabletRequest::DeleteDraft { id }), expected);
     assert_eq!(id.0[15], 1);
 }
+
+/// A full release chunk (the most `FetchRelease` may ask for) plus its
+/// envelope fits one central frame, so one chunk is always one frame.
+#[test]
+fn a_full_release_chunk_fits_one_central_frame() {
+    use proto::central::{CentralToEdge, MAX_RELEASE_CHUNK};
+    let chunk = CentralToEdge::ReleaseChunk {
+        version: "999.999.999".into(),
+        offset: u64::MAX,
+        bytes: vec![0xa5; MAX_RELEASE_CHUNK as usize],
+    };
+    let frame = encode_frame(&chunk, MAX_CENTRAL_FRAME).unwrap();
+    assert_eq!(decode_frame::<CentralToEdge>(&frame, MAX_CENTRAL_FRAME).unwrap(), chunk);
+}

@@ -86,6 +86,8 @@ pub struct System {
     pub tablet_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub device: PathBuf,
+    /// An `edge.toml` passed to every edge-agent command, when set.
+    pub edge_config: Option<PathBuf>,
     central: Option<Child>,
     edge: Option<Child>,
 }
@@ -100,6 +102,12 @@ impl System {
     /// central-sim seeded with the demo fixture, an edge agent synced from it,
     /// and one provisioned tablet (T-0001).
     pub fn start() -> System {
+        Self::start_with_edge_config("")
+    }
+
+    /// As [`System::start`], with `toml` as the edge's settings file (the
+    /// command-line flags for state dir and addresses still win).
+    pub fn start_with_edge_config(toml: &str) -> System {
         let dir = tempfile::tempdir().unwrap();
         let central_dir = dir.path().join("central");
         let edge_dir = dir.path().join("edge");
@@ -109,11 +117,17 @@ impl System {
             "central-sim init",
         );
         std::fs::copy(central_dir.join(format!("edge-{FACILITY}.pem")), edge_dir.join("uplink.pem")).unwrap();
+        let edge_config = (!toml.is_empty()).then(|| {
+            let path = dir.path().join("edge.toml");
+            std::fs::write(&path, toml).unwrap();
+            path
+        });
         let mut system = System {
             central_addr: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
             tablet_addr: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], free_tcp_port())),
             device: edge_dir.join("T-0001.pem"),
+            edge_config,
             central_dir,
             edge_dir,
             dir,
@@ -199,6 +213,9 @@ impl System {
 
     pub fn edge_cmd(&self) -> Command {
         let mut cmd = Command::new(bin("edge-agent"));
+        if let Some(config) = &self.edge_config {
+            cmd.arg("--config").arg(config);
+        }
         cmd.arg("--state-dir")
             .arg(&self.edge_dir)
             .args(["--tablet-listen", &self.tablet_addr.to_string()])

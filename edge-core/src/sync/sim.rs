@@ -109,13 +109,16 @@ impl CentralFeed {
     pub fn answer(&self, request: &EdgeToCentral) -> CentralToEdge {
         match request {
             EdgeToCentral::Hello { facility, .. } if *facility == self.facility => {
-                CentralToEdge::Welcome { facility: facility.clone(), head_cursor: self.head }
+                CentralToEdge::Welcome { facility: facility.clone(), head_cursor: self.head, release: None }
             }
             EdgeToCentral::Hello { facility, .. } => {
                 CentralToEdge::Error(CentralError::UnknownFacility(facility.clone()))
             }
             EdgeToCentral::Deliver { .. } => {
                 CentralToEdge::Error(CentralError::Malformed("the feed model takes no deliveries".into()))
+            }
+            EdgeToCentral::FetchRelease { version, .. } => {
+                CentralToEdge::Error(CentralError::UnknownRelease(version.clone()))
             }
             EdgeToCentral::Changes { facility, .. } if *facility != self.facility => {
                 CentralToEdge::Error(CentralError::UnknownFacility(facility.clone()))

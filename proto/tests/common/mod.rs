@@ -396,8 +396,11 @@ prop_compose! {
 
 pub fn edge_to_central() -> impl Strategy<Value = EdgeToCentral> {
     prop_oneof![
-        (facility_id(), text())
-            .prop_map(|(facility, agent_version)| EdgeToCentral::Hello { facility, agent_version }),
+        (facility_id(), text(), option::of(running_image())).prop_map(
+            |(facility, agent_version, running)| {
+                EdgeToCentral::Hello { facility, agent_version, running }
+            }
+        ),
         (facility_id(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(
             |(facility, since, limit, resync_floor)| {
                 EdgeToCentral::Changes { facility, since, limit, resync_floor }
@@ -405,7 +408,23 @@ pub fn edge_to_central() -> impl Strategy<Value = EdgeToCentral> {
         ),
         (facility_id(), small_vec(outbox_item()))
             .prop_map(|(facility, items)| EdgeToCentral::Deliver { facility, items }),
+        (facility_id(), text(), any::<u64>(), any::<u32>()).prop_map(|(facility, version, offset, len)| {
+            EdgeToCentral::FetchRelease { facility, version, offset, len }
+        }),
     ]
+}
+
+prop_compose! {
+    pub fn running_image()(version in text(), slot in text(), on_trial in any::<bool>(),
+                           last_update_failure in option::of(text())) -> RunningImage {
+        RunningImage { version, slot, on_trial, last_update_failure }
+    }
+}
+
+prop_compose! {
+    pub fn release_offer()(version in text(), size in any::<u64>(), sha256 in any::<[u8; 32]>()) -> ReleaseOffer {
+        ReleaseOffer { version, size, sha256 }
+    }
 }
 
 pub fn central_error() -> impl Strategy<Value = CentralError> {
@@ -414,18 +433,22 @@ pub fn central_error() -> impl Strategy<Value = CentralError> {
         facility_id().prop_map(CentralError::WrongFacility),
         text().prop_map(CentralError::Malformed),
         text().prop_map(CentralError::Unavailable),
+        text().prop_map(CentralError::UnknownRelease),
     ]
 }
 
 pub fn central_to_edge() -> impl Strategy<Value = CentralToEdge> {
     prop_oneof![
-        (facility_id(), any::<u64>())
-            .prop_map(|(facility, head_cursor)| CentralToEdge::Welcome { facility, head_cursor }),
+        (facility_id(), any::<u64>(), option::of(release_offer())).prop_map(
+            |(facility, head_cursor, release)| CentralToEdge::Welcome { facility, head_cursor, release }
+        ),
         change_batch().prop_map(CentralToEdge::Changes),
         any::<(u64, u64)>()
             .prop_map(|(since, oldest_valid)| CentralToEdge::CursorExpired { since, oldest_valid }),
         central_error().prop_map(CentralToEdge::Error),
         small_vec(delivery_ack()).prop_map(|acks| CentralToEdge::Delivered { acks }),
+        (text(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..64))
+            .prop_map(|(version, offset, bytes)| CentralToEdge::ReleaseChunk { version, offset, bytes }),
     ]
 }
 
@@ -750,9 +773,13 @@ pub fn every_variant_has_a_strategy(
     match e { ServerEvent::SessionEnded { .. } | ServerEvent::LockdownChanged { .. } | ServerEvent::MailChanged { .. } => {} }
     match f { CallDecision::Allowed { .. } | CallDecision::Denied(_) => {} }
     match g { Availability::Available | Availability::Unavailable(_) => {} }
-    match h { EdgeToCentral::Hello { .. } | EdgeToCentral::Changes { .. } | EdgeToCentral::Deliver { .. } => {} }
+    use EdgeToCentral as Ec;
+    match h { Ec::Hello { .. } | Ec::Changes { .. } | Ec::Deliver { .. } | Ec::FetchRelease { .. } => {} }
     use CentralToEdge as C;
-    match i { C::Welcome { .. } | C::Changes(_) | C::CursorExpired { .. } | C::Error(_) | C::Delivered { .. } => {} }
+    match i {
+        C::Welcome { .. } | C::Changes(_) | C::CursorExpired { .. } | C::Error(_) | C::Delivered { .. }
+        | C::ReleaseChunk { .. } => {}
+    }
     use Entity as En;
     match j {
         En::Facility(_) | En::Unit(_) | En::Resident(_) | En::Contact(_) | En::Block(_) | En::Privileged(_)
@@ -766,7 +793,10 @@ pub fn every_variant_has_a_strategy(
     }
     match l { Change::Upsert(_) | Change::Delete(_) => {} }
     use CentralError as Ce;
-    match m { Ce::UnknownFacility(_) | Ce::WrongFacility(_) | Ce::Malformed(_) | Ce::Unavailable(_) => {} }
+    match m {
+        Ce::UnknownFacility(_) | Ce::WrongFacility(_) | Ce::Malformed(_) | Ce::Unavailable(_)
+        | Ce::UnknownRelease(_) => {}
+    }
     use SessionEndReason as S;
     match n { S::LoggedOut | S::LoggedInElsewhere | S::DeviceDisconnected | S::ResidentInactive => {} }
     match o { LimitedBy::CallLength | LimitedBy::CallingWindow | LimitedBy::Balance | LimitedBy::PeriodicCap => {} }
