@@ -168,7 +168,7 @@ printf 'root:*::\n' > "$ROOT/etc/gshadow"
 systemd-sysusers --root="$ROOT" >&2
 systemctl --root="$ROOT" set-default multi-user.target >&2
 systemctl --root="$ROOT" enable systemd-networkd.service edge-agent.service facility-firstboot.service \
-  facility-health.service >&2
+  facility-health.service facility-update.path >&2
 # No logins anywhere: no getty on the serial console or VTs, no emergency shell.
 systemctl --root="$ROOT" mask getty.target serial-getty@.service getty@.service console-getty.service \
   systemd-firstboot.service emergency.service rescue.service emergency.target rescue.target \

@@ -49,6 +49,9 @@ pub struct Config {
     /// Cap on the update download rate (bytes per second, 0: none), so an
     /// update does not crowd out calls on a thin facility uplink.
     pub update_max_bytes_per_sec: u64,
+    /// How long the boot health check waits for the agent to answer before a
+    /// slot on trial is declared bad (each failed try costs one boot).
+    pub health_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             cmdline_path: PathBuf::from("/proc/cmdline"),
             update_check_secs: 300,
             update_max_bytes_per_sec: 0,
+            health_timeout_secs: 90,
         }
     }
 }

@@ -72,8 +72,9 @@ enum Command {
     /// Boot health check: waits for the agent to answer. Fails only when the
     /// running slot is on trial, so an update that does not come up is rolled back.
     Health {
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
+        /// Seconds to wait (default: `health_timeout_secs` from the config).
+        #[arg(long)]
+        timeout: Option<u64>,
         /// Where the ESP is mounted (boot entries with their try counters).
         #[arg(long, default_value = "/efi")]
         esp: PathBuf,
@@ -185,7 +186,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(path) if !path.exists() => None,
             path => Some(Config::load(path)?),
         };
-        return Ok(health(config.as_ref(), std::time::Duration::from_secs(*timeout), esp));
+        let timeout = timeout.or(config.as_ref().map(|c| c.health_timeout_secs)).unwrap_or(90);
+        return Ok(health(config.as_ref(), std::time::Duration::from_secs(timeout), esp));
     }
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(dir) = cli.state_dir {

@@ -160,7 +160,8 @@ impl Kit {
             format!(
                 "facility = \"{FACILITY}\"\ntablet_listen = \"0.0.0.0:{GUEST_TABLET_PORT}\"\n\
                  server_names = [\"localhost\", \"127.0.0.1\"]\n\
-                 central_addr = \"{HOST_FROM_GUEST}:{port}\"\ncentral_server_name = \"localhost\"\n"
+                 central_addr = \"{HOST_FROM_GUEST}:{port}\"\ncentral_server_name = \"localhost\"\n\
+                 update_check_secs = 5\nhealth_timeout_secs = 30\n"
             ),
         )
         .unwrap();

@@ -203,3 +203,91 @@ fn the_edge_image_provisions_serves_tablets_and_loses_nothing_to_power_cuts() {
         assert!(state.is_some_and(|s| s != "Queued"), "{id} still {state:?} on the box");
     }
 }
+
+/// `central-sim admin edges`: what the box last said it runs.
+fn edge_report(central: &Central) -> Value {
+    let edges = central.admin(&["edges"]);
+    edges.last()["edges"].as_array().and_then(|e| e.first()).cloned().unwrap_or(Value::Null)
+}
+
+fn wait_report(
+    central: &Central,
+    vm: &EdgeVm,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let report = edge_report(central);
+        if pred(&report) {
+            return report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: never reported; last report {report}\nconsole:\n{}",
+            tail(&vm.console(), 80)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_bad_update_falls_back_to_slot_a_and_a_good_one_is_confirmed_in_slot_b() {
+    let base = EdgeImage::built(env!("CARGO_PKG_VERSION"));
+    let broken = EdgeImage::built("0.1.1-broken-agent");
+    let good = EdgeImage::built("0.1.2");
+    let dir = tempfile::tempdir().unwrap();
+    let mut central = Central::init(&dir.path().join("central"));
+    open_all_day(&central, "A");
+    central.start();
+    let kit = Kit::prepare(dir.path(), &central, &["T-0001"]);
+    let device = kit.devices["T-0001"].clone();
+    let mut vm = EdgeVm::create(&dir.path().join("vm"), &base, &kit);
+    let (_, ready) = vm.boot(BOOT_LIMIT);
+    assert!(ready.contains("slot=a") && ready.contains(&format!("version={}", base.version())), "{ready}");
+    wait_report(&central, &vm, "the base image", Duration::from_secs(60), |r| r["version"] == base.version());
+    let before =
+        tablet(&vm, &device, &["message", "send", "--contact", "1", "--subject", "before", "--body", "x"]);
+    let before_id = before.last().pointer("/ok/MessageQueued/id").map(hex_id).expect("message queued");
+
+    // A validly signed update whose agent never comes up: installed into slot b,
+    // it fails its boot checks until systemd-boot's tries run out, and the box
+    // is back on slot a with the failure reported.
+    central.admin(&["publish-release", &broken.release_file("bundle").display().to_string()]);
+    let fell_back = wait_report(&central, &vm, "the fallback", Duration::from_secs(600), |r| {
+        r["slot"] == "a" && r["last_update_failure"].as_str().is_some_and(|f| f.contains("0.1.1"))
+    });
+    assert_eq!(fell_back["version"], base.version(), "{fell_back}");
+    let console = vm.console_since_power_on();
+    assert!(
+        console.contains("FACILITY-EDGE UNHEALTHY slot=b version=0.1.1 trial=true"),
+        "{}",
+        tail(&console, 80)
+    );
+    let after_fallback = console.rfind("FACILITY-EDGE READY slot=a").expect("ready on slot a again");
+    assert!(after_fallback > console.rfind("UNHEALTHY").unwrap_or(0));
+
+    // A good update: slot b, confirmed by the health check, reported by the box.
+    central.admin(&["publish-release", &good.release_file("bundle").display().to_string()]);
+    let confirmed = wait_report(&central, &vm, "the good update", Duration::from_secs(400), |r| {
+        r["version"] == good.version() && r["slot"] == "b" && r["on_trial"] == false
+    });
+    eprintln!("confirmed: {confirmed}");
+    let console = vm.console_since_power_on();
+    assert!(console.contains("FACILITY-EDGE READY slot=b version=0.1.2"), "{}", tail(&console, 60));
+
+    // The data partition came through both updates: the earlier message is
+    // still on the box (or already at central), and the box still serves.
+    let on_box: BTreeSet<String> = sent_states(&vm, &device).into_iter().map(|(id, _)| id).collect();
+    assert!(on_box.contains(&before_id) || central_mail(&central).contains(&before_id));
+    let call = tablet_until(&vm, &device, &["call", "--contact", "1", "--kind", "voice"], BOOT_LIMIT, |v| {
+        mentions(v, "Allowed")
+    });
+    assert!(mentions(&call, "Allowed"));
+
+    // Power cut on the confirmed slot: it boots b again, not a.
+    vm.power_cut();
+    let (_, ready) = vm.boot(BOOT_LIMIT);
+    assert!(ready.contains("slot=b") && ready.contains("trial=false"), "{ready}");
+}
