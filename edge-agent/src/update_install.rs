@@ -175,6 +175,7 @@ fn try_install(config: &Config, args: &InstallArgs) -> Result<(Slot, PathBuf, St
     .map_err(|error| match error {
         // A payload that does not match its signed hashes is the bundle's fault.
         e @ (BundleError::BlockHashMismatch { .. }
+        | BundleError::BlockDecode { .. }
         | BundleError::ImageHashMismatch { .. }
         | BundleError::Truncated(_)
         | BundleError::TrailingData { .. }) => InstallError::Bundle(e),

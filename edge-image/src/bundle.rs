@@ -1,10 +1,12 @@
 //! Signed update bundles and their streaming install into the inactive slot.
 //!
 //! Layout: `FEBUNDLE` | format u8 | manifest length u32 BE | manifest JSON |
-//! ed25519 signature (64 bytes) over everything before it | payload (the images,
-//! concatenated in manifest order). The payload is not signed directly: the signed
-//! manifest carries a sha256 per block, so every block is checked before it is
-//! written anywhere and a bundle never has to be read twice.
+//! ed25519 signature (64 bytes) over everything before it | payload (the images'
+//! blocks, concatenated in manifest order, each stored zstd-compressed or raw).
+//! The payload is not signed directly: the signed manifest carries, per block, the
+//! sha256 of the uncompressed block and how many bytes it takes in the payload, so
+//! every block is located, decompressed (bounded) and checked before it is written
+//! anywhere, and a bundle never has to be read twice.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -19,7 +21,13 @@ use crate::slots::{EntryName, InstallPlan, Slot};
 use crate::version::Version;
 
 pub const MAGIC: &[u8; 8] = b"FEBUNDLE";
-pub const FORMAT: u8 = 1;
+/// 2: blocks are compressed one by one (format 1 stored them raw; it never shipped
+/// and is not read).
+pub const FORMAT: u8 = 2;
+/// zstd level for payload blocks. 10 is where, on our rootfs and arm64 kernel,
+/// higher levels stop paying for their build time; decompression speed on the box
+/// does not depend on it.
+pub const ZSTD_LEVEL: i32 = 10;
 /// Upper bound on the manifest, checked before allocating for it. A 16 GiB rootfs
 /// in 1 MiB blocks needs about 1.1 MB of hashes, so 4 MiB leaves room.
 pub const MAX_MANIFEST_LEN: u32 = 4 << 20;
@@ -77,9 +85,49 @@ impl std::str::FromStr for ImageName {
 #[serde(deny_unknown_fields)]
 pub struct ImageEntry {
     pub name: ImageName,
+    /// Uncompressed size.
     pub size: u64,
+    /// sha256 of the uncompressed image.
     pub sha256: String,
+    /// sha256 of each uncompressed block.
     pub block_sha256: Vec<String>,
+    /// How each block is stored in the payload, parallel to `block_sha256`.
+    pub block_stored: Vec<StoredBlock>,
+}
+
+impl ImageEntry {
+    /// Bytes the image takes in the payload.
+    pub fn stored_len(&self) -> u64 {
+        self.block_stored.iter().map(|b| u64::from(b.len())).sum()
+    }
+}
+
+/// How one block sits in the payload, with its length there. Serialized as
+/// `{"zstd": 1234}` or `{"raw": 1048576}`. Being in the signed manifest, the
+/// lengths are authenticated: a reader can seek to any block without trusting the
+/// payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoredBlock {
+    /// The block's bytes as they are, because compression did not make them
+    /// smaller. The length always equals the block's.
+    Raw(u32),
+    /// One zstd frame that declares its decompressed size; always shorter than
+    /// the block.
+    Zstd(u32),
+}
+
+impl StoredBlock {
+    pub fn len(self) -> u32 {
+        match self {
+            StoredBlock::Raw(n) | StoredBlock::Zstd(n) => n,
+        }
+    }
+
+    /// Never true for a valid manifest; here because clippy pairs it with `len`.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,7 +146,13 @@ impl Manifest {
         self.images.iter().find(|i| i.name == name)
     }
 
+    /// Bytes of payload in the bundle file (compressed where that helped).
     pub fn payload_len(&self) -> u64 {
+        self.images.iter().map(ImageEntry::stored_len).sum()
+    }
+
+    /// Bytes the images take once installed (uncompressed).
+    pub fn images_len(&self) -> u64 {
         self.images.iter().map(|i| i.size).sum()
     }
 
@@ -130,6 +184,29 @@ impl Manifest {
                     img.block_sha256.len(),
                     img.size
                 ));
+            }
+            if img.block_stored.len() != img.block_sha256.len() {
+                return Err(format!(
+                    "image {}: {} stored block lengths for {} block hashes",
+                    img.name,
+                    img.block_stored.len(),
+                    img.block_sha256.len()
+                ));
+            }
+            for (i, stored) in img.block_stored.iter().enumerate() {
+                let n = (img.size - i as u64 * u64::from(bs)).min(u64::from(bs));
+                // Raw is exactly the block; zstd is only kept when it is smaller.
+                // Both bound the read of a stored block to block_size.
+                let ok = match *stored {
+                    StoredBlock::Raw(l) => u64::from(l) == n,
+                    StoredBlock::Zstd(l) => l > 0 && u64::from(l) < n,
+                };
+                if !ok {
+                    return Err(format!(
+                        "image {}: block {i} of {n} bytes cannot be stored as {stored:?}",
+                        img.name
+                    ));
+                }
             }
             let sha256 = decode_hash(&img.sha256)
                 .ok_or_else(|| format!("image {}: sha256 is not 64 hex digits", img.name))?;
@@ -164,7 +241,10 @@ pub enum BundleError {
     Io { context: String, source: io::Error },
     #[error("{0}: not a Facility Edge bundle (bad magic)")]
     NotABundle(PathBuf),
-    #[error("bundle format {found} is not supported (this build reads format {FORMAT})")]
+    #[error(
+        "bundle format {found} is not supported (this build reads only format {FORMAT}, \
+         with zstd-compressed blocks; rebuild the bundle with a current facility-flash)"
+    )]
     UnsupportedFormat { found: u8 },
     #[error("bundle is unsigned (all-zero signature)")]
     Unsigned,
@@ -184,6 +264,11 @@ pub enum BundleError {
     Incompatible { expected: String, found: String },
     #[error("block {block} of {image}: hash mismatch")]
     BlockHashMismatch { image: ImageName, block: u64 },
+    /// A stored block that does not decompress to what the signed manifest says
+    /// (corrupt data, a frame of the wrong length, a block too large). Like a hash
+    /// mismatch, nothing of the block has been written.
+    #[error("block {block} of {image}: {reason}")]
+    BlockDecode { image: ImageName, block: u64, reason: BlockDecodeError },
     #[error("{image}: whole-image hash mismatch")]
     ImageHashMismatch { image: ImageName },
     #[error("install plan is for version {plan}, but the bundle holds {bundle}")]
@@ -196,6 +281,21 @@ pub enum BundleError {
     BadOptions,
     #[error("input {image} ({path}) changed while the bundle was written")]
     InputChanged { image: ImageName, path: PathBuf },
+}
+
+/// Why a stored zstd block was refused before its hash was even checked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockDecodeError {
+    #[error("not a valid zstd frame: {0}")]
+    Corrupt(String),
+    #[error("the manifest stores {stored} bytes but the zstd frame in them is {frame} bytes")]
+    StoredLength { stored: u32, frame: u64 },
+    #[error("zstd frame does not declare its decompressed size")]
+    NoContentSize,
+    #[error("decompresses to {size} bytes, over the block size of {limit}")]
+    TooLarge { size: u64, limit: u32 },
+    #[error("decompresses to {found} bytes, the manifest implies {expected}")]
+    Length { expected: u64, found: u64 },
 }
 
 fn io_ctx(context: impl std::fmt::Display) -> impl FnOnce(io::Error) -> BundleError {
@@ -269,12 +369,27 @@ impl BundleBuilder {
 
     /// Writes the bundle to `out` (through `out.tmp` and a rename, so a failed build
     /// leaves no half bundle under the final name) and returns its manifest.
+    ///
+    /// Each input is read once: its blocks are hashed and compressed into
+    /// `out.payload.tmp`, because the stored lengths must be in the signed
+    /// manifest, which precedes the payload.
     pub fn write(mut self, out: &Path, key: &SigningKey) -> Result<Manifest, BundleError> {
         self.images.sort_by_key(|(n, _)| *n);
         let bs = self.block_size;
+        let tmp = TempFile(sibling(out, ".tmp"));
+        let payload_tmp = TempFile(sibling(out, ".payload.tmp"));
+        let mut payload = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&payload_tmp.0)
+            .map_err(io_ctx(payload_tmp.0.display()))?;
+        let mut compressor =
+            zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(io_ctx("setting up zstd compression"))?;
         let mut entries = Vec::new();
         for (name, path) in &self.images {
-            entries.push(hash_image(*name, path, bs)?);
+            entries.push(pack_image(*name, path, bs, &mut compressor, &mut payload, &payload_tmp.0)?);
         }
         let manifest = Manifest {
             product: PRODUCT.to_owned(),
@@ -284,57 +399,125 @@ impl BundleBuilder {
             images: entries,
         };
         manifest.validate().map_err(BundleError::BadManifest)?;
-        let json = serde_json::to_vec(&manifest).map_err(|e| BundleError::BadManifest(e.to_string()))?;
-        let len = u32::try_from(json.len())
-            .ok()
-            .filter(|l| *l <= MAX_MANIFEST_LEN)
-            .ok_or(BundleError::ManifestTooLarge { len: u32::try_from(json.len()).unwrap_or(u32::MAX) })?;
-        let mut header = Vec::with_capacity(json.len() + 13 + 64);
-        header.extend_from_slice(MAGIC);
-        header.push(FORMAT);
-        header.extend_from_slice(&len.to_be_bytes());
-        header.extend_from_slice(&json);
-        let sig = key.sign(&header);
-        header.extend_from_slice(&sig.to_bytes());
+        let header = signed_header(&manifest, key)?;
 
-        let mut tmp_name = out.as_os_str().to_owned();
-        tmp_name.push(".tmp");
-        let tmp = PathBuf::from(tmp_name);
-        let mut f = File::create(&tmp).map_err(io_ctx(tmp.display()))?;
-        f.write_all(&header).map_err(io_ctx(tmp.display()))?;
-        for ((name, path), entry) in self.images.iter().zip(&manifest.images) {
-            let src = File::open(path).map_err(io_ctx(path.display()))?;
-            let copied = io::copy(&mut src.take(entry.size), &mut f).map_err(io_ctx(tmp.display()))?;
-            if copied != entry.size {
-                return Err(BundleError::InputChanged { image: *name, path: path.clone() });
-            }
+        let mut f = File::create(&tmp.0).map_err(io_ctx(tmp.0.display()))?;
+        f.write_all(&header).map_err(io_ctx(tmp.0.display()))?;
+        payload.seek(SeekFrom::Start(0)).map_err(io_ctx(payload_tmp.0.display()))?;
+        let copied = io::copy(&mut payload, &mut f).map_err(io_ctx(tmp.0.display()))?;
+        if copied != manifest.payload_len() {
+            // Only another process writing to our temp file gets here.
+            return Err(BundleError::Io {
+                context: format!("{}: changed while the bundle was written", payload_tmp.0.display()),
+                source: io::Error::other("payload length differs from the manifest"),
+            });
         }
-        f.sync_all().map_err(io_ctx(tmp.display()))?;
-        fs::rename(&tmp, out).map_err(io_ctx(out.display()))?;
-        tracing::info!(bundle = %out.display(), version = %manifest.version, "bundle written");
+        f.sync_all().map_err(io_ctx(tmp.0.display()))?;
+        fs::rename(&tmp.0, out).map_err(io_ctx(out.display()))?;
+        tracing::info!(
+            bundle = %out.display(),
+            version = %manifest.version,
+            images = manifest.images_len(),
+            payload = manifest.payload_len(),
+            "bundle written"
+        );
         Ok(manifest)
     }
 }
 
-fn hash_image(name: ImageName, path: &Path, bs: u32) -> Result<ImageEntry, BundleError> {
+/// `path` with `suffix` appended to its file name.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A build's temp file, removed when the build ends, failed or not (after the
+/// final rename there is nothing left to remove, and the error is ignored).
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// Magic, format, manifest length and manifest, followed by their signature.
+fn signed_header(manifest: &Manifest, key: &SigningKey) -> Result<Vec<u8>, BundleError> {
+    let json = serde_json::to_vec(manifest).map_err(|e| BundleError::BadManifest(e.to_string()))?;
+    let len = u32::try_from(json.len())
+        .ok()
+        .filter(|l| *l <= MAX_MANIFEST_LEN)
+        .ok_or(BundleError::ManifestTooLarge { len: u32::try_from(json.len()).unwrap_or(u32::MAX) })?;
+    let mut header = Vec::with_capacity(json.len() + 13 + 64);
+    header.extend_from_slice(MAGIC);
+    header.push(FORMAT);
+    header.extend_from_slice(&len.to_be_bytes());
+    header.extend_from_slice(&json);
+    let sig = key.sign(&header);
+    header.extend_from_slice(&sig.to_bytes());
+    Ok(header)
+}
+
+/// Reads the image at `path` once, block by block: hashes each block and appends
+/// it to `payload` compressed, or raw where zstd does not make it smaller
+/// (already compressed data, like a gzip initrd).
+fn pack_image(
+    name: ImageName,
+    path: &Path,
+    bs: u32,
+    compressor: &mut zstd::bulk::Compressor<'_>,
+    payload: &mut File,
+    payload_path: &Path,
+) -> Result<ImageEntry, BundleError> {
     let mut f = File::open(path).map_err(io_ctx(path.display()))?;
+    let len_before = f.metadata().map_err(io_ctx(path.display()))?.len();
     let mut buf = vec![0u8; bs as usize];
+    let mut packed = Vec::with_capacity(zstd::zstd_safe::compress_bound(bs as usize));
     let mut whole = Sha256::new();
     let mut blocks = Vec::new();
+    let mut stored = Vec::new();
     let mut size = 0u64;
     loop {
         let n = read_full(&mut f, &mut buf).map_err(io_ctx(path.display()))?;
         if n == 0 {
             break;
         }
-        whole.update(&buf[..n]);
-        blocks.push(hex::encode(Sha256::digest(&buf[..n])));
+        let block = &buf[..n];
+        whole.update(block);
+        blocks.push(hex::encode(Sha256::digest(block)));
+        packed.clear();
+        compressor.compress_to_buffer(block, &mut packed).map_err(io_ctx(format!(
+            "compressing block {} of {}",
+            blocks.len() - 1,
+            path.display()
+        )))?;
+        // Both lengths are below block_size (<= 16 MiB), so they fit in u32.
+        let (bytes, how) = if packed.len() < n {
+            (&packed[..], StoredBlock::Zstd(packed.len() as u32))
+        } else {
+            (block, StoredBlock::Raw(n as u32))
+        };
+        payload.write_all(bytes).map_err(io_ctx(payload_path.display()))?;
+        stored.push(how);
         size += n as u64;
         if n < buf.len() {
             break;
         }
     }
-    Ok(ImageEntry { name, size, sha256: hex::encode(whole.finalize()), block_sha256: blocks })
+    // A regular file that grows or shrinks under us would give a bundle of a
+    // state that never existed on disk.
+    let meta = f.metadata().map_err(io_ctx(path.display()))?;
+    if meta.is_file() && (size != len_before || meta.len() != len_before) {
+        return Err(BundleError::InputChanged { image: name, path: path.to_owned() });
+    }
+    Ok(ImageEntry {
+        name,
+        size,
+        sha256: hex::encode(whole.finalize()),
+        block_sha256: blocks,
+        block_stored: stored,
+    })
 }
 
 /// Reads until `buf` is full or EOF; returns the count.
@@ -488,21 +671,35 @@ fn stream_verified(
     sink: &mut dyn BlockSink,
 ) -> Result<(), BundleError> {
     let m = &header.manifest;
-    let total = m.payload_len();
+    let total = m.images_len();
     let mut done = 0u64;
     f.seek(SeekFrom::Start(header.payload_offset)).map_err(io_ctx("seeking to bundle payload"))?;
+    // Both buffers are block_size: validate() bounds every stored length by its
+    // block, and decompression never writes past the block's length.
+    let mut stored = vec![0u8; m.block_size as usize];
     let mut buf = vec![0u8; m.block_size as usize];
+    let mut decompressor = zstd::bulk::Decompressor::new().map_err(io_ctx("setting up zstd"))?;
     for (idx, (img, dec)) in m.images.iter().zip(&header.decoded).enumerate() {
         let mut whole = Sha256::new();
         let mut offset = 0u64;
-        for (block, expected) in dec.blocks.iter().enumerate() {
+        for (block, (expected, how)) in dec.blocks.iter().zip(&img.block_stored).enumerate() {
             let n = (img.size - offset).min(u64::from(m.block_size)) as usize;
-            f.read_exact(&mut buf[..n]).map_err(read_ctx("payload"))?;
-            if Sha256::digest(&buf[..n]).as_slice() != expected {
+            let src = &mut stored[..how.len() as usize];
+            f.read_exact(src).map_err(read_ctx("payload"))?;
+            let data = match how {
+                StoredBlock::Raw(_) => &src[..],
+                StoredBlock::Zstd(_) => {
+                    decompress_block(&mut decompressor, src, &mut buf[..n], m.block_size).map_err(
+                        |reason| BundleError::BlockDecode { image: img.name, block: block as u64, reason },
+                    )?;
+                    &buf[..n]
+                }
+            };
+            if Sha256::digest(data).as_slice() != expected {
                 return Err(BundleError::BlockHashMismatch { image: img.name, block: block as u64 });
             }
-            whole.update(&buf[..n]);
-            sink.block(idx, offset, &buf[..n])?;
+            whole.update(data);
+            sink.block(idx, offset, data)?;
             offset += n as u64;
             done += n as u64;
             progress(done, total);
@@ -511,6 +708,49 @@ fn stream_verified(
             return Err(BundleError::ImageHashMismatch { image: img.name });
         }
         sink.image_done(idx)?;
+    }
+    Ok(())
+}
+
+/// Decompresses one stored block into `out`, which is exactly as long as the
+/// manifest says the block is. The frame's declared size is checked before any
+/// decoding, and the one-shot API never writes past `out`, so a frame that
+/// would expand beyond the block (a zstd bomb) costs no memory or time.
+fn decompress_block(
+    d: &mut zstd::bulk::Decompressor<'_>,
+    src: &[u8],
+    out: &mut [u8],
+    block_size: u32,
+) -> Result<(), BlockDecodeError> {
+    use zstd::zstd_safe;
+    let corrupt = |e: &dyn std::fmt::Display| BlockDecodeError::Corrupt(e.to_string());
+    // One frame filling the stored bytes exactly: the stored length is signed, so
+    // a mismatch means a bad builder or a bad payload, and either is refused here
+    // rather than as garbage at the next block.
+    let frame = zstd_safe::find_frame_compressed_size(src)
+        .map_err(|code| corrupt(&zstd_safe::get_error_name(code)))?;
+    if frame != src.len() {
+        return Err(BlockDecodeError::StoredLength { stored: src.len() as u32, frame: frame as u64 });
+    }
+    // Our builder always declares the size; a frame without it could only be
+    // bounded by decoding it, so it is refused.
+    let size = match zstd_safe::get_frame_content_size(src) {
+        Ok(Some(size)) => size,
+        Ok(None) => return Err(BlockDecodeError::NoContentSize),
+        Err(e) => return Err(corrupt(&format!("{e:?}"))),
+    };
+    if size > u64::from(block_size) {
+        return Err(BlockDecodeError::TooLarge { size, limit: block_size });
+    }
+    let expected = out.len() as u64;
+    if size != expected {
+        return Err(BlockDecodeError::Length { expected, found: size });
+    }
+    let n = d.decompress_to_buffer(src, out).map_err(|e| corrupt(&e))?;
+    // zstd itself checks the output against the declared size; this is the
+    // manifest's side of the same rule.
+    if n as u64 != expected {
+        return Err(BlockDecodeError::Length { expected, found: n as u64 });
     }
     Ok(())
 }
@@ -794,11 +1034,18 @@ mod tests {
 
     #[test]
     fn manifest_validation_names_the_problem() {
-        let img = |name, size, n| ImageEntry {
+        let img = |name, size: u64, n| ImageEntry {
             name,
             size,
             sha256: "00".repeat(32),
             block_sha256: vec!["11".repeat(32); n],
+            // Full blocks compressed, a short last block raw.
+            block_stored: (0..n as u64)
+                .map(|i| match size - i * 4096 {
+                    rest if rest >= 4096 => StoredBlock::Zstd(100),
+                    rest => StoredBlock::Raw(rest as u32),
+                })
+                .collect(),
         };
         let mut m = Manifest {
             product: PRODUCT.into(),
@@ -812,9 +1059,23 @@ mod tests {
             ],
         };
         assert!(m.validate().is_ok());
+        // Stored lengths the payload could not honestly hold.
+        for bad in [StoredBlock::Raw(4095), StoredBlock::Zstd(4096), StoredBlock::Zstd(0)] {
+            let mut m = m.clone();
+            m.images[0].block_stored[0] = bad;
+            let err = m.validate().unwrap_err();
+            assert!(err.contains("rootfs: block 0 of 4096 bytes cannot be stored as"), "{err}");
+        }
+        let mut short = m.clone();
+        short.images[2].block_stored.clear();
+        assert!(short.validate().unwrap_err().contains("initrd: 0 stored block lengths for 1 block hashes"));
+        assert_eq!(m.payload_len(), 100 + 1 + 1);
+        assert_eq!(m.images_len(), 4097 + 1);
         m.images[0].block_sha256.pop();
         assert!(m.validate().unwrap_err().contains("rootfs: 1 block hashes"));
+        m.images[0].block_stored.pop();
         m.images[0].block_sha256.push("zz".into());
+        m.images[0].block_stored.push(StoredBlock::Raw(1));
         assert!(m.validate().unwrap_err().contains("block 1 hash"));
         m.images.pop();
         assert!(m.validate().unwrap_err().contains("initrd appears 0 times"));

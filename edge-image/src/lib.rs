@@ -21,7 +21,8 @@ pub mod version;
 pub use bmap::{create_bmap, find_bmap, Bmap, BmapError, BmapRange};
 pub use bundle::{
     entry_text, install, open_bundle, read_boot_state, read_manifest_unverified, verify_bundle, write_bundle,
-    BundleBuilder, BundleError, ImageEntry, ImageName, Installed, Manifest, SlotTarget, VerifiedHeader,
+    BlockDecodeError, BundleBuilder, BundleError, ImageEntry, ImageName, Installed, Manifest, SlotTarget,
+    StoredBlock, VerifiedHeader,
 };
 pub use flash::{
     check_device_free, check_size, prepare_flash, verify_mapped, write_mapped, FlashError, FlashJob,

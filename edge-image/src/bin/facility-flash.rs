@@ -197,10 +197,11 @@ fn bundle(cmd: BundleCmd) -> Result<()> {
                 .image(ImageName::Rootfs, &rootfs)
                 .write(&output, &sk)?;
             eprintln!(
-                "wrote {} ({} {}, {} payload)",
+                "wrote {} ({} {}, {} of images in {} of payload)",
                 output.display(),
                 m.compatible,
                 m.version,
+                human(m.images_len()),
                 human(m.payload_len())
             );
         }
