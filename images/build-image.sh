@@ -56,7 +56,7 @@ APT=(apt-get -q -oAPT::Architecture=arm64 -oAPT::Architectures=arm64
   -oDebug::NoLocking=1)
 if [ -z "$(find "$APT_DIR/lists" -name '*_Packages' -mmin -1440 2>/dev/null | head -1)" ]; then
   log "refreshing arm64 package lists"
-  "${APT[@]}" update >&2
+  "${APT[@]}" update >> "$CACHE/apt.log" 2>&1 || { log "apt-get update failed, see $CACHE/apt.log"; exit 1; }
 fi
 closure() { "${APT[@]}" -s install --no-install-recommends "$@" | awk '/^Inst /{print $2}'; }
 # shellcheck disable=SC2086
@@ -64,7 +64,8 @@ ROOT_CLOSURE=$(closure $ROOT_PACKAGES)
 # shellcheck disable=SC2086
 BOOT_CLOSURE=$(closure $BOOT_PACKAGES | grep -E '^(linux-image-[0-9].*|systemd-boot-efi|busybox-static)$')
 # shellcheck disable=SC2086
-"${APT[@]}" -y -d install --no-install-recommends $ROOT_PACKAGES $BOOT_PACKAGES >&2
+"${APT[@]}" -y -d install --no-install-recommends $ROOT_PACKAGES $BOOT_PACKAGES >> "$CACHE/apt.log" 2>&1 ||
+  { log "downloading packages failed, see $CACHE/apt.log"; exit 1; }
 deb_of() { ls "$APT_DIR"/archives/"$1"_*_arm64.deb "$APT_DIR"/archives/"$1"_*_all.deb 2>/dev/null | head -1; }
 
 WORK=$OUT/work

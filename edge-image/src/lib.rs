@@ -14,6 +14,7 @@ pub mod bmap;
 pub mod bundle;
 pub mod flash;
 pub mod keys;
+pub mod provision;
 pub mod slots;
 pub mod sums;
 pub mod version;

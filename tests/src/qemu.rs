@@ -54,10 +54,6 @@ impl EdgeImage {
         EdgeImage { dir, layout }
     }
 
-    fn mib(&self, key: &str) -> u64 {
-        self.layout.get(key).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("layout.env has no {key}"))
-    }
-
     pub fn version(&self) -> &str {
         &self.layout["IMAGE_VERSION"]
     }
@@ -185,35 +181,23 @@ impl EdgeVm {
     /// as facility IT would before the first power-on.
     pub fn create(dir: &Path, image: &EdgeImage, kit: &Kit) -> EdgeVm {
         std::fs::create_dir_all(dir).unwrap();
+        // A blank "eMMC" of the image's size, flashed the way facility IT does:
+        // facility-flash with the release's .img.zst, .bmap and signed
+        // SHA256SUMS, and the provisioning kit written to the data partition.
         let disk = dir.join("disk.img");
-        run(
-            Command::new("cp").arg("--sparse=always").arg(image.dir.join("disk.img")).arg(&disk),
-            "copying disk",
-        );
+        let size = std::fs::metadata(image.dir.join("disk.img")).expect("disk.img").len();
+        std::fs::File::create(&disk).and_then(|f| f.set_len(size)).unwrap();
         std::fs::copy(UEFI_VARS, dir.join("vars.fd")).unwrap();
-
-        let data = dir.join("data-root");
-        std::fs::create_dir_all(data.join("edge")).unwrap();
-        run(Command::new("cp").arg("-a").arg(&kit.dir).arg(data.join("provision")), "copying the kit");
-        let uid = std::fs::read_to_string(image.dir.join("edge-uid")).unwrap();
-        let uid: u32 = uid.trim().parse().unwrap();
-        std::os::unix::fs::chown(data.join("edge"), Some(uid), Some(uid)).unwrap();
-        let data_img = dir.join("data.ext4");
         run(
-            Command::new("mkfs.ext4")
-                .args(["-q", "-F", "-L", "data", "-d"])
-                .arg(&data)
-                .arg(&data_img)
-                .arg(format!("{}M", image.mib("DATA_MIB"))),
-            "mkfs.ext4 data",
-        );
-        run(
-            Command::new("dd")
-                .arg(format!("if={}", data_img.display()))
-                .arg(format!("of={}", disk.display()))
-                .args(["bs=1M", "conv=notrunc,sparse", "status=none"])
-                .arg(format!("seek={}", image.mib("DATA_OFFSET_MIB"))),
-            "writing the data partition",
+            Command::new(bin("facility-flash"))
+                .arg(image.release_file("img.zst"))
+                .arg(&disk)
+                .arg("--yes")
+                .arg("--release-key")
+                .arg(image.release_public_key())
+                .arg("--kit")
+                .arg(&kit.dir),
+            "facility-flash",
         );
         EdgeVm {
             dir: dir.to_path_buf(),

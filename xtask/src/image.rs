@@ -32,6 +32,7 @@ pub const IMAGE_PACKAGES: &[&str] = &[
     "debian-archive-keyring",
     "qemu-system-arm",
     "qemu-efi-aarch64",
+    "binutils-aarch64-linux-gnu",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -48,17 +49,6 @@ pub enum Fault {
     BrokenAgent,
 }
 
-pub struct Built {
-    pub dir: PathBuf,
-    pub version: String,
-}
-
-impl Built {
-    pub fn disk(&self) -> PathBuf {
-        self.dir.join("disk.img")
-    }
-}
-
 pub fn output_dir(kind: Kind, version: &str, fault: Option<Fault>) -> PathBuf {
     let name = match fault {
         None => version.to_string(),
@@ -67,9 +57,25 @@ pub fn output_dir(kind: Kind, version: &str, fault: Option<Fault>) -> PathBuf {
     root().join("target").join("images").join(format!("{kind:?}").to_lowercase()).join(name)
 }
 
+/// The images the QEMU tier boots: the release under test, an update that
+/// does not come up (the rollback scenario) and a newer good one.
+pub fn build_test_images() -> anyhow::Result<()> {
+    let version = env!("CARGO_PKG_VERSION");
+    build(Kind::Edge, version, None)?;
+    build(Kind::Edge, &bump_patch(version, 1)?, Some(Fault::BrokenAgent))?;
+    build(Kind::Edge, &bump_patch(version, 2)?, None)?;
+    Ok(())
+}
+
+fn bump_patch(version: &str, by: u64) -> anyhow::Result<String> {
+    check_version(version)?;
+    let (rest, patch) = version.rsplit_once('.').context("version")?;
+    Ok(format!("{rest}.{}", patch.parse::<u64>()? + by))
+}
+
 /// Builds (or reuses, when the agent binary and scripts are older than the
 /// image) the image of `kind` at `version`.
-pub fn build(kind: Kind, version: &str, fault: Option<Fault>) -> anyhow::Result<Built> {
+pub fn build(kind: Kind, version: &str, fault: Option<Fault>) -> anyhow::Result<PathBuf> {
     check_version(version)?;
     ensure_packages(IMAGE_PACKAGES, "building and booting aarch64 images")?;
     let started = Instant::now();
@@ -80,7 +86,7 @@ pub fn build(kind: Kind, version: &str, fault: Option<Fault>) -> anyhow::Result<
     let inputs = [bin_dir.join("edge-agent"), root().join("images"), edge_image::keys::public_key_path(&key)];
     if is_fresh(&dir.join("release").join(SUMS), &inputs) {
         eprintln!("xtask: image {} is up to date", dir.display());
-        return Ok(Built { dir, version: version.into() });
+        return Ok(dir);
     }
     let staged = root().join("target").join("images").join("bin-staging");
     std::fs::create_dir_all(&staged)?;
@@ -106,7 +112,7 @@ pub fn build(kind: Kind, version: &str, fault: Option<Fault>) -> anyhow::Result<
     run(script, &format!("assembling the {kind:?} image {version}"))?;
     release_artefacts(&dir, version, &key)?;
     eprintln!("xtask: image built in {:.0} s: {}", started.elapsed().as_secs_f64(), dir.display());
-    Ok(Built { dir, version: version.into() })
+    Ok(dir)
 }
 
 /// What a box accepts in an update bundle's `compatible` field.

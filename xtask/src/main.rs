@@ -38,6 +38,9 @@ enum Task {
         /// Skip the aarch64 unit tests under qemu-user.
         #[arg(long)]
         no_aarch64: bool,
+        /// Skip the QEMU tier (building the edge images and booting them).
+        #[arg(long)]
+        no_qemu: bool,
     },
     /// Run the benchmarks and print their figures.
     Bench,
@@ -82,7 +85,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Task::Demo { exit, state } => demo(&state, exit),
-        Task::Test { no_fuzz, no_aarch64 } => test(!no_fuzz, !no_aarch64),
+        Task::Test { no_fuzz, no_aarch64, no_qemu } => test(!no_fuzz, !no_aarch64, !no_qemu),
         Task::Bench => bench(),
         Task::Fuzz { seconds, no_sanitizer } => fuzz(seconds, !no_sanitizer),
         Task::Build { target, release, via } => cross::build(target, release, via),
@@ -167,7 +170,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn test(with_fuzz: bool, with_aarch64: bool) -> anyhow::Result<()> {
+fn test(with_fuzz: bool, with_aarch64: bool, with_qemu: bool) -> anyhow::Result<()> {
     ensure_packages(DEBIAN_PACKAGES, "the build and the tests")?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
@@ -194,7 +197,23 @@ fn test(with_fuzz: bool, with_aarch64: bool) -> anyhow::Result<()> {
         // The product ships on aarch64: its unit tests run there too, under qemu-user.
         cross::test()?;
     }
+    if with_qemu {
+        qemu_tier()?;
+    }
     eprintln!("xtask: all checks passed");
+    Ok(())
+}
+
+/// Builds the edge images and boots them under qemu-system-aarch64: one VM at
+/// a time, as TCG emulation wants both cores.
+fn qemu_tier() -> anyhow::Result<()> {
+    let started = Instant::now();
+    image::build_test_images()?;
+    let mut tests = cargo();
+    tests.args(["test", "-p", "facility-tests", "--features", "qemu", "--test", "qemu_edge", "--"]);
+    tests.args(["--test-threads=1", "--nocapture"]);
+    run(tests, "QEMU tier: booting the edge image")?;
+    eprintln!("xtask: QEMU tier passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -40,6 +40,10 @@ struct FlashArgs {
     /// (a public key file or a directory of them).
     #[arg(long)]
     release_key: Option<PathBuf>,
+    /// After flashing, put this provisioning kit (edge.toml, uplink.pem, and
+    /// optionally pki/ and edge.db) on the data partition for the first boot.
+    #[arg(long)]
+    kit: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -183,6 +187,16 @@ fn flash(args: FlashArgs) -> Result<()> {
     })?;
     vb.finish();
     eprintln!("flashed and verified {} to {}", image.display(), job.target.path.display());
+    if let Some(kit) = &args.kit {
+        let work = tempfile::tempdir()?;
+        let data = edge_image::provision::write_kit(&job.target.path, kit, work.path())?;
+        eprintln!(
+            "provisioning kit {} written to the data partition ({} at offset {})",
+            kit.display(),
+            human(data.size()),
+            data.offset()
+        );
+    }
     Ok(())
 }
 
