@@ -54,7 +54,7 @@ APT=(apt-get -q -oAPT::Architecture=arm64 -oAPT::Architectures=arm64
   -oDir::Cache::archives="$APT_DIR/archives" -oDir::State::status="$APT_DIR/status"
   -oDir::Etc::SourceList="$APT_DIR/sources.list" -oDir::Etc::SourceParts=/nonexistent
   -oDebug::NoLocking=1)
-if [ -z "$(find "$APT_DIR/lists" -name '*_Packages' -mmin -1440 2>/dev/null | head -1)" ]; then
+if [ -z "$(find "$APT_DIR/lists" -name '*_Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
   log "refreshing arm64 package lists"
   "${APT[@]}" update >> "$CACHE/apt.log" 2>&1 || { log "apt-get update failed, see $CACHE/apt.log"; exit 1; }
 fi

@@ -227,8 +227,9 @@ impl EdgeVm {
             .arg(format!("if=none,id=disk,format=raw,file={}", self.disk.display()))
             .args(["-device", "virtio-blk-pci,drive=disk"])
             .args(["-netdev", &forward, "-device", "virtio-net-pci,netdev=net0,romfile="])
-            // The board's hardware watchdog; systemd arms it.
-            .args(["-device", "i6300esb"])
+            // The board's hardware watchdog (systemd arms it) and its
+            // hardware random number generator.
+            .args(["-device", "i6300esb", "-device", "virtio-rng-pci"])
             .stdin(Stdio::null())
             .stdout(console)
             .stderr(Stdio::null())
