@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use facility_tests::qemu::{tail, Central, EdgeImage, EdgeVm, Kit};
@@ -285,6 +286,39 @@ fn a_bad_update_falls_back_to_slot_a_and_a_good_one_is_confirmed_in_slot_b() {
         mentions(v, "Allowed")
     });
     assert!(mentions(&call, "Allowed"));
+
+    // A bundle signed with a key the box does not trust: refused with the
+    // reason reported, and the box stays on the confirmed slot b.
+    let flash = |args: &[&str]| {
+        let out = Command::new(facility_tests::bin("facility-flash")).args(args).output().unwrap();
+        assert!(out.status.success(), "facility-flash {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let foreign_key = dir.path().join("foreign.key").display().to_string();
+    let foreign = dir.path().join("foreign-0.1.3.bundle").display().to_string();
+    let part = |name: &str| good.dir.join(name).display().to_string();
+    flash(&["keygen", &foreign_key]);
+    flash(&[
+        "bundle",
+        "create",
+        "--key",
+        &foreign_key,
+        "--version",
+        "0.1.3",
+        "--kernel",
+        &part("vmlinuz"),
+        "--initrd",
+        &part("initrd.img"),
+        "--rootfs",
+        &part("rootfs.ext4"),
+        "-o",
+        &foreign,
+    ]);
+    central.admin(&["publish-release", &foreign]);
+    let refused = wait_report(&central, &vm, "the refusal", Duration::from_secs(300), |r| {
+        r["last_update_failure"].as_str().is_some_and(|f| f.contains("0.1.3") && f.contains("refused"))
+    });
+    assert_eq!((refused["slot"].as_str(), refused["version"].as_str()), (Some("b"), Some(good.version())));
+    eprintln!("refused: {}", refused["last_update_failure"]);
 
     // Power cut on the confirmed slot: it boots b again, not a.
     vm.power_cut();
