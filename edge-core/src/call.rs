@@ -271,7 +271,9 @@ pub struct CallSession {
 
 impl CallSession {
     /// Places a call the policy allowed: queues the ringing checkpoint, the
-    /// ring and the tablet's "ringing".
+    /// ring and the tablet's "ringing". `wall_now` becomes the CDR's
+    /// `started_at`: the placing time, because unanswered calls are recorded
+    /// too and have no answer time.
     pub fn place(
         id: CallId,
         setup: CallSetup,
