@@ -203,7 +203,7 @@ impl EdgeVm {
             dir: dir.to_path_buf(),
             disk,
             tablet_addr: SocketAddr::from(([127, 0, 0, 1], free_udp_port())),
-            console: dir.join("console.log"),
+            console: console_log(dir),
             boot_mark: 0,
             qemu: None,
         }
@@ -303,6 +303,18 @@ impl Drop for EdgeVm {
     fn drop(&mut self) {
         self.power_cut();
     }
+}
+
+/// Consoles are kept under target/qemu-logs (named after the VM's directory
+/// and the test) so a failed CI run can be read afterwards.
+fn console_log(dir: &Path) -> PathBuf {
+    let logs = workspace_root().join("target/qemu-logs");
+    let _ = std::fs::create_dir_all(&logs);
+    let test = std::thread::current().name().unwrap_or("qemu").replace("::", "-");
+    let vm = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let path = logs.join(format!("{test}-{vm}.console.log"));
+    let _ = std::fs::remove_file(&path);
+    path
 }
 
 pub fn tail(text: &str, lines: usize) -> String {

@@ -260,14 +260,15 @@ fn a_bad_update_falls_back_to_slot_a_and_a_good_one_is_confirmed_in_slot_b() {
         r["slot"] == "a" && r["last_update_failure"].as_str().is_some_and(|f| f.contains("0.1.1"))
     });
     assert_eq!(fell_back["version"], base.version(), "{fell_back}");
+    assert!(fell_back["last_update_failure"].as_str().is_some_and(|f| f.contains("failed its boot checks")));
+    // The broken update's agent is a program that exits at once, so its own
+    // health check fails too: one failed check per try, three tries, then a
+    // boot that is ready on slot a again.
     let console = vm.console_since_power_on();
-    assert!(
-        console.contains("FACILITY-EDGE UNHEALTHY slot=b version=0.1.1 trial=true"),
-        "{}",
-        tail(&console, 80)
-    );
+    let failed_checks = console.matches("Failed to start facility-health.service").count();
+    assert!(failed_checks >= 3, "{failed_checks} failed health checks\n{}", tail(&console, 80));
     let after_fallback = console.rfind("FACILITY-EDGE READY slot=a").expect("ready on slot a again");
-    assert!(after_fallback > console.rfind("UNHEALTHY").unwrap_or(0));
+    assert!(after_fallback > console.rfind("Failed to start facility-health.service").unwrap_or(0));
 
     // A good update: slot b, confirmed by the health check, reported by the box.
     central.admin(&["publish-release", &good.release_file("bundle").display().to_string()]);
