@@ -29,7 +29,8 @@ OUT=$(realpath "$OUT") CACHE=$(realpath "$CACHE")
 ESP_MIB=160 ROOT_MIB=320 DATA_MIB=256
 
 # tzdata: calling hours are decided in the facility's time zone.
-ROOT_PACKAGES="systemd systemd-sysv udev mount e2fsprogs kmod tzdata"
+# systemd-boot: systemd-bless-boot and its generator, which confirm a slot on trial.
+ROOT_PACKAGES="systemd systemd-sysv systemd-boot udev mount e2fsprogs kmod tzdata"
 BOOT_PACKAGES="linux-image-arm64 systemd-boot-efi busybox-static"
 # Modules loaded by the initramfs (disk, root and data file systems, watchdog)
 # and later by the root (network, ESP, EFI variables for boot counting).
