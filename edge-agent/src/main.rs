@@ -263,7 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Firstboot { kit, owner } => {
             let done = appliance::first_boot(&kit, &config.state_dir, owner.as_deref())?;
             tracing::info!(facility = %done.facility, files = done.files.len(), "provisioned from the kit");
-            println!("{}", serde_json::to_string(&done)?);
+            println!("{}{}", notice_prefix(), serde_json::to_string(&done)?);
         }
         Command::Health { .. } => unreachable!("handled before the config is loaded"),
         Command::Update { .. } => unreachable!("handled before the store is opened"),
@@ -375,7 +375,8 @@ fn health(config: Option<&Config>, timeout: std::time::Duration, esp: &std::path
     let slot = boot.slot.as_deref().unwrap_or("-");
     let version = appliance::image_version();
     let line = |state: &str, detail: &str| {
-        println!("FACILITY-EDGE {state} slot={slot} version={version} trial={} {detail}", boot.on_trial)
+        let prefix = notice_prefix();
+        println!("{prefix}FACILITY-EDGE {state} slot={slot} version={version} trial={} {detail}", boot.on_trial)
     };
     match verdict {
         appliance::Health::Healthy => line("READY", "agent=up"),
@@ -389,4 +390,15 @@ fn health(config: Option<&Config>, timeout: std::time::Duration, esp: &std::path
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Under systemd, stdout lines are journal entries at "info", which the
+/// image does not forward to the serial console; these few lines are meant
+/// for the console, so they carry the syslog "notice" prefix systemd reads.
+fn notice_prefix() -> &'static str {
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        "<5>"
+    } else {
+        ""
+    }
 }
