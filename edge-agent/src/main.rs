@@ -376,7 +376,10 @@ fn health(config: Option<&Config>, timeout: std::time::Duration, esp: &std::path
     let version = appliance::image_version();
     let line = |state: &str, detail: &str| {
         let prefix = notice_prefix();
-        println!("{prefix}FACILITY-EDGE {state} slot={slot} version={version} trial={} {detail}", boot.on_trial)
+        println!(
+            "{prefix}FACILITY-EDGE {state} slot={slot} version={version} trial={} {detail}",
+            boot.on_trial
+        )
     };
     match verdict {
         appliance::Health::Healthy => line("READY", "agent=up"),

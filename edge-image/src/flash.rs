@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use ed25519_dalek::VerifyingKey;
 
 use crate::bmap::{create_bmap, find_bmap, Bmap, BmapError};
+use crate::bundle::read_full;
 use crate::sums::{check_file, load_sums, SumsError};
 
 const CHUNK: usize = 1 << 20;
@@ -184,19 +185,6 @@ pub fn open_image(path: &Path) -> Result<Box<dyn Read>, FlashError> {
     } else {
         Ok(Box::new(BufReader::with_capacity(CHUNK, f)))
     }
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Streams `source` (the raw image bytes) and writes only the bmap's mapped ranges

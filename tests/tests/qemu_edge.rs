@@ -7,7 +7,7 @@
 //! runs this file with `--features qemu`.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -102,16 +102,23 @@ fn deliveries_clean(central: &Central) -> Value {
     deliveries
 }
 
+/// A facility: central-sim (unit A open all day) running on the host, and a
+/// box flashed with `image` and provisioned for one tablet, not yet powered on.
+fn facility(dir: &Path, image: &EdgeImage) -> (Central, EdgeVm, PathBuf) {
+    let mut central = Central::init(&dir.join("central"));
+    open_all_day(&central, "A");
+    central.start();
+    let kit = Kit::prepare(dir, &central, &["T-0001"]);
+    let device = kit.devices["T-0001"].clone();
+    let vm = EdgeVm::create(&dir.join("vm"), image, &kit);
+    (central, vm, device)
+}
+
 #[test]
 fn the_edge_image_provisions_serves_tablets_and_loses_nothing_to_power_cuts() {
     let image = EdgeImage::built(env!("CARGO_PKG_VERSION"));
     let dir = tempfile::tempdir().unwrap();
-    let mut central = Central::init(&dir.path().join("central"));
-    open_all_day(&central, "A");
-    central.start();
-    let kit = Kit::prepare(dir.path(), &central, &["T-0001"]);
-    let device = kit.devices["T-0001"].clone();
-    let mut vm = EdgeVm::create(&dir.path().join("vm"), &image, &kit);
+    let (mut central, mut vm, device) = facility(dir.path(), &image);
 
     // First boot: the kit becomes the agent's state and the agent comes up.
     let (boot_time, ready) = vm.boot(BOOT_LIMIT);
@@ -240,12 +247,7 @@ fn a_bad_update_falls_back_to_slot_a_and_a_good_one_is_confirmed_in_slot_b() {
     let broken = EdgeImage::built("0.1.1-broken-agent");
     let good = EdgeImage::built("0.1.2");
     let dir = tempfile::tempdir().unwrap();
-    let mut central = Central::init(&dir.path().join("central"));
-    open_all_day(&central, "A");
-    central.start();
-    let kit = Kit::prepare(dir.path(), &central, &["T-0001"]);
-    let device = kit.devices["T-0001"].clone();
-    let mut vm = EdgeVm::create(&dir.path().join("vm"), &base, &kit);
+    let (central, mut vm, device) = facility(dir.path(), &base);
     let (_, ready) = vm.boot(BOOT_LIMIT);
     assert!(ready.contains("slot=a") && ready.contains(&format!("version={}", base.version())), "{ready}");
     wait_report(&central, &vm, "the base image", Duration::from_secs(60), |r| r["version"] == base.version());
