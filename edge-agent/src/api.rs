@@ -220,14 +220,7 @@ pub fn handle(
             TabletResponse::Call(decision)
         }
         TabletRequest::StartCall { contact, kind, number } => {
-            audit(
-                state,
-                &device,
-                "call-start",
-                json!({"resident": resident_id, "contact": contact, "kind": kind, "number": number}),
-                now,
-            );
-            state.start_call(connection, &resident_id, contact, kind, number, now)
+            state.start_call(connection, &device, &resident_id, contact, kind, number, now)
         }
         TabletRequest::HangUp { call_id } => state.hang_up(&resident_id, call_id, now),
         request @ (TabletRequest::Mailbox { .. }

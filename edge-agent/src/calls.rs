@@ -93,9 +93,11 @@ impl EdgeState {
 
     /// A resident places a call from the tablet on `connection`: the policy
     /// decides, then the call core rings the contact.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_call(
         &mut self,
         connection: u64,
+        device: &str,
         resident: &ResidentId,
         contact: ContactId,
         kind: CallKind,
@@ -110,6 +112,12 @@ impl EdgeState {
         match &decision {
             CallDecision::Allowed { .. } => self.counters.calls_allowed += 1,
             CallDecision::Denied(_) => self.counters.calls_denied += 1,
+        }
+        let detail = serde_json::json!({"resident": resident, "contact": contact, "kind": kind,
+            "number": request.number, "decision": decision, "placed": true});
+        if let Err(error) = self.audit(device, "call-decision", &detail, wall_now) {
+            // The decision stands; a missing audit row is loud, not silent.
+            tracing::error!(%error, "audit append failed");
         }
         let (max_duration_secs, warn_at_secs) = match &decision {
             CallDecision::Allowed { max_duration_secs, warn_at_secs, .. } => {
@@ -157,11 +165,6 @@ impl EdgeState {
         self.call_owners.insert(id, connection);
         self.call_limits.insert(id, max_duration_secs);
         tracing::info!(call = id.0, %resident, %contact, ?kind, max_duration_secs, warn_at_secs, "call placed");
-        let detail = serde_json::json!({"call": id.0, "resident": resident, "contact": contact, "kind": kind,
-            "max_duration_secs": max_duration_secs});
-        if let Err(error) = self.audit("tablet", "call-placed", &detail, wall_now) {
-            tracing::error!(%error, "audit append failed");
-        }
         self.drain_calls(wall_now);
         self.calls_wake.notify_one();
         TabletResponse::CallStarted { call_id: id.0, max_duration_secs, warn_at_secs }

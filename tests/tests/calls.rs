@@ -270,3 +270,48 @@ fn a_call_of_an_edge_killed_mid_call_is_recorded_after_the_restart() {
         central_calls(&system).first().is_some_and(|c| c["end_reason"] == "EdgeRestarted")
     });
 }
+
+#[test]
+fn hangups_on_either_side_end_the_call_and_bill_the_started_minute() {
+    let system = call_ready_system();
+    let rate = rate_of_contact_1(&system);
+    system.central_admin(&["call-script", "--contact", "1", "--answer-after", "0.5", "--hangup-after", "3"]);
+    let mut contact_hangs_up = PlacedCall::start(&system, &[]);
+    let summary = contact_hangs_up.summary(Duration::from_secs(20));
+    assert_eq!(summary["outcome"], "ContactHungUp", "{:?}", contact_hangs_up.values());
+    let connected = summary["connected_secs"].as_f64().unwrap();
+    assert!((2.0..=4.5).contains(&connected), "{summary}");
+    drop(contact_hangs_up);
+
+    system.central_admin(&["call-script", "--contact", "1", "--answer-after", "0.5"]);
+    let mut resident_hangs_up = PlacedCall::start(&system, &["--hangup-after", "2"]);
+    let summary = resident_hangs_up.summary(Duration::from_secs(20));
+    assert_eq!(summary["outcome"], "ResidentHungUp", "{:?}", resident_hangs_up.values());
+    assert_eq!(summary["hung_up_here"], true);
+
+    for record in records(&system, 2) {
+        let secs = record["cdr"]["connected_secs"].as_u64().unwrap();
+        assert!((1..=4).contains(&secs), "{record}");
+        assert_eq!(record["cdr"]["charged_cents"], rate, "{record}");
+    }
+    let reasons: Vec<Value> = central_calls(&system).iter().map(|c| c["end_reason"].clone()).collect();
+    assert_eq!(reasons, vec![Value::from("ContactHungUp"), Value::from("ResidentHungUp")]);
+}
+
+#[test]
+fn a_tablet_that_vanishes_mid_call_ends_it_as_connection_lost() {
+    let system = call_ready_system();
+    system.central_admin(&["call-script", "--contact", "1", "--answer-after", "0.5"]);
+    let mut call = PlacedCall::start(&system, &[]);
+    call.wait_for("connected", Duration::from_secs(10), |v| is_state(v, "Connected"));
+    std::thread::sleep(Duration::from_secs(1));
+    // SIGKILL: no close reaches the edge; QUIC's idle timeout (15 s) finds it.
+    drop(call);
+    let gone = Instant::now();
+    wait_until("central hears the call ended", Duration::from_secs(30), || {
+        central_calls(&system).first().is_some_and(|c| c["end_reason"] == "ConnectionLost")
+    });
+    let record = &records(&system, 1)[0];
+    let connected = record["cdr"]["connected_secs"].as_u64().unwrap();
+    assert!(connected as f64 <= 1.0 + gone.elapsed().as_secs_f64() + 1.0, "{record}");
+}
