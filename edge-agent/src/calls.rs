@@ -428,3 +428,7 @@ pub async fn poll_status(shared: Shared) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "calls_tests.rs"]
+mod tests;

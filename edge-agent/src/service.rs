@@ -84,6 +84,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    {
+        // Live calls end now, recorded, instead of as EdgeRestarted later.
+        let mut state = shared.lock();
+        let live: Vec<_> = state.calls.live().map(|s| s.id()).collect();
+        for id in live {
+            state.call_event(id, edge_core::call::CallEvent::Shutdown, jiff::Timestamp::now());
+        }
+    }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tablets.close(0u32.into(), b"edge shutting down");
     tokio::time::timeout(Duration::from_secs(2), tablets.wait_idle()).await.ok();
