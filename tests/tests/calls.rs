@@ -315,3 +315,27 @@ fn a_tablet_that_vanishes_mid_call_ends_it_as_connection_lost() {
     let connected = record["cdr"]["connected_secs"].as_u64().unwrap();
     assert!(connected as f64 <= 1.0 + gone.elapsed().as_secs_f64() + 1.0, "{record}");
 }
+
+#[test]
+fn a_suspension_synced_mid_call_cuts_it() {
+    let system = call_ready_system();
+    system.central_admin(&["call-script", "--contact", "1", "--answer-after", "0.5"]);
+    let mut call = PlacedCall::start(&system, &[]);
+    call.wait_for("connected", Duration::from_secs(10), |v| is_state(v, "Connected"));
+    system.central_admin(&[
+        "suspend",
+        "--resident",
+        "R1001",
+        "--services",
+        "video",
+        "--until",
+        "2099-12-31",
+        "--reason",
+        "test",
+    ]);
+    let summary = call.summary(Duration::from_secs(15));
+    assert_eq!(summary["outcome"], "Suspended", "{:?}", call.values());
+    wait_until("central hears the call ended", Duration::from_secs(10), || {
+        central_calls(&system).first().is_some_and(|c| c["end_reason"] == "Suspended")
+    });
+}
