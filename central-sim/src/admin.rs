@@ -325,6 +325,65 @@ pub enum AdminCommand {
     /// Prints what each facility's edge last reported in Hello (version,
     /// slot, on_trial, last_update_failure).
     Edges,
+    /// How the contact behaves on the next call to them (then forgotten).
+    /// Without a script a contact answers after 2 s and stays on the line.
+    CallScript {
+        #[arg(long)]
+        contact: u64,
+        /// Answer this many seconds after the phone starts ringing.
+        #[arg(long, value_name = "SECS", group = "pickup", value_parser = parse_secs_ms)]
+        answer_after: Option<u64>,
+        /// Decline this many seconds after the phone starts ringing.
+        #[arg(long, value_name = "SECS", group = "pickup", value_parser = parse_secs_ms)]
+        decline_after: Option<u64>,
+        /// Never pick up (the edge's ring timeout ends the call).
+        #[arg(long, group = "pickup")]
+        no_answer: bool,
+        /// After answering, hang up this many seconds after the answer.
+        #[arg(long, value_name = "SECS", value_parser = parse_secs_ms)]
+        hangup_after: Option<u64>,
+    },
+    /// Lists the calls edges rang, with their end reasons, and the call
+    /// records (CDRs) delivered with what was collected.
+    Calls,
+}
+
+/// Seconds (fractions allowed, at most a day) as milliseconds.
+fn parse_secs_ms(text: &str) -> Result<u64, String> {
+    let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
+        return Err("must be between 0 and 86400 seconds".into());
+    }
+    Ok((secs * 1000.0).round() as u64)
+}
+
+fn call_script(
+    db: &mut Db,
+    contact: u64,
+    answer_after_ms: Option<u64>,
+    decline_after_ms: Option<u64>,
+    no_answer: bool,
+    hangup_after_ms: Option<u64>,
+) -> Result<Value, AdminError> {
+    use crate::calls::{Pickup, Script};
+    let pickup = match (answer_after_ms, decline_after_ms, no_answer) {
+        (Some(a), None, false) => Pickup::AnswerAfterMs(a),
+        (None, Some(d), false) => Pickup::DeclineAfterMs(d),
+        (None, None, true) => Pickup::NoAnswer,
+        _ => return invalid("give exactly one of --answer-after, --decline-after, --no-answer"),
+    };
+    if hangup_after_ms.is_some() && !matches!(pickup, Pickup::AnswerAfterMs(_)) {
+        return invalid("--hangup-after needs --answer-after");
+    }
+    let w = db.writer()?;
+    let exists = w.row(&crate::db::key_text(&EntityKey::Contact(ContactId(contact)))?)?.is_some();
+    drop(w);
+    if !exists {
+        return Err(AdminError::NotFound(format!("contact {contact}")));
+    }
+    let script = Script { pickup, hangup_after_ms };
+    crate::calls::set_script(db, ContactId(contact), &script)?;
+    Ok(json!({ "ok": true, "command": "call-script", "contact": contact, "script": script }))
 }
 
 /// `+` and 8..=15 digits (E.164), or a 3..=6 digit short code.
@@ -491,6 +550,10 @@ pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
             let releases = crate::releases::list(db)?;
             return Ok(json!({ "ok": true, "command": "releases", "releases": releases }));
         }
+        AdminCommand::CallScript { contact, answer_after, decline_after, no_answer, hangup_after } => {
+            return call_script(db, *contact, *answer_after, *decline_after, *no_answer, *hangup_after);
+        }
+        AdminCommand::Calls => return Ok(crate::calls::list(db)?),
         AdminCommand::Edges => {
             let edges = crate::releases::edges(db)?;
             return Ok(json!({ "ok": true, "command": "edges", "edges": edges }));
@@ -753,7 +816,9 @@ pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
         | AdminCommand::Packages
         | AdminCommand::PublishRelease { .. }
         | AdminCommand::Releases
-        | AdminCommand::Edges => Value::Null,
+        | AdminCommand::Edges
+        | AdminCommand::CallScript { .. }
+        | AdminCommand::Calls => Value::Null,
     };
     w.commit()?;
     Ok(out)

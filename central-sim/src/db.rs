@@ -115,6 +115,23 @@ fn migrations() -> Migrations<'static> {
              reported_at         INTEGER NOT NULL
          ) STRICT;",
         ),
+        // The contact's side of calls (see `crate::calls`).
+        M::up(
+            "CREATE TABLE call_script (
+             contact INTEGER PRIMARY KEY,
+             script  TEXT NOT NULL
+         ) STRICT;
+         CREATE TABLE call (
+             facility    TEXT NOT NULL,
+             call_id     INTEGER NOT NULL,
+             ring        TEXT NOT NULL,
+             script      TEXT NOT NULL,
+             rung_at_ms  INTEGER NOT NULL,
+             ended_at_ms INTEGER,
+             end_reason  TEXT,
+             PRIMARY KEY (facility, call_id)
+         ) STRICT;",
+        ),
     ])
 }
 

@@ -20,7 +20,7 @@ use proto::central::{CentralError, CentralToEdge, EdgeToCentral};
 use proto::MAX_CENTRAL_FRAME;
 
 use crate::db::{Db, DbError};
-use crate::{releases, state};
+use crate::{calls, releases, state};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -44,7 +44,10 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
         EdgeToCentral::Hello { facility, .. }
         | EdgeToCentral::Changes { facility, .. }
         | EdgeToCentral::Deliver { facility, .. }
-        | EdgeToCentral::FetchRelease { facility, .. } => facility,
+        | EdgeToCentral::FetchRelease { facility, .. }
+        | EdgeToCentral::RingContact { facility, .. }
+        | EdgeToCentral::CallStatus { facility, .. }
+        | EdgeToCentral::EndCall { facility, .. } => facility,
     };
     if peer_facility != Some(facility.as_str()) {
         tracing::warn!(peer = peer_facility.unwrap_or("<none>"), requested = %facility,
@@ -110,6 +113,42 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
                 }
                 Ok(answer)
             }
+            EdgeToCentral::RingContact {
+                call_id,
+                resident,
+                caller_name,
+                contact,
+                kind,
+                number,
+                max_duration_secs,
+                rate_cents_per_min,
+                balance_cents,
+                ..
+            } => {
+                let ring = calls::Ring {
+                    call_id: *call_id,
+                    resident: resident.clone(),
+                    caller_name: caller_name.clone(),
+                    contact: *contact,
+                    kind: *kind,
+                    number: number.clone(),
+                    max_duration_secs: *max_duration_secs,
+                    rate_cents_per_min: *rate_cents_per_min,
+                    balance_cents: *balance_cents,
+                };
+                calls::ring(db, facility, &ring, now_ms())?;
+                tracing::info!(%facility, call_id, %contact, ?kind, max_duration_secs, "contact ringing");
+                Ok(CentralToEdge::Ringing { call_id: *call_id })
+            }
+            EdgeToCentral::CallStatus { call_ids, .. } => {
+                let events = calls::status(db, facility, call_ids, now_ms())?;
+                Ok(CentralToEdge::CallEvents { events })
+            }
+            EdgeToCentral::EndCall { call_id, reason, .. } => {
+                calls::end(db, facility, *call_id, *reason, now_ms())?;
+                tracing::info!(%facility, call_id, ?reason, "call ended by the edge");
+                Ok(CentralToEdge::CallEnded { call_id: *call_id })
+            }
             EdgeToCentral::Deliver { items, .. } => {
                 let acks = crate::deliver::deliver(db, facility, items);
                 tracing::debug!(%facility, items = items.len(), "delivery answered");
@@ -121,6 +160,11 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
         tracing::error!(%facility, %error, "database error while answering");
         CentralToEdge::Error(CentralError::Unavailable("database error".into()))
     })
+}
+
+/// Wall-clock milliseconds since the Unix epoch (call scripts run on it).
+fn now_ms() -> u64 {
+    u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0)
 }
 
 /// A bound server, ready to [`Server::run`].

@@ -219,6 +219,10 @@ pub fn handle(
             );
             TabletResponse::Call(decision)
         }
+        TabletRequest::StartCall { contact, kind, number } => {
+            state.start_call(connection, &device, &resident_id, contact, kind, number, now)
+        }
+        TabletRequest::HangUp { call_id } => state.hang_up(&resident_id, call_id, now),
         request @ (TabletRequest::Mailbox { .. }
         | TabletRequest::ReadMessage { .. }
         | TabletRequest::SaveDraft { .. }

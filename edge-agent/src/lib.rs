@@ -1,7 +1,7 @@
 //! The edge box service.
 //!
 //! Owns: the shells around the sans-IO cores of `edge-core`: the SQLite
-//! store, the tablet API over QUIC, the uplink to central, the metrics
+//! store, the tablet API over QUIC, the uplink to central, the calls shell, the metrics
 //! endpoint, the facility PKI on the box, the facility IT command line, and
 //! update delivery (download unprivileged, install as a root one-shot).
 //!
@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod appliance;
+pub mod calls;
 pub mod config;
 pub mod messaging_api;
 pub mod metrics;

@@ -9,6 +9,7 @@ use anyhow::Context;
 use proto::tablet::ServerEvent;
 
 use crate::{
+    calls,
     config::Config,
     metrics, pki,
     state::{EdgeState, Shared},
@@ -33,6 +34,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         jiff::Timestamp::now(),
     )
     .context("loading the cache")?;
+    let mut state = state;
+    let call_ops = state.call_ops_rx.take();
+    // Calls a crashed run left behind are recorded before anything else runs.
+    match state.recover_calls(jiff::Timestamp::now()) {
+        Ok(0) => {}
+        Ok(recovered) => tracing::warn!(recovered, "calls of the previous run ended as EdgeRestarted"),
+        Err(error) => tracing::error!(%error, "cannot read call checkpoints"),
+    }
     let shared = Shared::new(state, admitted);
 
     let tablets = tablet_api::bind(config.tablet_listen, &server_identity, &shared)
@@ -52,6 +61,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tokio::spawn(metrics::serve(metrics_listener, shared.clone()));
     tokio::spawn(watch(shared.clone()));
     tokio::spawn(uplink::run(config.clone(), shared.clone()));
+    if let Some(ops) = call_ops {
+        tokio::spawn(calls::run(shared.clone(), ops));
+    }
+    tokio::spawn(calls::poll_status(shared.clone()));
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let mut watchdog_usec = 0;
@@ -71,6 +84,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     shutdown_signal().await;
     tracing::info!("shutting down");
+    {
+        // Live calls end now, recorded, instead of as EdgeRestarted later.
+        let mut state = shared.lock();
+        let live: Vec<_> = state.calls.live().map(|s| s.id()).collect();
+        for id in live {
+            state.call_event(id, edge_core::call::CallEvent::Shutdown, jiff::Timestamp::now());
+        }
+    }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tablets.close(0u32.into(), b"edge shutting down");
     tokio::time::timeout(Duration::from_secs(2), tablets.wait_idle()).await.ok();
@@ -138,6 +159,8 @@ async fn watch(shared: Shared) {
                 lockdowns.iter().next().cloned()
             };
             state.broadcast(&ServerEvent::LockdownChanged { active });
+            // Calls are cut on the change, not at their next wakeup.
+            state.recheck_calls(jiff::Timestamp::now());
         }
         if let Some(admitted) = changes.admitted {
             for (id, device) in &state.devices {

@@ -11,6 +11,7 @@ use std::{
 };
 
 use edge_core::{
+    call::{CallConfig, CallId, CallTable},
     directory::{Directory, Lockdowns},
     ledger::{Confirmed, Ledger, LedgerUpdate},
     login::SessionTable,
@@ -25,6 +26,7 @@ use proto::{
 };
 use tokio::sync::{mpsc, Notify};
 
+use crate::calls::CentralOp;
 use crate::store::{ApplyOutcome, Enqueue, Store, StoreError};
 
 /// One connected tablet or kiosk.
@@ -55,6 +57,22 @@ pub struct EdgeState {
     pub counters: Counters,
     /// Where the update download stands; see `crate::updater`.
     pub update: crate::updater::UpdateStatus,
+    /// Every live call; see `crate::calls`.
+    pub calls: CallTable,
+    /// The call core's epoch: its time is the monotonic time since this.
+    pub call_epoch: tokio::time::Instant,
+    /// The tablet connection each live call reports to.
+    pub call_owners: HashMap<CallId, u64>,
+    /// Each live call's limit, for the ring request.
+    pub call_limits: HashMap<CallId, u32>,
+    /// Wakes the calls task when a deadline may have moved.
+    pub calls_wake: Arc<Notify>,
+    /// Requests to central the calls task sends.
+    pub call_ops: mpsc::UnboundedSender<CentralOp>,
+    /// The other end of `call_ops`, taken by the calls task.
+    pub call_ops_rx: Option<mpsc::UnboundedReceiver<CentralOp>>,
+    /// The uplink connection while it is up (set by the uplink task).
+    pub uplink: Option<quinn::Connection>,
     last_data_version: i64,
     /// The highest outbox seq handed to the outbox core. Rows above it were
     /// committed since (by this process or the IT CLI) and are fed next, by
@@ -130,7 +148,16 @@ impl EdgeState {
         let outbox = Outbox::restore(outbox_config, now, rows);
         let ledger =
             Ledger::restore(store.ledger_cursor()?, store.ledger_confirmed()?, store.ledger_entries()?);
+        let (call_ops, call_ops_rx) = mpsc::unbounded_channel();
         let state = EdgeState {
+            calls: CallTable::new(CallConfig::default()),
+            call_epoch: tokio::time::Instant::now(),
+            call_owners: HashMap::new(),
+            call_limits: HashMap::new(),
+            calls_wake: Arc::new(Notify::new()),
+            call_ops,
+            call_ops_rx: Some(call_ops_rx),
+            uplink: None,
             outbox,
             ledger,
             outbox_wake: Arc::new(Notify::new()),
@@ -229,7 +256,7 @@ impl EdgeState {
     /// After this process committed outbox rows: feeds them now. If reading
     /// them back fails the commit still stands, and the watcher's next
     /// [`EdgeState::poll_external_changes`] feeds them.
-    fn feed_after_commit(&mut self, now: Timestamp) {
+    pub(crate) fn feed_after_commit(&mut self, now: Timestamp) {
         if let Err(error) = self.feed_committed_outbox(now) {
             tracing::warn!(%error, "cannot read back committed outbox rows; the watcher retries");
         }

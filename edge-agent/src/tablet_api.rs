@@ -100,6 +100,8 @@ async fn serve_connection(conn: quinn::Connection, shared: Shared) {
     };
     pusher.abort();
     let mut state = shared.lock();
+    // The tablet leg is gone: its calls end before the device is forgotten.
+    state.calls_connection_lost(id, jiff::Timestamp::now());
     state.devices.remove(&id);
     if let Some(session) = state.sessions.end_connection(id) {
         tracing::info!(resident = %session.resident, connection = id, "session ended: device disconnected");

@@ -69,12 +69,14 @@ pub async fn run(config: Config, shared: Shared) {
     loop {
         if connection.as_ref().is_some_and(|c| c.close_reason().is_some()) {
             connection = None;
+            shared.lock().uplink = None;
             feed(&shared, SyncInput::UplinkDown);
         }
         if connection.is_none() && tokio::time::Instant::now() >= next_connect {
             match quic::connect(&endpoint, config.central_addr, &config.central_server_name).await {
                 Ok(conn) => {
                     tracing::info!(central = %config.central_addr, "uplink connected");
+                    shared.lock().uplink = Some(conn.clone());
                     connection = Some(conn);
                     next_update_check = tokio::time::Instant::now();
                     reconnect_delay = RECONNECT_MIN;
@@ -132,6 +134,7 @@ pub async fn run(config: Config, shared: Shared) {
                             if error.is_connection_lost() || matches!(error, rpc::RpcError::Timeout(_)) {
                                 conn.close(0u32.into(), b"no answer");
                                 connection = None;
+                                shared.lock().uplink = None;
                                 feed(&shared, SyncInput::UplinkDown);
                             } else {
                                 feed(&shared, SyncInput::RequestFailed { error: error.to_string() });
@@ -152,6 +155,9 @@ pub async fn run(config: Config, shared: Shared) {
                                 state.directory.apply_all(&batch.changes);
                             }
                             state.after_page(&batch, &outcome);
+                            // A suspension, block or closed account ends
+                            // the calls it covers at once.
+                            state.recheck_calls(now);
                             state.counters.sync_batches += 1;
                             tracing::info!(
                                 since = batch.since,

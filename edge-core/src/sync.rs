@@ -328,7 +328,10 @@ impl SyncCore {
             CentralToEdge::Error(error) => self.fail(now, FailureCause::Central(error)),
             CentralToEdge::Welcome { .. }
             | CentralToEdge::Delivered { .. }
-            | CentralToEdge::ReleaseChunk { .. } => {
+            | CentralToEdge::ReleaseChunk { .. }
+            | CentralToEdge::Ringing { .. }
+            | CentralToEdge::CallEvents { .. }
+            | CentralToEdge::CallEnded { .. } => {
                 self.ignore(format!("{} in answer to a change request", describe(&response)));
             }
         }
@@ -407,6 +410,9 @@ fn describe(response: &CentralToEdge) -> String {
         CentralToEdge::ReleaseChunk { version, offset, bytes } => {
             format!("ReleaseChunk of {version} ({} bytes at {offset})", bytes.len())
         }
+        CentralToEdge::Ringing { call_id } => format!("Ringing for call {call_id}"),
+        CentralToEdge::CallEvents { events } => format!("CallEvents ({} events)", events.len()),
+        CentralToEdge::CallEnded { call_id } => format!("CallEnded for call {call_id}"),
     }
 }
 

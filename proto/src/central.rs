@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::call::{CallEndReason, CallId, ContactCallEvent};
 use crate::domain::*;
 use crate::messaging::{
     DeliveryAck, ECardId, ECardRecord, MailRecord, MessageId, OutboxItem, PackageId, StampCountRecord,
@@ -119,6 +120,27 @@ pub enum EdgeToCentral {
     /// `Error`. The edge resumes an interrupted download by asking from the
     /// length it already holds.
     FetchRelease { facility: FacilityId, version: String, offset: u64, len: u32 },
+    /// Rings the contact (issue 5); answered with `Ringing`. The contact
+    /// sees who calls, the limit, the rate and their balance before
+    /// accepting.
+    RingContact {
+        facility: FacilityId,
+        call_id: CallId,
+        resident: ResidentId,
+        caller_name: String,
+        contact: ContactId,
+        kind: CallKind,
+        number: PhoneNumber,
+        max_duration_secs: u32,
+        rate_cents_per_min: u32,
+        balance_cents: Cents,
+    },
+    /// Polled while calls ring or run; answered with `CallEvents`: every
+    /// contact-side event of these calls so far.
+    CallStatus { facility: FacilityId, call_ids: Vec<CallId> },
+    /// The edge ended the call: central drops the contact's leg. Answered
+    /// with `CallEnded`.
+    EndCall { facility: FacilityId, call_id: CallId, reason: CallEndReason },
 }
 
 /// Largest chunk of a release bundle central sends in one `ReleaseChunk`
@@ -176,6 +198,15 @@ pub enum CentralToEdge {
         version: String,
         offset: u64,
         bytes: Vec<u8>,
+    },
+    Ringing {
+        call_id: CallId,
+    },
+    CallEvents {
+        events: Vec<ContactCallEvent>,
+    },
+    CallEnded {
+        call_id: CallId,
     },
 }
 

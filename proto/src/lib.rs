@@ -10,6 +10,7 @@
 //! Must not: do I/O, read clocks, or hold policy. Decoding arbitrary bytes never
 //! panics and never allocates more than the caller's frame limit.
 
+pub mod call;
 pub mod central;
 pub mod domain;
 pub mod frame;

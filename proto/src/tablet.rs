@@ -64,6 +64,18 @@ pub enum TabletRequest {
     },
     /// Stamps per contact, and purchases that are queued or failed.
     StampBalance,
+    // Calls (issue 5).
+    /// Places a call: the policy decides, then the contact's phone rings.
+    /// Answered with `CallStarted` or `Call(Denied(..))`; updates follow as
+    /// `ServerEvent::Call`.
+    StartCall {
+        contact: ContactId,
+        kind: CallKind,
+        number: Option<PhoneNumber>,
+    },
+    HangUp {
+        call_id: crate::call::CallId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,14 +90,30 @@ pub enum TabletResponse {
     // Messaging (issue 3).
     Mailbox(MailboxView),
     Message(MessageView),
-    DraftSaved { id: MessageId },
-    DraftDeleted { id: MessageId },
+    DraftSaved {
+        id: MessageId,
+    },
+    DraftDeleted {
+        id: MessageId,
+    },
     MessageQueued(MessageView),
-    SentHidden { id: MessageId },
+    SentHidden {
+        id: MessageId,
+    },
     ECards(Vec<ECardRecord>),
     StampPackages(StampShop),
     StampsBought(PurchaseView),
     Stamps(StampBalances),
+    // Calls (issue 5).
+    CallStarted {
+        call_id: crate::call::CallId,
+        max_duration_secs: u32,
+        /// Seconds after connect at which the warning is due.
+        warn_at_secs: u32,
+    },
+    HungUp {
+        call_id: crate::call::CallId,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -367,6 +395,12 @@ pub enum ApiError {
     Internal(String),
     #[error(transparent)]
     Messaging(crate::messaging::MessagingError),
+    /// The resident already has a live call.
+    #[error("call {call_id} is still under way")]
+    CallInProgress { call_id: crate::call::CallId },
+    /// No live call of this resident has this id (it may have just ended).
+    #[error("no live call {call_id}")]
+    UnknownCall { call_id: crate::call::CallId },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -391,4 +425,6 @@ pub enum ServerEvent {
         id: MessageId,
         unread: u32,
     },
+    /// A change of the resident's call (issue 5).
+    Call(crate::call::CallUpdate),
 }

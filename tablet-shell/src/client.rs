@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use net::quic::TABLET_ALPN;
 use net::{Bundle, NetError, RpcError};
+use proto::call::CallId;
 use proto::domain::{CallKind, ContactId, PhoneNumber, ResidentId};
 use proto::messaging::{Compose, ECardRecord, MessageId, PackageId};
 use proto::tablet::{
@@ -50,6 +51,14 @@ pub enum ClientError {
     Rpc(RpcError),
     #[error("the edge answered {got} to a {asked} request")]
     UnexpectedResponse { asked: &'static str, got: &'static str },
+}
+
+/// A call the edge placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallStarted {
+    pub call_id: CallId,
+    pub max_duration_secs: u32,
+    pub warn_at_secs: u32,
 }
 
 /// A connection to the edge's tablet API.
@@ -139,6 +148,29 @@ impl EdgeClient {
         match self.request(&TabletRequest::PlaceCall { contact, kind, number }).await? {
             TabletResponse::Call(decision) => Ok(decision),
             other => Err(unexpected("PlaceCall", other)),
+        }
+    }
+
+    /// Places a call: `Ok(Err(decision))` when the policy denied it.
+    pub async fn start_call(
+        &self,
+        contact: ContactId,
+        kind: CallKind,
+        number: Option<PhoneNumber>,
+    ) -> Result<Result<CallStarted, CallDecision>, ClientError> {
+        match self.request(&TabletRequest::StartCall { contact, kind, number }).await? {
+            TabletResponse::CallStarted { call_id, max_duration_secs, warn_at_secs } => {
+                Ok(Ok(CallStarted { call_id, max_duration_secs, warn_at_secs }))
+            }
+            TabletResponse::Call(decision) => Ok(Err(decision)),
+            other => Err(unexpected("StartCall", other)),
+        }
+    }
+
+    pub async fn hang_up(&self, call_id: CallId) -> Result<(), ClientError> {
+        match self.request(&TabletRequest::HangUp { call_id }).await? {
+            TabletResponse::HungUp { .. } => Ok(()),
+            other => Err(unexpected("HangUp", other)),
         }
     }
 
@@ -275,6 +307,8 @@ fn unexpected(asked: &'static str, got: TabletResponse) -> ClientError {
         TabletResponse::StampPackages(_) => "StampPackages",
         TabletResponse::StampsBought(_) => "StampsBought",
         TabletResponse::Stamps(_) => "Stamps",
+        TabletResponse::CallStarted { .. } => "CallStarted",
+        TabletResponse::HungUp { .. } => "HungUp",
     };
     ClientError::UnexpectedResponse { asked, got }
 }

@@ -7,7 +7,7 @@
 //!
 //! Owns: the client side of the tablet API ([`client::EdgeClient`]), the
 //! headless command vocabulary shared by `tablet-shell cli` and its `session`
-//! mode ([`command`]), running those commands on one connection
+//! mode ([`command`]), placing and following a call ([`dial`]), running those commands on one connection
 //! ([`session`]), and their JSON output contract ([`output`]).
 //!
 //! Must not: hold policy, cache decisions, or store resident data on disk.
@@ -17,6 +17,7 @@
 
 pub mod client;
 pub mod command;
+pub mod dial;
 pub mod output;
 pub mod session;
 

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use proto::domain::{CallKind, ContactId, ResidentId};
@@ -61,7 +62,12 @@ enum CliCommand {
     Contacts,
     /// Today's calling hours and the next window.
     Hours,
-    /// Ask the edge to decide on a call.
+    /// Ask the edge to decide on a call; with --place, place it for real.
+    ///
+    /// With --place the contact's phone rings; each update prints as a JSON
+    /// line ({"ok":{"Event":{"Call":..}}}) and the last line is
+    /// {"ok":{"CallSummary":{outcome, connected_secs, warned_after_secs,
+    /// ..}}}, measured on this side.
     Call {
         #[arg(long)]
         contact: u64,
@@ -70,6 +76,12 @@ enum CliCommand {
         /// Number to dial (voice); the contact's primary number if omitted.
         #[arg(long)]
         number: Option<String>,
+        /// Place the call and follow it to its end.
+        #[arg(long)]
+        place: bool,
+        /// With --place: hang up this many seconds after the contact answers.
+        #[arg(long, value_name = "SECS", requires = "place", value_parser = parse_secs)]
+        hangup_after: Option<Duration>,
     },
     /// Debit and per-contact video balances.
     Balances,
@@ -247,7 +259,7 @@ impl CliArgs {
             CliCommand::Contacts => Some(Command::Contacts),
             CliCommand::Hours => Some(Command::Hours),
             CliCommand::Balances => Some(Command::Balances),
-            CliCommand::Call { contact, kind, number } => Some(Command::Call {
+            CliCommand::Call { contact, kind, number, .. } => Some(Command::Call {
                 contact: ContactId(*contact),
                 kind: (*kind).into(),
                 number: number.clone(),
@@ -387,6 +399,18 @@ async fn run(args: CliArgs) -> ExitStatus {
             }
             break 'run status;
         }
+        if let CliCommand::Call { contact, kind, number, place: true, hangup_after } = &args.command {
+            let status = tablet_shell::dial::place(
+                session.client(),
+                &mut stdout,
+                ContactId(*contact),
+                (*kind).into(),
+                number.clone(),
+                *hangup_after,
+            )
+            .await;
+            break 'run status;
+        }
         match args.one_shot() {
             Some(command) => {
                 let line = session.execute(command).await;
@@ -399,6 +423,12 @@ async fn run(args: CliArgs) -> ExitStatus {
     };
     session.finish().await;
     status
+}
+
+/// Seconds, fractions allowed.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
 /// Accepts `IP:PORT` or `HOST:PORT`.
@@ -435,9 +465,31 @@ mod tests {
     }
 
     #[test]
+    fn call_place_takes_a_hangup_delay_only_with_place() {
+        let args = parse(&["call", "--contact", "1", "--kind", "video", "--place", "--hangup-after", "2.5"])
+            .unwrap();
+        let CliCommand::Call { place, hangup_after, .. } = args.command else { panic!("not a call") };
+        assert!(place);
+        assert_eq!(hangup_after, Some(Duration::from_millis(2500)));
+        assert!(parse(&["call", "--contact", "1", "--kind", "video", "--hangup-after", "2"]).is_err());
+        assert!(
+            parse(&["call", "--contact", "1", "--kind", "video", "--place", "--hangup-after", "-1"]).is_err()
+        );
+    }
+
+    #[test]
     fn call_takes_contact_kind_and_number() {
         let args = parse(&["call", "--contact", "3", "--kind", "video"]).unwrap();
-        assert_eq!(args.command, CliCommand::Call { contact: 3, kind: KindArg::Video, number: None });
+        assert_eq!(
+            args.command,
+            CliCommand::Call {
+                contact: 3,
+                kind: KindArg::Video,
+                number: None,
+                place: false,
+                hangup_after: None
+            }
+        );
         assert_eq!(args.server_name, "localhost");
         assert_eq!(
             args.one_shot(),

@@ -54,6 +54,16 @@ pub enum Reply {
     StampsBought(PurchaseView),
     #[serde(serialize_with = "json::stamps")]
     Stamps(StampBalances),
+    CallStarted {
+        call_id: proto::call::CallId,
+        max_duration_secs: u32,
+        warn_at_secs: u32,
+    },
+    HungUp {
+        call_id: proto::call::CallId,
+    },
+    /// The last line of `call --place`.
+    CallSummary(crate::dial::CallSummary),
 }
 
 impl Reply {
@@ -87,6 +97,10 @@ impl From<TabletResponse> for Line {
             TabletResponse::StampPackages(shop) => Reply::StampPackages(shop),
             TabletResponse::StampsBought(purchase) => Reply::StampsBought(purchase),
             TabletResponse::Stamps(stamps) => Reply::Stamps(stamps),
+            TabletResponse::CallStarted { call_id, max_duration_secs, warn_at_secs } => {
+                Reply::CallStarted { call_id, max_duration_secs, warn_at_secs }
+            }
+            TabletResponse::HungUp { call_id } => Reply::HungUp { call_id },
         })
     }
 }
@@ -246,7 +260,9 @@ mod json {
             ServerEvent::MailChanged { id, unread } => {
                 Event::MailChanged { id: Hex(*id), unread: *unread }.serialize(s)
             }
-            ServerEvent::SessionEnded { .. } | ServerEvent::LockdownChanged { .. } => event.serialize(s),
+            ServerEvent::SessionEnded { .. } | ServerEvent::LockdownChanged { .. } | ServerEvent::Call(_) => {
+                event.serialize(s)
+            }
         }
     }
 

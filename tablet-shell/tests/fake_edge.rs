@@ -73,6 +73,12 @@ fn answer(req: &TabletRequest) -> TabletResponse {
         TabletRequest::PlaceCall { .. } => {
             TabletResponse::Call(CallDecision::Denied(DenyReason::AccountClosed))
         }
+        TabletRequest::StartCall { .. } => {
+            TabletResponse::Call(CallDecision::Denied(DenyReason::AccountClosed))
+        }
+        TabletRequest::HangUp { call_id } => {
+            TabletResponse::Error(ApiError::UnknownCall { call_id: *call_id })
+        }
         TabletRequest::Hours | TabletRequest::Balances => TabletResponse::Error(ApiError::NotLoggedIn),
         TabletRequest::Mailbox { folder } => TabletResponse::Mailbox(MailboxView {
             folder: *folder,
@@ -350,6 +356,14 @@ async fn refusals_exit_1_with_json() {
     let out = run(&edge, &edge.good, &["call", "--contact", "1", "--kind", "video"], "").await;
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(json_lines(&out)[0]["ok"]["Call"]["Allowed"]["max_duration_secs"], 900);
+
+    // A placed call the policy denies never rings: the denial, exit 1.
+    let out = run(&edge, &edge.good, &["call", "--contact", "1", "--kind", "video", "--place"], "").await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 1, "{out:?}");
+    assert_eq!(lines[0]["ok"]["Call"]["Denied"], "AccountClosed");
+    assert!(matches!(seen_last(&edge), TabletRequest::StartCall { contact: ContactId(1), .. }));
 
     let out = run(&edge, &edge.good, &["hours"], "").await;
     assert_eq!(out.status.code(), Some(1), "{out:?}");

@@ -5,7 +5,7 @@
 //! schema migrations, and every read and write of it: the entities central
 //! syncs down ([`Store::apply_batch`], [`Store::load_entities`]), the sync
 //! cursor, and the edge's own state (lockdowns, devices, login guards, the
-//! hash-chained audit log, drafts, sent-message history, the outbox and the
+//! hash-chained audit log, call checkpoints, drafts, sent-message history, the outbox and the
 //! ledger's entries).
 //!
 //! Must not: decide policy, talk to the network, or read the clock (callers
@@ -13,6 +13,7 @@
 //! decode come back as [`StoreError::Corrupt`] naming the table and key.
 
 mod audit;
+mod calls;
 mod codec;
 mod entities;
 mod local;

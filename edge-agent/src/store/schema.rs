@@ -263,7 +263,16 @@ CREATE TABLE ledger_state (
 INSERT INTO ledger_state (singleton, cursor) SELECT 1, cursor FROM sync_state WHERE singleton = 1;
 "#;
 
-const MIGRATION_LIST: &[M<'static>] = &[M::up(V1_FOUNDATION), M::up(V2_MESSAGING)];
+/// Calls (issue 5): the crash checkpoint of each live call, deleted in the
+/// transaction that commits the call's record to the outbox.
+const V3_CALLS: &str = r#"
+CREATE TABLE call_checkpoint (
+    call_id    INTEGER PRIMARY KEY NOT NULL,
+    checkpoint TEXT NOT NULL
+);
+"#;
+
+const MIGRATION_LIST: &[M<'static>] = &[M::up(V1_FOUNDATION), M::up(V2_MESSAGING), M::up(V3_CALLS)];
 
 pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 

@@ -120,6 +120,11 @@ impl CentralFeed {
             EdgeToCentral::FetchRelease { version, .. } => {
                 CentralToEdge::Error(CentralError::UnknownRelease(version.clone()))
             }
+            EdgeToCentral::RingContact { .. }
+            | EdgeToCentral::CallStatus { .. }
+            | EdgeToCentral::EndCall { .. } => {
+                CentralToEdge::Error(CentralError::Malformed("the feed model takes no calls".into()))
+            }
             EdgeToCentral::Changes { facility, .. } if *facility != self.facility => {
                 CentralToEdge::Error(CentralError::UnknownFacility(facility.clone()))
             }

@@ -10,6 +10,7 @@ use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
 
+use proto::call::*;
 use proto::central::*;
 use proto::domain::*;
 use proto::messaging::*;
@@ -411,7 +412,61 @@ pub fn edge_to_central() -> impl Strategy<Value = EdgeToCentral> {
         (facility_id(), text(), any::<u64>(), any::<u32>()).prop_map(|(facility, version, offset, len)| {
             EdgeToCentral::FetchRelease { facility, version, offset, len }
         }),
+        (
+            (facility_id(), any::<u64>(), resident_id(), text(), contact_id()),
+            (call_kind(), phone(), any::<u32>(), any::<u32>(), any::<Cents>())
+        )
+            .prop_map(
+                |(
+                    (facility, call_id, resident, caller_name, contact),
+                    (kind, number, max_duration_secs, rate_cents_per_min, balance_cents),
+                )| EdgeToCentral::RingContact {
+                    facility,
+                    call_id,
+                    resident,
+                    caller_name,
+                    contact,
+                    kind,
+                    number,
+                    max_duration_secs,
+                    rate_cents_per_min,
+                    balance_cents,
+                }
+            ),
+        (facility_id(), small_vec(any::<u64>()))
+            .prop_map(|(facility, call_ids)| EdgeToCentral::CallStatus { facility, call_ids }),
+        (facility_id(), any::<u64>(), call_end_reason())
+            .prop_map(|(facility, call_id, reason)| EdgeToCentral::EndCall { facility, call_id, reason }),
     ]
+}
+
+pub fn call_end_reason() -> impl Strategy<Value = CallEndReason> {
+    prop_oneof![
+        Just(CallEndReason::DidNotAnswer),
+        Just(CallEndReason::TimeLimit),
+        Just(CallEndReason::ResidentHungUp),
+        Just(CallEndReason::ContactHungUp),
+        Just(CallEndReason::Lockdown),
+        Just(CallEndReason::Suspended),
+        Just(CallEndReason::Blocked),
+        Just(CallEndReason::AccountClosed),
+        Just(CallEndReason::ConnectionLost),
+        Just(CallEndReason::EdgeShutdown),
+        Just(CallEndReason::EdgeRestarted),
+    ]
+}
+
+pub fn call_state() -> impl Strategy<Value = CallState> {
+    prop_oneof![
+        Just(CallState::Ringing),
+        any::<u32>().prop_map(|limit_secs| CallState::Connected { limit_secs }),
+        any::<u32>().prop_map(|remaining_secs| CallState::Warned { remaining_secs }),
+        call_end_reason().prop_map(|reason| CallState::Ended { reason }),
+    ]
+}
+
+pub fn contact_event() -> impl Strategy<Value = ContactEvent> {
+    prop_oneof![Just(ContactEvent::Answered), Just(ContactEvent::Declined), Just(ContactEvent::HungUp)]
 }
 
 prop_compose! {
@@ -449,6 +504,12 @@ pub fn central_to_edge() -> impl Strategy<Value = CentralToEdge> {
         small_vec(delivery_ack()).prop_map(|acks| CentralToEdge::Delivered { acks }),
         (text(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..64))
             .prop_map(|(version, offset, bytes)| CentralToEdge::ReleaseChunk { version, offset, bytes }),
+        any::<u64>().prop_map(|call_id| CentralToEdge::Ringing { call_id }),
+        small_vec(
+            (any::<u64>(), contact_event()).prop_map(|(call_id, event)| ContactCallEvent { call_id, event })
+        )
+        .prop_map(|events| CentralToEdge::CallEvents { events }),
+        any::<u64>().prop_map(|call_id| CentralToEdge::CallEnded { call_id }),
     ]
 }
 
@@ -476,6 +537,9 @@ pub fn tablet_request() -> impl Strategy<Value = TabletRequest> {
         (contact_id(), package_id())
             .prop_map(|(contact, package)| TabletRequest::BuyStamps { contact, package }),
         Just(TabletRequest::StampBalance),
+        (contact_id(), call_kind(), option::of(phone()))
+            .prop_map(|(contact, kind, number)| { TabletRequest::StartCall { contact, kind, number } }),
+        any::<u64>().prop_map(|call_id| TabletRequest::HangUp { call_id }),
     ]
 }
 
@@ -686,6 +750,8 @@ pub fn api_error() -> impl Strategy<Value = ApiError> {
         deny_reason().prop_map(|reason| ApiError::Unavailable { reason }),
         text().prop_map(ApiError::Internal),
         messaging_error().prop_map(ApiError::Messaging),
+        any::<u64>().prop_map(|call_id| ApiError::CallInProgress { call_id }),
+        any::<u64>().prop_map(|call_id| ApiError::UnknownCall { call_id }),
     ]
 }
 
@@ -708,6 +774,10 @@ pub fn tablet_response() -> impl Strategy<Value = TabletResponse> {
         stamp_shop().prop_map(TabletResponse::StampPackages),
         purchase_view().prop_map(TabletResponse::StampsBought),
         stamp_balances().prop_map(TabletResponse::Stamps),
+        any::<(u64, u32, u32)>().prop_map(|(call_id, max_duration_secs, warn_at_secs)| {
+            TabletResponse::CallStarted { call_id, max_duration_secs, warn_at_secs }
+        }),
+        any::<u64>().prop_map(|call_id| TabletResponse::HungUp { call_id }),
     ]
 }
 
@@ -716,6 +786,8 @@ pub fn server_event() -> impl Strategy<Value = ServerEvent> {
         session_end_reason().prop_map(|reason| ServerEvent::SessionEnded { reason }),
         option::of(lockdown_scope()).prop_map(|active| ServerEvent::LockdownChanged { active }),
         (message_id(), any::<u32>()).prop_map(|(id, unread)| ServerEvent::MailChanged { id, unread }),
+        (any::<u64>(), call_state())
+            .prop_map(|(call_id, state)| ServerEvent::Call(CallUpdate { call_id, state })),
     ]
 }
 
@@ -749,19 +821,20 @@ pub fn every_variant_has_a_strategy(
         Rq::Login { .. } | Rq::Logout | Rq::Contacts | Rq::Hours | Rq::PlaceCall { .. } | Rq::Balances
         | Rq::Mailbox { .. } | Rq::ReadMessage { .. } | Rq::SaveDraft { .. } | Rq::DeleteDraft { .. }
         | Rq::SendMessage { .. } | Rq::HideSent { .. } | Rq::ECards | Rq::StampPackages
-        | Rq::BuyStamps { .. } | Rq::StampBalance => {}
+        | Rq::BuyStamps { .. } | Rq::StampBalance | Rq::StartCall { .. } | Rq::HangUp { .. } => {}
     }
     use TabletResponse as Rs;
     match b {
         Rs::LoggedIn(_) | Rs::LoggedOut | Rs::Contacts(_) | Rs::Hours(_) | Rs::Call(_) | Rs::Balances(_)
         | Rs::Error(_) | Rs::Mailbox(_) | Rs::Message(_) | Rs::DraftSaved { .. } | Rs::DraftDeleted { .. }
         | Rs::MessageQueued(_) | Rs::SentHidden { .. } | Rs::ECards(_) | Rs::StampPackages(_)
-        | Rs::StampsBought(_) | Rs::Stamps(_) => {}
+        | Rs::StampsBought(_) | Rs::Stamps(_) | Rs::CallStarted { .. } | Rs::HungUp { .. } => {}
     }
     match c {
         ApiError::NotLoggedIn | ApiError::BadCredentials { .. } | ApiError::LockedOut { .. }
         | ApiError::SessionEnded { .. } | ApiError::Malformed(_) | ApiError::Unavailable { .. }
-        | ApiError::Internal(_) | ApiError::Messaging(_) => {}
+        | ApiError::Internal(_) | ApiError::Messaging(_) | ApiError::CallInProgress { .. }
+        | ApiError::UnknownCall { .. } => {}
     }
     use DenyReason as D;
     match d {
@@ -770,15 +843,21 @@ pub fn every_variant_has_a_strategy(
         | D::NumberNotAuthorized { .. } | D::NoNumber | D::InsufficientBalance { .. } | D::CapReached { .. }
         | D::ResidentInactive | D::UnknownContact { .. } | D::FacilityMisconfigured { .. } => {}
     }
-    match e { ServerEvent::SessionEnded { .. } | ServerEvent::LockdownChanged { .. } | ServerEvent::MailChanged { .. } => {} }
+    match e {
+        ServerEvent::SessionEnded { .. } | ServerEvent::LockdownChanged { .. } | ServerEvent::MailChanged { .. }
+        | ServerEvent::Call(_) => {}
+    }
     match f { CallDecision::Allowed { .. } | CallDecision::Denied(_) => {} }
     match g { Availability::Available | Availability::Unavailable(_) => {} }
     use EdgeToCentral as Ec;
-    match h { Ec::Hello { .. } | Ec::Changes { .. } | Ec::Deliver { .. } | Ec::FetchRelease { .. } => {} }
+    match h {
+        Ec::Hello { .. } | Ec::Changes { .. } | Ec::Deliver { .. } | Ec::FetchRelease { .. }
+        | Ec::RingContact { .. } | Ec::CallStatus { .. } | Ec::EndCall { .. } => {}
+    }
     use CentralToEdge as C;
     match i {
         C::Welcome { .. } | C::Changes(_) | C::CursorExpired { .. } | C::Error(_) | C::Delivered { .. }
-        | C::ReleaseChunk { .. } => {}
+        | C::ReleaseChunk { .. } | C::Ringing { .. } | C::CallEvents { .. } | C::CallEnded { .. } => {}
     }
     use Entity as En;
     match j {
@@ -841,4 +920,16 @@ pub fn every_variant_has_a_strategy(
     }
     use PurchaseState as Ps;
     match purchase_state { Ps::Queued | Ps::Confirmed | Ps::PaymentFailed { .. } => {} }
+}
+
+/// The call vocabulary's enums (issue 5), same reminder as above.
+#[rustfmt::skip]
+pub fn every_call_variant_has_a_strategy(a: &CallEndReason, b: &CallState, c: &ContactEvent) {
+    use CallEndReason as R;
+    match a {
+        R::DidNotAnswer | R::TimeLimit | R::ResidentHungUp | R::ContactHungUp | R::Lockdown | R::Suspended
+        | R::Blocked | R::AccountClosed | R::ConnectionLost | R::EdgeShutdown | R::EdgeRestarted => {}
+    }
+    match b { CallState::Ringing | CallState::Connected { .. } | CallState::Warned { .. } | CallState::Ended { .. } => {} }
+    match c { ContactEvent::Answered | ContactEvent::Declined | ContactEvent::HungUp => {} }
 }
