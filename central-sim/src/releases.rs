@@ -141,29 +141,29 @@ fn newest(db: &Db) -> Result<Option<Stored>, ReleaseError> {
         .query_row(
             "SELECT version, size, sha256, path FROM release ORDER BY sort_key DESC LIMIT 1",
             [],
-            |r| {
-                Ok(Stored {
-                    version: r.get(0)?,
-                    size: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    sha256: r.get(2)?,
-                    path: PathBuf::from(r.get::<_, String>(3)?),
-                })
-            },
+            stored_row,
         )
         .optional()?)
+}
+
+/// One `release` row selected as (version, size, sha256, path).
+fn stored_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+    Ok(Stored {
+        version: r.get(0)?,
+        size: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+        sha256: r.get(2)?,
+        path: PathBuf::from(r.get::<_, String>(3)?),
+    })
 }
 
 fn stored(db: &Db, version: &str) -> Result<Option<Stored>, ReleaseError> {
     Ok(db
         .connection()
-        .query_row("SELECT version, size, sha256, path FROM release WHERE version = ?1", [version], |r| {
-            Ok(Stored {
-                version: r.get(0)?,
-                size: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                sha256: r.get(2)?,
-                path: PathBuf::from(r.get::<_, String>(3)?),
-            })
-        })
+        .query_row(
+            "SELECT version, size, sha256, path FROM release WHERE version = ?1",
+            [version],
+            stored_row,
+        )
         .optional()?)
 }
 

@@ -21,7 +21,7 @@ use edge_core::call::{CallAction, CallEvent, CallId, CallSetup, CallTable, CallV
 use edge_core::policy::{self, CallRequest};
 use jiff::Timestamp;
 use net::rpc;
-use proto::call::{CallEndReason, CallState, CallUpdate, ContactEvent};
+use proto::call::{CallState, CallUpdate, ContactEvent};
 use proto::central::{CentralToEdge, EdgeToCentral};
 use proto::domain::{CallKind, ContactId, FacilityId, PhoneNumber, ResidentId};
 use proto::messaging::{IdempotencyKey, OutboxBody, OutboxItem};
@@ -47,22 +47,6 @@ const IDLE_WAKE: Duration = Duration::from_secs(1);
 pub enum CentralOp {
     Ring { call_id: CallId, request: EdgeToCentral },
     End { call_id: CallId, reason: EndReason },
-}
-
-pub fn wire_reason(reason: EndReason) -> CallEndReason {
-    match reason {
-        EndReason::DidNotAnswer => CallEndReason::DidNotAnswer,
-        EndReason::TimeLimit => CallEndReason::TimeLimit,
-        EndReason::ResidentHungUp => CallEndReason::ResidentHungUp,
-        EndReason::ContactHungUp => CallEndReason::ContactHungUp,
-        EndReason::Lockdown => CallEndReason::Lockdown,
-        EndReason::Suspended => CallEndReason::Suspended,
-        EndReason::Blocked => CallEndReason::Blocked,
-        EndReason::AccountClosed => CallEndReason::AccountClosed,
-        EndReason::ConnectionLost => CallEndReason::ConnectionLost,
-        EndReason::EdgeShutdown => CallEndReason::EdgeShutdown,
-        EndReason::EdgeRestarted => CallEndReason::EdgeRestarted,
-    }
 }
 
 fn contact_event(event: ContactEvent) -> CallEvent {
@@ -280,7 +264,7 @@ impl EdgeState {
                         }
                         // The warning itself went out with `Warn`.
                         CallView::Connected { warned: true, .. } => continue,
-                        CallView::Ended { outcome } => CallState::Ended { reason: wire_reason(outcome) },
+                        CallView::Ended { outcome } => CallState::Ended { reason: outcome },
                     };
                     self.push_call(id, state);
                     if matches!(view, CallView::Ended { .. }) {
@@ -382,8 +366,7 @@ async fn send_op(shared: Shared, op: CentralOp) {
         },
         CentralOp::End { call_id, reason } => {
             let facility = FacilityId::new(shared.lock().facility.clone());
-            let request =
-                EdgeToCentral::EndCall { facility, call_id: call_id.0, reason: wire_reason(reason) };
+            let request = EdgeToCentral::EndCall { facility, call_id: call_id.0, reason };
             let give_up = tokio::time::Instant::now() + END_CALL_PATIENCE;
             loop {
                 match call_central(&shared, &request).await {

@@ -159,23 +159,10 @@ pub enum CallEvent {
     Shutdown,
 }
 
-/// How a call ended, in the words the tablet shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum EndReason {
-    /// Unanswered, declined, or refused while ringing: all the same to the
-    /// resident.
-    DidNotAnswer,
-    TimeLimit,
-    ResidentHungUp,
-    ContactHungUp,
-    Lockdown,
-    Suspended,
-    Blocked,
-    AccountClosed,
-    ConnectionLost,
-    EdgeShutdown,
-    EdgeRestarted,
-}
+/// How a call ended, in the words the tablet shows: the wire type itself, so
+/// the shell passes it on unchanged. Unanswered, declined and refused-while-
+/// ringing are all `DidNotAnswer`; there is no variant that could tell them apart.
+pub use proto::call::CallEndReason as EndReason;
 
 impl From<Revocation> for EndReason {
     fn from(r: Revocation) -> Self {
