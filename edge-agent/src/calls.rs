@@ -268,6 +268,7 @@ impl EdgeState {
                     };
                     self.push_call(id, state);
                     if matches!(view, CallView::Ended { .. }) {
+                        self.close_media(id);
                         self.call_owners.remove(&id);
                         self.call_limits.remove(&id);
                     }
@@ -278,6 +279,7 @@ impl EdgeState {
                 }
                 CallAction::CutBothLegs { reason } => {
                     tracing::info!(call = id.0, ?reason, "call cut");
+                    self.close_media(id);
                     self.send_central(CentralOp::End { call_id: id, reason });
                 }
                 CallAction::EmitCdr(cdr) => {

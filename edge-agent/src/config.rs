@@ -52,6 +52,13 @@ pub struct Config {
     /// How long the boot health check waits for the agent to answer before a
     /// slot on trial is declared bad (each failed try costs one boot).
     pub health_timeout_secs: u64,
+    /// The central MoQ relay video and voice calls are bridged to (QUIC,
+    /// ALPN `moqt-18`). Unset: calls ring and run without media.
+    pub media_relay: Option<SocketAddr>,
+    pub media_relay_server_name: String,
+    /// CA certificate(s) the relay's certificate chains to (PEM). Relative
+    /// paths are under `state_dir`.
+    pub media_relay_ca: PathBuf,
 }
 
 impl Default for Config {
@@ -72,6 +79,9 @@ impl Default for Config {
             update_check_secs: 300,
             update_max_bytes_per_sec: 0,
             health_timeout_secs: 90,
+            media_relay: None,
+            media_relay_server_name: "localhost".into(),
+            media_relay_ca: PathBuf::from("relay-ca.pem"),
         }
     }
 }
@@ -94,6 +104,10 @@ impl Config {
 
     pub fn server_bundle_path(&self) -> PathBuf {
         self.pki_dir().join("server.pem")
+    }
+
+    pub fn media_relay_ca_path(&self) -> PathBuf {
+        self.state_dir.join(&self.media_relay_ca)
     }
 
     pub fn uplink_bundle_path(&self) -> PathBuf {

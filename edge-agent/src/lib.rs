@@ -9,6 +9,7 @@
 //! or read central's database (only `proto` messages cross the uplink).
 
 pub mod api;
+pub mod bridge;
 pub mod appliance;
 pub mod calls;
 pub mod config;

@@ -42,6 +42,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Ok(recovered) => tracing::warn!(recovered, "calls of the previous run ended as EdgeRestarted"),
         Err(error) => tracing::error!(%error, "cannot read call checkpoints"),
     }
+    if let Some(relay) = config.media_relay {
+        // A relay that cannot be set up costs media, not calls: say so and go on.
+        match crate::bridge::RelayUplink::new(relay, config.media_relay_server_name.clone(), &config.media_relay_ca_path()) {
+            Ok(uplink) => {
+                tracing::info!(%relay, "calls bridged to the media relay");
+                state.relay = Some(std::sync::Arc::new(uplink));
+            }
+            Err(error) => tracing::error!(%relay, %error, "media relay not usable; calls run without media"),
+        }
+    }
     let shared = Shared::new(state, admitted);
 
     let tablets = tablet_api::bind(config.tablet_listen, &server_identity, &shared)

@@ -73,6 +73,11 @@ pub struct EdgeState {
     pub call_ops_rx: Option<mpsc::UnboundedReceiver<CentralOp>>,
     /// The uplink connection while it is up (set by the uplink task).
     pub uplink: Option<quinn::Connection>,
+    /// The central media relay calls are bridged to (unset: calls run
+    /// without media).
+    pub relay: Option<Arc<crate::bridge::RelayUplink>>,
+    /// The media connections of live calls; see `crate::bridge`.
+    pub media: crate::bridge::MediaLegs,
     last_data_version: i64,
     /// The highest outbox seq handed to the outbox core. Rows above it were
     /// committed since (by this process or the IT CLI) and are fed next, by
@@ -158,6 +163,8 @@ impl EdgeState {
             call_ops,
             call_ops_rx: Some(call_ops_rx),
             uplink: None,
+            relay: None,
+            media: Default::default(),
             outbox,
             ledger,
             outbox_wake: Arc::new(Notify::new()),

@@ -48,11 +48,11 @@ pub fn bind(
     identity: &net::Bundle,
     shared: &Shared,
 ) -> Result<quinn::Endpoint, net::NetError> {
-    quic::server_endpoint(
+    quic::server_endpoint_alpns(
         addr,
         identity,
         Arc::new(ProvisionedDevices(shared.admitted.clone())),
-        quic::TABLET_ALPN,
+        &[quic::TABLET_ALPN, media_link::MOQT_ALPN],
     )
 }
 
@@ -75,6 +75,9 @@ async fn serve_connection(conn: quinn::Connection, shared: Shared) {
         conn.close(0u32.into(), b"no certificate");
         return;
     };
+    if quic::negotiated_alpn(&conn).as_deref() == Some(media_link::MOQT_ALPN) {
+        return crate::bridge::serve_media(conn, shared, peer.fingerprint).await;
+    }
     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     shared.lock().devices.insert(

@@ -158,6 +158,17 @@ pub fn server_endpoint(
     gate: Arc<dyn ClientGate>,
     alpn: &[u8],
 ) -> Result<quinn::Endpoint, NetError> {
+    server_endpoint_alpns(bind, identity, gate, &[alpn])
+}
+
+/// As [`server_endpoint`], offering several protocols on one port; see
+/// [`negotiated_alpn`] for which one a connection chose.
+pub fn server_endpoint_alpns(
+    bind: SocketAddr,
+    identity: &Bundle,
+    gate: Arc<dyn ClientGate>,
+    alpns: &[&[u8]],
+) -> Result<quinn::Endpoint, NetError> {
     let provider = provider();
     let chain =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots(identity)?), provider.clone()).build()?;
@@ -166,7 +177,7 @@ pub fn server_endpoint(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![identity.cert_der()?], identity.key_der()?)?;
-    tls.alpn_protocols = vec![alpn.to_vec()];
+    tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| NetError::QuicCrypto(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -214,6 +225,12 @@ pub async fn connect(
         Ok(Err(e)) => Err(NetError::Connect { addr, detail: e.to_string() }),
         Err(_) => Err(NetError::ConnectTimeout { addr, secs: CONNECT_TIMEOUT.as_secs() }),
     }
+}
+
+/// The application protocol the handshake settled on.
+pub fn negotiated_alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    let data = conn.handshake_data()?;
+    data.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.protocol
 }
 
 /// The verified certificate the peer presented, if any.

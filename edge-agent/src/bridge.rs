@@ -1,0 +1,320 @@
+//! The media bridge (issue 5): a policy-enforcing MoQ relay between a
+//! tablet and the central relay.
+//!
+//! A tablet opens a second QUIC connection to the tablet port with ALPN
+//! `moqt-18` and its device certificate, and announces its side of a call
+//! (`facility/<F>/call/<id>/resident`). The bridge admits the announcement
+//! only for a call that is live on this box and owned by a tablet
+//! connection with the same certificate; it then opens a session to the
+//! central relay, announces the same namespace there and serves the relay's
+//! subscriptions from the tablet's tracks, and announces the contact's
+//! namespace to the tablet, serving it from the relay. Objects are handed on
+//! as they are: nothing is decoded here.
+//!
+//! The call core decides when a call ends; [`EdgeState::close_media`] then
+//! closes both QUIC connections of that call at once, so media stops on
+//! the edge's clock, not the relay's idle timeout. Privileged numbers never
+//! get here: the policy refuses them before a call exists.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use edge_core::call::CallId;
+use media_link::moq_transport::serve::{ServeError, Tracks, TracksReader, TracksRequest};
+use media_link::moq_transport::session::{PublishedNamespace, Publisher, Subscriber};
+use media_link::{call_namespace, parse_call_namespace, MoqSession, Side, AUDIO_TRACK, VIDEO_TRACK};
+use proto::domain::CallKind;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+use crate::state::{EdgeState, Shared};
+
+/// QUIC close code on a media connection whose call ended.
+pub const CLOSE_CALL_ENDED: u32 = 0x20;
+/// QUIC close code on a media connection the bridge refused.
+pub const CLOSE_REFUSED: u32 = 0x21;
+/// How long a tablet may take to announce after connecting.
+const ANNOUNCE_PATIENCE: Duration = Duration::from_secs(10);
+/// MoQ request error code for an announcement the bridge does not admit.
+const UNAUTHORIZED: u64 = 0x1;
+
+/// The central relay the bridge forwards to.
+pub struct RelayUplink {
+    endpoint: quinn::Endpoint,
+    addr: SocketAddr,
+    server_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("relay CA {path}: {detail}")]
+    Ca { path: String, detail: String },
+    #[error("relay client: {0}")]
+    Client(String),
+    #[error("relay {addr} unreachable: {detail}")]
+    Connect { addr: SocketAddr, detail: String },
+    #[error("relay session: {0}")]
+    Session(#[from] media_link::LinkError),
+}
+
+impl RelayUplink {
+    /// A client for the relay at `addr`, trusting the CA certificates in `ca_pem`.
+    pub fn new(addr: SocketAddr, server_name: String, ca_pem: &Path) -> Result<RelayUplink, RelayError> {
+        let ca = |detail: String| RelayError::Ca { path: ca_pem.display().to_string(), detail };
+        let text = std::fs::read(ca_pem).map_err(|e| ca(e.to_string()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&text) {
+            roots.add(cert.map_err(|e| ca(e.to_string()))?).map_err(|e| ca(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(ca("no certificate in the file".into()));
+        }
+        let config = media_link::relay_client_config(roots).map_err(|e| RelayError::Client(e.to_string()))?;
+        let bind = if addr.is_ipv6() { SocketAddr::from(([0u16; 8], 0)) } else { SocketAddr::from(([0, 0, 0, 0], 0)) };
+        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| RelayError::Client(e.to_string()))?;
+        endpoint.set_default_client_config(config);
+        Ok(RelayUplink { endpoint, addr, server_name })
+    }
+
+    pub async fn connect(&self) -> Result<MoqSession, RelayError> {
+        let connect = |detail: String| RelayError::Connect { addr: self.addr, detail };
+        let connecting = self.endpoint.connect(self.addr, &self.server_name).map_err(|e| connect(e.to_string()))?;
+        let connection = tokio::time::timeout(Duration::from_secs(5), connecting)
+            .await
+            .map_err(|_| connect("handshake timed out".into()))?
+            .map_err(|e| connect(e.to_string()))?;
+        Ok(MoqSession::connect(connection).await?)
+    }
+}
+
+/// Why an announcement is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaRefusal {
+    #[error("not a call namespace")]
+    NotACall,
+    #[error("call of another facility")]
+    OtherFacility,
+    #[error("a tablet publishes only the resident's side")]
+    WrongSide,
+    #[error("no live call with that id")]
+    NoSuchCall,
+    #[error("the call belongs to another device")]
+    NotYourCall,
+    #[error("no media relay is configured")]
+    NoRelay,
+}
+
+/// What an admitted announcement may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaGrant {
+    pub call_id: CallId,
+    pub kind: CallKind,
+}
+
+impl MediaGrant {
+    /// Voice calls carry audio only.
+    pub fn allows(&self, track: &str) -> bool {
+        track == AUDIO_TRACK || (track == VIDEO_TRACK && self.kind == CallKind::Video)
+    }
+}
+
+/// The media connections of live calls, closed when the call ends.
+#[derive(Default)]
+pub struct MediaLegs {
+    legs: HashMap<CallId, Vec<quinn::Connection>>,
+}
+
+impl EdgeState {
+    /// Admits `namespace` from the device with certificate `fingerprint`
+    /// for one of its live calls.
+    pub fn authorize_media(
+        &self,
+        namespace: &media_link::moq_transport::coding::TrackNamespace,
+        fingerprint: &str,
+    ) -> Result<MediaGrant, MediaRefusal> {
+        let (facility, id, side) = parse_call_namespace(namespace).ok_or(MediaRefusal::NotACall)?;
+        if facility != self.facility {
+            return Err(MediaRefusal::OtherFacility);
+        }
+        if side != Side::Resident {
+            return Err(MediaRefusal::WrongSide);
+        }
+        let call_id = CallId(id);
+        let session = self.calls.get(call_id).filter(|s| !s.is_ended()).ok_or(MediaRefusal::NoSuchCall)?;
+        let owner = self.call_owners.get(&call_id).and_then(|c| self.devices.get(c));
+        if owner.is_none_or(|device| device.fingerprint != fingerprint) {
+            return Err(MediaRefusal::NotYourCall);
+        }
+        Ok(MediaGrant { call_id, kind: session.setup().kind })
+    }
+
+    /// Records a media connection of a live call; `false` (and the
+    /// connection closed) when the call has already ended.
+    pub fn add_media_leg(&mut self, call_id: CallId, connection: quinn::Connection) -> bool {
+        if self.calls.get(call_id).is_none_or(|s| s.is_ended()) {
+            connection.close(CLOSE_CALL_ENDED.into(), b"call ended");
+            return false;
+        }
+        self.media.legs.entry(call_id).or_default().push(connection);
+        true
+    }
+
+    /// Cuts the call's media: both legs close now.
+    pub fn close_media(&mut self, call_id: CallId) {
+        for connection in self.media.legs.remove(&call_id).unwrap_or_default() {
+            connection.close(CLOSE_CALL_ENDED.into(), b"call ended");
+        }
+    }
+
+    pub fn media_legs(&self) -> usize {
+        self.media.legs.values().map(Vec::len).sum()
+    }
+}
+
+/// Serves one tablet media connection (ALPN `moqt-18`) until its call ends.
+pub async fn serve_media(connection: quinn::Connection, shared: Shared, fingerprint: String) {
+    let remote = connection.remote_address();
+    let tablet = match MoqSession::accept(connection).await {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::info!(%remote, %error, "media session setup failed");
+            return;
+        }
+    };
+    let mut announcements = tablet.subscriber.clone();
+    let announced = tokio::time::timeout(ANNOUNCE_PATIENCE, announcements.published_namespace()).await;
+    let Ok(Some(announced)) = announced else {
+        tracing::info!(%remote, "media connection announced nothing; closed");
+        tablet.close(CLOSE_REFUSED, "nothing announced");
+        return;
+    };
+    let namespace = announced.info.namespace.clone();
+    let relay = shared.lock().relay.clone();
+    let authorized = shared.lock().authorize_media(&namespace, &fingerprint);
+    let grant = authorized.and_then(|grant| match relay {
+        Some(relay) => Ok((grant, relay)),
+        None => Err(MediaRefusal::NoRelay),
+    });
+    let (grant, relay) = match grant {
+        Ok(granted) => granted,
+        Err(refusal) => {
+            tracing::warn!(%remote, namespace = %namespace.to_utf8_path(), %refusal, "media announcement refused");
+            let _ = announced.reject(UNAUTHORIZED, &refusal.to_string());
+            // Let the refusal reach the tablet before the connection goes.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tablet.close(CLOSE_REFUSED, &refusal.to_string());
+            return;
+        }
+    };
+    let upstream = match relay.connect().await {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::warn!(call = grant.call_id.0, %error, "media relay unreachable; call continues without media");
+            let _ = announced.reject(UNAUTHORIZED, "relay unreachable");
+            tablet.close(CLOSE_REFUSED, "relay unreachable");
+            return;
+        }
+    };
+    let registered = register_legs(&shared, grant.call_id, &tablet, &upstream);
+    let Some(facility) = registered else { return };
+    tracing::info!(call = grant.call_id.0, %remote, kind = ?grant.kind, %facility, "media bridged");
+    let contact = call_namespace(&facility, grant.call_id.0, Side::Contact);
+    forward_call(tablet, announced, upstream, grant, contact).await;
+    shared.lock().close_media(grant.call_id);
+}
+
+/// Registers both connections with the call; `None` when it ended meanwhile.
+fn register_legs(shared: &Shared, call_id: CallId, tablet: &MoqSession, upstream: &MoqSession) -> Option<String> {
+    let mut state = shared.lock();
+    if state.add_media_leg(call_id, tablet.connection().clone())
+        && state.add_media_leg(call_id, upstream.connection().clone())
+    {
+        Some(state.facility.clone())
+    } else {
+        state.close_media(call_id);
+        None
+    }
+}
+
+/// Forwards one admitted call between the tablet's session and the relay's
+/// until either side's connection closes. Public for the bridge benchmark.
+pub async fn forward_call(
+    tablet: MoqSession,
+    mut announced: PublishedNamespace,
+    upstream: MoqSession,
+    grant: MediaGrant,
+    contact_namespace: media_link::moq_transport::coding::TrackNamespace,
+) {
+    if announced.ok().is_err() {
+        return;
+    }
+    let resident_namespace = announced.info.namespace.clone();
+    // The tablet's tracks, announced upstream and fetched from the tablet
+    // when the relay first asks for them.
+    let (_resident_tracks, resident_requests, resident_reader) = Tracks::new(resident_namespace).produce();
+    let upward = tokio::spawn(announce(upstream.publisher.clone(), resident_reader));
+    let pull_up = tokio::spawn(fetch_on_request(resident_requests, tablet.subscriber.clone(), grant));
+    // The contact's tracks, announced to the tablet and fetched from the relay.
+    let (_contact_tracks, contact_requests, contact_reader) = Tracks::new(contact_namespace).produce();
+    let downward = tokio::spawn(announce(tablet.publisher.clone(), contact_reader.clone()));
+    let pull_down = tokio::spawn(fetch_on_request(contact_requests, upstream.subscriber.clone(), grant));
+    // A tablet that subscribes before the announcement arrives lands here.
+    let early = tokio::spawn(serve_unannounced(tablet.publisher.clone(), contact_reader, grant));
+    tokio::select! {
+        _ = tablet.closed() => {}
+        _ = upstream.closed() => {}
+    }
+    for task in [upward, pull_up, downward, pull_down, early] {
+        task.abort();
+    }
+    tablet.close(CLOSE_CALL_ENDED, "call ended");
+    upstream.close(CLOSE_CALL_ENDED, "call ended");
+    drop(announced);
+}
+
+async fn announce(mut publisher: Publisher, tracks: TracksReader) {
+    if let Err(error) = publisher.publish_namespace(tracks).await {
+        tracing::debug!(%error, "bridge announcement ended");
+    }
+}
+
+/// Answers each track request by subscribing to the same track on the
+/// other session; the library hands the objects across unchanged.
+async fn fetch_on_request(mut requests: TracksRequest, subscriber: Subscriber, grant: MediaGrant) {
+    while let Some(track) = requests.next().await {
+        let name = String::from_utf8_lossy(track.info.name.as_ref()).into_owned();
+        if !grant.allows(&name) {
+            tracing::info!(call = grant.call_id.0, track = %name, "track refused by the bridge");
+            let _ = track.close(ServeError::not_found_ctx("track not part of this call"));
+            continue;
+        }
+        let mut subscriber = subscriber.clone();
+        tokio::spawn(async move {
+            if let Err(error) = subscriber.subscribe(track).await {
+                tracing::debug!(track = %name, %error, "bridged subscription ended");
+            }
+        });
+    }
+}
+
+async fn serve_unannounced(mut publisher: Publisher, tracks: TracksReader, grant: MediaGrant) {
+    while let Some(subscribed) = publisher.subscribed().await {
+        let name = String::from_utf8_lossy(subscribed.info.track_name.as_ref()).into_owned();
+        if subscribed.info.track_namespace != tracks.namespace || !grant.allows(&name) {
+            let _ = subscribed.close(ServeError::not_found_ctx("not part of this call"));
+            continue;
+        }
+        let tracks = tracks.clone();
+        tokio::spawn(async move {
+            if let Err(error) = Publisher::serve_subscribe(subscribed, tracks).await {
+                tracing::debug!(track = %name, %error, "early subscription ended");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+#[path = "bridge_tests.rs"]
+mod tests;
