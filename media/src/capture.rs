@@ -235,7 +235,9 @@ impl Capture {
         if !self.stopped {
             self.stopped = true;
             self.bus.stop();
-            pipeline::shutdown(&self.pipeline, Duration::from_millis(500));
+            // EOS from the sources, so the encoders flush what they hold.
+            let _ = self.pipeline.send_event(gst::event::Eos::new());
+            pipeline::drain_and_stop(&self.pipeline, Duration::from_millis(500));
         }
     }
 }

@@ -163,9 +163,8 @@ impl Drop for BusWatch {
     }
 }
 
-/// Sends EOS (so encoders flush), waits briefly for it to reach the sinks, then sets NULL.
-pub(crate) fn shutdown(pipeline: &gst::Pipeline, drain: Duration) {
-    let _ = pipeline.send_event(gst::event::Eos::new());
+/// Waits (at most `drain`) for an EOS sent by the caller to reach the sinks, then sets NULL.
+pub(crate) fn drain_and_stop(pipeline: &gst::Pipeline, drain: Duration) {
     if let Some(bus) = pipeline.bus() {
         let _ = bus.timed_pop_filtered(
             gst::ClockTime::from_mseconds(drain.as_millis() as u64),
@@ -173,4 +172,24 @@ pub(crate) fn shutdown(pipeline: &gst::Pipeline, drain: Duration) {
         );
     }
     let _ = pipeline.set_state(gst::State::Null);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_element_names_its_package() {
+        init().expect("GStreamer initialises");
+        let err = require(&["appsrc", "no-such-element-x"]).expect_err("not installed");
+        assert_eq!(
+            err,
+            MediaError::MissingElement {
+                element: "no-such-element-x",
+                package: "the GStreamer plugin providing it"
+            }
+        );
+        let x264 = MediaError::MissingElement { element: "x264enc", package: package_of("x264enc") };
+        assert_eq!(x264.to_string(), "x264enc missing: install gstreamer1.0-plugins-ugly");
+    }
 }

@@ -67,7 +67,9 @@ pub struct PlaybackStats {
     pub video_delivered: u64,
     /// Audio buffers out of the decoder.
     pub audio_decoded: u64,
-    /// Errors, warnings and dropped-frame (QoS) reports of the parser/decoders.
+    /// Frames that went into the parser/decoder and did not come out decoded, plus errors, warnings and
+    /// dropped-frame (QoS) reports the parser/decoders post. Exact after [`Playback::stop`] (which
+    /// drains the decoders); while running it also counts the one or two frames still being decoded.
     pub decode_errors: u64,
     /// Times the pipeline was restarted after an error.
     pub restarts: u64,
@@ -77,22 +79,30 @@ pub struct PlaybackStats {
 struct Counters {
     pushed: AtomicU64,
     rejected: AtomicU64,
+    video_in: AtomicU64,
     video_decoded: AtomicU64,
     video_delivered: AtomicU64,
+    audio_in: AtomicU64,
     audio_decoded: AtomicU64,
-    decode_errors: Arc<AtomicU64>,
+    /// Reported by the parser/decoders on the bus.
+    reported_errors: Arc<AtomicU64>,
     restarts: AtomicU64,
 }
 
 impl Counters {
     fn snapshot(&self) -> PlaybackStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        // Neither H.264 (no B-frames from our encoder) nor VP8 nor Opus reorders: one frame out per
+        // frame in, so a shortfall is frames the parser or decoder threw away.
+        let lost = load(&self.video_in).saturating_sub(load(&self.video_decoded))
+            + load(&self.audio_in).saturating_sub(load(&self.audio_decoded));
         PlaybackStats {
             pushed: self.pushed.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             video_decoded: self.video_decoded.load(Ordering::Relaxed),
             video_delivered: self.video_delivered.load(Ordering::Relaxed),
             audio_decoded: self.audio_decoded.load(Ordering::Relaxed),
-            decode_errors: self.decode_errors.load(Ordering::Relaxed),
+            decode_errors: load(&self.reported_errors) + lost,
             restarts: self.restarts.load(Ordering::Relaxed),
         }
     }
@@ -200,7 +210,12 @@ impl Playback {
         let video_src = if cfg.kind == MediaKind::Video {
             let src: gst_app::AppSrc = pipeline::by_name(&pipeline, "vsrc")?;
             let dec: gst::Element = pipeline::by_name(&pipeline, "vdec")?;
-            count_buffers(&dec, counters.clone(), |c| &c.video_decoded)?;
+            let first: gst::Element = match cfg.video_codec {
+                VideoCodec::H264 => pipeline::by_name(&pipeline, "vparse")?,
+                VideoCodec::Vp8 => dec.clone(),
+            };
+            count_buffers(&first, "sink", counters.clone(), |c| &c.video_in)?;
+            count_buffers(&dec, "src", counters.clone(), |c| &c.video_decoded)?;
             let sink: gst_app::AppSink = pipeline::by_name(&pipeline, "vout")?;
             let c = counters.clone();
             sink.set_callbacks(
@@ -221,9 +236,10 @@ impl Playback {
         };
         let audio_src: gst_app::AppSrc = pipeline::by_name(&pipeline, "asrc")?;
         let adec: gst::Element = pipeline::by_name(&pipeline, "adec")?;
-        count_buffers(&adec, counters.clone(), |c| &c.audio_decoded)?;
+        count_buffers(&adec, "sink", counters.clone(), |c| &c.audio_in)?;
+        count_buffers(&adec, "src", counters.clone(), |c| &c.audio_decoded)?;
 
-        let bus = BusWatch::start(&pipeline, DECODE_ELEMENTS, counters.decode_errors.clone())?;
+        let bus = BusWatch::start(&pipeline, DECODE_ELEMENTS, counters.reported_errors.clone())?;
         if let Err(e) = pipeline::set_state(&pipeline, gst::State::Playing) {
             let _ = pipeline.set_state(gst::State::Null);
             return Err(e);
@@ -299,7 +315,11 @@ impl Playback {
         if !self.stopped {
             self.stopped = true;
             self.bus.stop();
-            pipeline::shutdown(&self.pipeline, Duration::from_millis(500));
+            // EOS behind the queued frames, so the decoders finish them before the pipeline stops.
+            for src in self.video_src.iter().chain([&self.audio_src]) {
+                let _ = src.end_of_stream();
+            }
+            pipeline::drain_and_stop(&self.pipeline, Duration::from_millis(1000));
         }
     }
 }
@@ -310,15 +330,16 @@ impl Drop for Playback {
     }
 }
 
-/// Counts buffers leaving `element`'s src pad into the counter `pick` selects.
+/// Counts buffers passing `element`'s static pad `pad` into the counter `pick` selects.
 fn count_buffers(
     element: &gst::Element,
+    pad: &str,
     counters: Arc<Counters>,
     pick: fn(&Counters) -> &AtomicU64,
 ) -> Result<(), MediaError> {
-    let pad = element.static_pad("src").ok_or_else(|| MediaError::Pipeline {
+    let pad = element.static_pad(pad).ok_or_else(|| MediaError::Pipeline {
         element: element.name().to_string(),
-        message: "no src pad".into(),
+        message: format!("no {pad} pad"),
     })?;
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         pick(&counters).fetch_add(1, Ordering::Relaxed);
