@@ -78,3 +78,11 @@ pub enum MediaError {
     #[error("media pipeline stopped")]
     Stopped,
 }
+
+/// [`Capture`] and [`Playback`] are handed between threads and tasks by their owners.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Capture>();
+    send_sync::<Playback>();
+    send_sync::<EncodedFrame>();
+};

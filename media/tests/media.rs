@@ -188,7 +188,10 @@ async fn vp8_round_trip() {
     };
     let (capture, mut rx) = Capture::start(&cfg).expect("VP8 capture starts");
     // 2 s of video; a loaded machine gets up to 5 s (vp8enc's start-up is CPU-hungry).
-    let mut frames = collect_for(&mut rx, Duration::from_millis(2000)).await;
+    let mut frames = collect_for(&mut rx, Duration::from_millis(1000)).await;
+    capture.request_keyframe();
+    let requested_at = frames.len();
+    frames.extend(collect_for(&mut rx, Duration::from_millis(1000)).await);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while video(&frames).len() < 60 {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -203,6 +206,12 @@ async fn vp8_round_trip() {
     assert!(
         v[0].keyframe && v[0].data.get(3..6) == Some(&[0x9d, 0x01, 0x2a][..]),
         "VP8 starts with a keyframe"
+    );
+    let after = video(&frames[requested_at..]);
+    let pos = after.iter().position(|f| f.keyframe);
+    assert!(
+        video(&frames[..requested_at]).len() < 50 && matches!(pos, Some(p) if p <= 10),
+        "no VP8 keyframe soon after request_keyframe: {pos:?}"
     );
 
     let pcfg = PlaybackConfig {
