@@ -361,3 +361,58 @@ fn to_frame(sample: &gst::Sample) -> Option<DecodedVideoFrame> {
         pts_us: buffer.pts().map(|t| t.useconds()).unwrap_or(0),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Capture, CaptureConfig};
+
+    /// The recovery path: a pipeline error is returned by the next push, the pipeline restarts, and
+    /// frames from a keyframe on decode again.
+    #[test]
+    fn a_pipeline_error_is_reported_once_and_the_pipeline_restarts() {
+        let cfg = CaptureConfig { width: 320, height: 180, ..CaptureConfig::default() };
+        let (capture, mut rx) = Capture::start(&cfg).expect("capture starts");
+        std::thread::sleep(Duration::from_millis(1200));
+        capture.stop();
+        let mut video = Vec::new();
+        while let Ok(f) = rx.try_recv() {
+            if f.track == TrackKind::Video {
+                video.push(f);
+            }
+        }
+        assert!(video.len() >= 20 && video[0].keyframe, "{} frames", video.len());
+
+        let playback = Playback::start(&PlaybackConfig::default(), |_| {}).expect("playback starts");
+        for f in &video[..10] {
+            playback.push(f.clone()).expect("frame accepted");
+        }
+        // An element fails (as a decoder or converter would on a fatal error).
+        let vdec: gst::Element = pipeline::by_name(&playback.pipeline, "vdec").expect("vdec");
+        let msg =
+            gst::message::Error::builder(gst::StreamError::Decode, "injected failure").src(&vdec).build();
+        assert!(vdec.post_message(msg).is_ok());
+        std::thread::sleep(Duration::from_millis(300));
+        match playback.push(video[10].clone()) {
+            Err(MediaError::Pipeline { element, message }) => {
+                assert_eq!(element, "vdec");
+                assert!(message.contains("injected failure"), "{message}");
+            }
+            other => panic!("expected the pipeline error, got {other:?}"),
+        }
+        let before = playback.stats().video_decoded;
+        // The restarted decoder starts again at a keyframe.
+        let key = video.iter().position(|f| f.keyframe).expect("keyframe");
+        for f in &video[key..] {
+            playback.push(f.clone()).expect("frame accepted after restart");
+        }
+        let want = before + (video.len() - key) as u64;
+        let start = std::time::Instant::now();
+        while playback.stats().video_decoded < want && start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stats = playback.stop();
+        assert_eq!(stats.restarts, 1);
+        assert!(stats.video_decoded >= want, "{stats:?}");
+    }
+}
