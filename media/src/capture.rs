@@ -117,17 +117,10 @@ fn describe(cfg: &CaptureConfig) -> Result<(String, Vec<&'static str>), MediaErr
                 needed.push("videotestsrc");
                 desc += &format!("videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! {raw} ! ");
             }
-            Sources::Devices { video_device } => {
+            Sources::Devices { .. } => {
+                // The device path is set as a property after parsing, never spliced into the text.
                 needed.extend(["v4l2src", "videoscale", "videorate"]);
-                if video_device.contains(['"', '!', ' ']) {
-                    return Err(MediaError::Pipeline {
-                        element: "v4l2src".into(),
-                        message: format!("unusable device path {video_device:?}"),
-                    });
-                }
-                desc += &format!(
-                    "v4l2src device=\"{video_device}\" ! videoconvert ! videoscale ! videorate ! {raw} ! "
-                );
+                desc += &format!("v4l2src name=vcam ! videoconvert ! videoscale ! videorate ! {raw} ! ");
             }
         }
         needed.push("videoconvert");
@@ -153,7 +146,7 @@ fn describe(cfg: &CaptureConfig) -> Result<(String, Vec<&'static str>), MediaErr
                 );
             }
         }
-        // Unbounded buffering in the sink would add latency; the callback copies and returns at once.
+        // The callback copies each frame out and returns at once, so the sink queue stays near empty.
         desc += "appsink name=vsink sync=false async=false emit-signals=false max-buffers=8 drop=false ";
     }
     match &cfg.sources {
@@ -182,6 +175,10 @@ impl Capture {
         let (desc, needed) = describe(cfg)?;
         pipeline::require(&needed)?;
         let pipeline = pipeline::launch(&desc)?;
+        if let (MediaKind::Video, Sources::Devices { video_device }) = (cfg.kind, &cfg.sources) {
+            let cam: gst::Element = pipeline::by_name(&pipeline, "vcam")?;
+            cam.set_property("device", video_device.as_str());
+        }
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel(cfg.channel_capacity);
 
@@ -195,11 +192,12 @@ impl Capture {
         let audio_sink: gst_app::AppSink = pipeline::by_name(&pipeline, "asink")?;
         audio_sink.set_callbacks(callbacks(TrackKind::Audio, tx, counters.clone()));
 
-        let bus = BusWatch::start(&pipeline, &[], Arc::new(AtomicU64::new(0)))?;
-        if let Err(e) = pipeline::set_state(&pipeline, gst::State::Playing) {
+        // Errors while starting stay on the bus for set_state to report; the watcher starts after.
+        if let Err(e) = pipeline::set_state(&pipeline, gst::State::Playing, None) {
             let _ = pipeline.set_state(gst::State::Null);
             return Err(e);
         }
+        let bus = BusWatch::start(&pipeline, &[], Arc::new(AtomicU64::new(0)))?;
         Ok((Capture { pipeline, video_sink, counters, bus, stopped: false }, rx))
     }
 

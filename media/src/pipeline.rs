@@ -58,17 +58,29 @@ pub(crate) fn by_name<T: IsA<gst::Element>>(pipeline: &gst::Pipeline, name: &str
     })
 }
 
-/// Sets `state`, mapping a failure to the first error the bus holds (the element and its message).
-pub(crate) fn set_state(pipeline: &gst::Pipeline, state: gst::State) -> Result<(), MediaError> {
+/// Sets `state`, mapping a failure to the first error the pipeline posted (the element and its
+/// message): from the bus, or from `watch` when a [`BusWatch`] is already draining the bus.
+pub(crate) fn set_state(
+    pipeline: &gst::Pipeline,
+    state: gst::State,
+    watch: Option<&BusWatch>,
+) -> Result<(), MediaError> {
     match pipeline.set_state(state) {
         Ok(_) => Ok(()),
         Err(_) => {
-            let bus_error = pipeline.bus().and_then(|bus| {
-                bus.pop_filtered(&[gst::MessageType::Error]).and_then(|msg| match msg.view() {
-                    gst::MessageView::Error(err) => Some(error_of(err)),
-                    _ => None,
-                })
-            });
+            let bus_error = match watch {
+                Some(watch) => {
+                    // The watcher polls every 50 ms.
+                    std::thread::sleep(Duration::from_millis(120));
+                    watch.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+                }
+                None => pipeline.bus().and_then(|bus| {
+                    bus.pop_filtered(&[gst::MessageType::Error]).and_then(|msg| match msg.view() {
+                        gst::MessageView::Error(err) => Some(error_of(err)),
+                        _ => None,
+                    })
+                }),
+            };
             Err(bus_error.unwrap_or_else(|| MediaError::Pipeline {
                 element: pipeline.name().to_string(),
                 message: format!("could not change state to {state:?}"),

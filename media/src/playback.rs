@@ -239,11 +239,12 @@ impl Playback {
         count_buffers(&adec, "sink", counters.clone(), |c| &c.audio_in)?;
         count_buffers(&adec, "src", counters.clone(), |c| &c.audio_decoded)?;
 
-        let bus = BusWatch::start(&pipeline, DECODE_ELEMENTS, counters.reported_errors.clone())?;
-        if let Err(e) = pipeline::set_state(&pipeline, gst::State::Playing) {
+        // Errors while starting stay on the bus for set_state to report; the watcher starts after.
+        if let Err(e) = pipeline::set_state(&pipeline, gst::State::Playing, None) {
             let _ = pipeline.set_state(gst::State::Null);
             return Err(e);
         }
+        let bus = BusWatch::start(&pipeline, DECODE_ELEMENTS, counters.reported_errors.clone())?;
         Ok(Playback { cfg: cfg.clone(), pipeline, video_src, audio_src, counters, bus, stopped: false })
     }
 
@@ -297,7 +298,7 @@ impl Playback {
     fn restart(&self) -> Result<(), MediaError> {
         self.counters.restarts.fetch_add(1, Ordering::Relaxed);
         let _ = self.pipeline.set_state(gst::State::Null);
-        pipeline::set_state(&self.pipeline, gst::State::Playing)
+        pipeline::set_state(&self.pipeline, gst::State::Playing, Some(&self.bus))
     }
 
     /// Counters so far.

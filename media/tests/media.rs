@@ -375,3 +375,21 @@ async fn a_full_channel_drops_and_counts_without_stalling_the_pipeline() {
     assert!(fresh[0].pts_us >= old[3].pts_us + 500_000, "frames in between were dropped, not queued");
     assert_eq!(stats.audio_frames, stats.dropped + old.len() as u64 + fresh.len() as u64 + rest);
 }
+
+#[tokio::test]
+async fn a_missing_camera_is_a_typed_pipeline_error() {
+    let _turn = TURN.lock().await;
+    let cfg = CaptureConfig {
+        sources: facility_media::Sources::Devices { video_device: "/dev/no-such-camera".into() },
+        ..CaptureConfig::default()
+    };
+    match Capture::start(&cfg) {
+        Err(MediaError::Pipeline { element, message }) => {
+            eprintln!("no camera: {element}: {message}");
+            assert_eq!(element, "vcam", "the error names the camera source");
+            assert!(message.contains("no-such-camera"), "{message}");
+        }
+        Err(other) => panic!("expected a pipeline error, got {other}"),
+        Ok(_) => panic!("a capture from a camera that does not exist started"),
+    }
+}
