@@ -12,6 +12,12 @@
 //! Networking, MoQ, QUIC, relays, the edge API, call control or policy. Moving [`EncodedFrame`]s between
 //! tablets is the transport's job; this crate neither knows nor cares how they travel. It has no jitter
 //! buffer either: frames are decoded as they are pushed, sinks run with `sync=false` for lowest latency.
+//!
+//! # Threads
+//! GStreamer runs its own streaming threads. The capture channel is filled with `try_send` from them,
+//! so the receiver works in async code or, with `blocking_recv`, without a tokio runtime; the
+//! playback `on_video` callback runs on a GStreamer thread and should only hand the frame over.
+//! See `README.md` for the pipelines, the Debian packages and measured figures.
 
 mod bitstream;
 mod capture;
