@@ -78,8 +78,21 @@ enum Task {
     },
 }
 
-/// Debian packages the build and the tests need beyond a stock Rust machine.
-const DEBIAN_PACKAGES: &[&str] = &["build-essential", "pkg-config", "sqlite3"];
+/// Debian packages the build and the tests need beyond a stock Rust machine. The GStreamer ones are
+/// for `facility-media`: headers for gstreamer-rs, and the plugins its pipelines use (x264enc in
+/// -ugly, h264parse in -bad, avdec_h264 in -libav, vp8/v4l2 in -good, opus/app/test sources in -base).
+const DEBIAN_PACKAGES: &[&str] = &[
+    "build-essential",
+    "pkg-config",
+    "sqlite3",
+    "libgstreamer1.0-dev",
+    "libgstreamer-plugins-base1.0-dev",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-bad",
+    "gstreamer1.0-plugins-ugly",
+    "gstreamer1.0-libav",
+];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
