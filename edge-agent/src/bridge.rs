@@ -17,8 +17,6 @@
 //! get here: the policy refuses them before a call exists.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use edge_core::call::CallId;
@@ -26,8 +24,6 @@ use media_link::moq_transport::serve::{ServeError, Tracks, TracksReader, TracksR
 use media_link::moq_transport::session::{PublishedNamespace, Publisher, Subscriber};
 use media_link::{call_namespace, parse_call_namespace, MoqSession, Side, AUDIO_TRACK, VIDEO_TRACK};
 use proto::domain::CallKind;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 
 use crate::state::{EdgeState, Shared};
 
@@ -39,55 +35,6 @@ pub const CLOSE_REFUSED: u32 = 0x21;
 const ANNOUNCE_PATIENCE: Duration = Duration::from_secs(10);
 /// MoQ request error code for an announcement the bridge does not admit.
 const UNAUTHORIZED: u64 = 0x1;
-
-/// The central relay the bridge forwards to.
-pub struct RelayUplink {
-    endpoint: quinn::Endpoint,
-    addr: SocketAddr,
-    server_name: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RelayError {
-    #[error("relay CA {path}: {detail}")]
-    Ca { path: String, detail: String },
-    #[error("relay client: {0}")]
-    Client(String),
-    #[error("relay {addr} unreachable: {detail}")]
-    Connect { addr: SocketAddr, detail: String },
-    #[error("relay session: {0}")]
-    Session(#[from] media_link::LinkError),
-}
-
-impl RelayUplink {
-    /// A client for the relay at `addr`, trusting the CA certificates in `ca_pem`.
-    pub fn new(addr: SocketAddr, server_name: String, ca_pem: &Path) -> Result<RelayUplink, RelayError> {
-        let ca = |detail: String| RelayError::Ca { path: ca_pem.display().to_string(), detail };
-        let text = std::fs::read(ca_pem).map_err(|e| ca(e.to_string()))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&text) {
-            roots.add(cert.map_err(|e| ca(e.to_string()))?).map_err(|e| ca(e.to_string()))?;
-        }
-        if roots.is_empty() {
-            return Err(ca("no certificate in the file".into()));
-        }
-        let config = media_link::relay_client_config(roots).map_err(|e| RelayError::Client(e.to_string()))?;
-        let bind = if addr.is_ipv6() { SocketAddr::from(([0u16; 8], 0)) } else { SocketAddr::from(([0, 0, 0, 0], 0)) };
-        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| RelayError::Client(e.to_string()))?;
-        endpoint.set_default_client_config(config);
-        Ok(RelayUplink { endpoint, addr, server_name })
-    }
-
-    pub async fn connect(&self) -> Result<MoqSession, RelayError> {
-        let connect = |detail: String| RelayError::Connect { addr: self.addr, detail };
-        let connecting = self.endpoint.connect(self.addr, &self.server_name).map_err(|e| connect(e.to_string()))?;
-        let connection = tokio::time::timeout(Duration::from_secs(5), connecting)
-            .await
-            .map_err(|_| connect("handshake timed out".into()))?
-            .map_err(|e| connect(e.to_string()))?;
-        Ok(MoqSession::connect(connection).await?)
-    }
-}
 
 /// Why an announcement is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -151,7 +151,11 @@ impl EdgeState {
         tracing::info!(call = id.0, %resident, %contact, ?kind, max_duration_secs, warn_at_secs, "call placed");
         self.drain_calls(wall_now);
         self.calls_wake.notify_one();
-        TabletResponse::CallStarted { call_id: id.0, max_duration_secs, warn_at_secs }
+        let media = self.relay.as_ref().map(|_| proto::call::CallMedia {
+            publish: media_link::call_path(&self.facility, id.0, media_link::Side::Resident),
+            subscribe: media_link::call_path(&self.facility, id.0, media_link::Side::Contact),
+        });
+        TabletResponse::CallStarted { call_id: id.0, max_duration_secs, warn_at_secs, media }
     }
 
     /// The resident hangs up.

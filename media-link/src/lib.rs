@@ -14,12 +14,14 @@
 
 mod object;
 mod publish;
+mod relay;
 mod session;
 mod subscribe;
 
 pub use moq_transport;
 pub use object::{wall_micros, MediaObject, ObjectError, OBJECT_HEADER_LEN};
 pub use publish::{Broadcast, TrackSender};
+pub use relay::{RelayClient, RelayError};
 pub use session::{relay_client_config, LinkError, MoqSession};
 pub use subscribe::{subscribe_track, ReceivedObject, Subscription};
 

@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::object::wall_micros;
-use crate::{LinkError, MediaObject, MoqSession};
+use crate::{LinkError, MediaObject};
+use moq_transport::session::Subscriber;
 
 /// Frames waiting for the consumer; beyond this the newest are dropped
 /// (a consumer that far behind shows stale video anyway).
@@ -39,16 +40,15 @@ impl Drop for Subscription {
     }
 }
 
-/// Subscribes to `namespace`/`name`, retrying for up to `patience` while
+/// Subscribes to `namespace`/`name` on a session's subscriber, retrying for up to `patience` while
 /// the publisher is not there yet.
 pub async fn subscribe_track(
-    session: &MoqSession,
+    mut subscriber: Subscriber,
     namespace: TrackNamespace,
     name: &str,
     patience: Duration,
 ) -> Result<Subscription, LinkError> {
     let give_up = tokio::time::Instant::now() + patience;
-    let mut subscriber = session.subscriber.clone();
     let (subscribe, reader) = loop {
         let (writer, reader) = Track::new(namespace.clone(), name).produce();
         // A publisher that never answers must not hold us past our patience.

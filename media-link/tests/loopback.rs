@@ -70,7 +70,7 @@ async fn frames_reach_the_subscriber_in_groups_that_start_at_keyframes() {
     let (_broadcast, mut senders) =
         Broadcast::start(&pair.client, ns.clone(), &[VIDEO_TRACK]).expect("publish");
     let mut sub =
-        subscribe_track(&pair.server, ns, VIDEO_TRACK, Duration::from_secs(5)).await.expect("subscribe");
+        subscribe_track(pair.server.subscriber.clone(), ns, VIDEO_TRACK, Duration::from_secs(5)).await.expect("subscribe");
     let video = &mut senders[0];
     // A delta frame before any keyframe cannot be decoded: it is skipped.
     video.send(&frame(0, false)).expect("send");
@@ -105,7 +105,7 @@ async fn closing_the_publisher_session_ends_the_subscription() {
     let (_broadcast, mut senders) =
         Broadcast::start(&pair.client, ns.clone(), &[VIDEO_TRACK]).expect("publish");
     let mut sub =
-        subscribe_track(&pair.server, ns, VIDEO_TRACK, Duration::from_secs(5)).await.expect("subscribe");
+        subscribe_track(pair.server.subscriber.clone(), ns, VIDEO_TRACK, Duration::from_secs(5)).await.expect("subscribe");
     senders[0].send(&frame(1, true)).expect("send");
     assert!(tokio::time::timeout(Duration::from_secs(5), sub.frames.recv())
         .await

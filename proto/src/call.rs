@@ -48,6 +48,15 @@ pub struct CallUpdate {
     pub state: CallState,
 }
 
+/// Where a call's media goes: the tablet announces `publish` on its media
+/// connection to the edge and subscribes to the tracks of `subscribe`
+/// (MoQ namespaces as `/`-separated paths; tracks `video` and `audio`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallMedia {
+    pub publish: String,
+    pub subscribe: String,
+}
+
 /// What the contact did, as central reports it to the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ContactEvent {

@@ -110,6 +110,8 @@ pub enum TabletResponse {
         max_duration_secs: u32,
         /// Seconds after connect at which the warning is due.
         warn_at_secs: u32,
+        /// Unset when the edge has no media relay: the call runs without media.
+        media: Option<crate::call::CallMedia>,
     },
     HungUp {
         call_id: crate::call::CallId,

@@ -54,11 +54,12 @@ pub enum ClientError {
 }
 
 /// A call the edge placed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallStarted {
     pub call_id: CallId,
     pub max_duration_secs: u32,
     pub warn_at_secs: u32,
+    pub media: Option<proto::call::CallMedia>,
 }
 
 /// A connection to the edge's tablet API.
@@ -159,8 +160,8 @@ impl EdgeClient {
         number: Option<PhoneNumber>,
     ) -> Result<Result<CallStarted, CallDecision>, ClientError> {
         match self.request(&TabletRequest::StartCall { contact, kind, number }).await? {
-            TabletResponse::CallStarted { call_id, max_duration_secs, warn_at_secs } => {
-                Ok(Ok(CallStarted { call_id, max_duration_secs, warn_at_secs }))
+            TabletResponse::CallStarted { call_id, max_duration_secs, warn_at_secs, media } => {
+                Ok(Ok(CallStarted { call_id, max_duration_secs, warn_at_secs, media }))
             }
             TabletResponse::Call(decision) => Ok(Err(decision)),
             other => Err(unexpected("StartCall", other)),

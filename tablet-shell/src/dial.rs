@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::client::EdgeClient;
+use crate::media_call::{MediaLeg, MediaReport};
 use crate::output::{ErrorBody, ExitStatus, Line, Reply};
 use crate::session::emit;
 
@@ -32,6 +33,16 @@ pub struct CallSummary {
     pub warning_remaining_secs: Option<u32>,
     /// Whether this side hung up (`--hangup-after`).
     pub hung_up_here: bool,
+    /// Frames sent and received (with `--media`); unset without media.
+    pub media: Option<MediaReport>,
+}
+
+/// Where and how to run the call's media leg (`--media`).
+pub struct MediaOptions {
+    pub edge: std::net::SocketAddr,
+    pub server_name: String,
+    pub identity: net::Bundle,
+    pub sources: facility_media::Sources,
 }
 
 /// Places the call and follows it. `hangup_after` counts from the answer.
@@ -42,6 +53,7 @@ pub async fn place<W: Write>(
     kind: CallKind,
     number: Option<PhoneNumber>,
     hangup_after: Option<Duration>,
+    media: Option<MediaOptions>,
 ) -> ExitStatus {
     let started = match client.start_call(contact, kind, number).await {
         Ok(Ok(started)) => started,
@@ -63,8 +75,24 @@ pub async fn place<W: Write>(
             call_id,
             max_duration_secs: started.max_duration_secs,
             warn_at_secs: started.warn_at_secs,
+            media: started.media.clone(),
         }),
     );
+    let mut leg = match (media, started.media.clone()) {
+        (Some(options), Some(namespaces)) => Some(MediaLeg::start(
+            options.edge,
+            options.server_name,
+            options.identity,
+            namespaces,
+            kind,
+            options.sources,
+        )),
+        (Some(_), None) => {
+            tracing::warn!("the edge has no media relay: the call runs without media");
+            None
+        }
+        (None, _) => None,
+    };
     let mut connected_at: Option<Instant> = None;
     let mut warned: Option<(Duration, u32)> = None;
     let mut hang_up_at: Option<Instant> = None;
@@ -105,6 +133,9 @@ pub async fn place<W: Write>(
             CallState::Ringing => {}
             CallState::Connected { .. } => {
                 connected_at.get_or_insert(now);
+                if let Some(leg) = &leg {
+                    leg.request_keyframe();
+                }
                 if let Some(after) = hangup_after {
                     hang_up_at = Some(now + after);
                 }
@@ -115,6 +146,10 @@ pub async fn place<W: Write>(
             }
             CallState::Ended { reason } => {
                 let connected_secs = connected_at.map_or(Duration::ZERO, |at| now - at);
+                let media = match leg.take() {
+                    Some(leg) => Some(leg.finish().await),
+                    None => None,
+                };
                 let summary = CallSummary {
                     call_id,
                     outcome: reason,
@@ -123,6 +158,7 @@ pub async fn place<W: Write>(
                     warned_after_secs: warned.map(|w| w.0),
                     warning_remaining_secs: warned.map(|w| w.1),
                     hung_up_here,
+                    media,
                 };
                 emit(out, &Line::Ok(Reply::CallSummary(summary)));
                 return ExitStatus::Success;

@@ -82,6 +82,11 @@ enum CliCommand {
         /// With --place: hang up this many seconds after the contact answers.
         #[arg(long, value_name = "SECS", requires = "place", value_parser = parse_secs)]
         hangup_after: Option<Duration>,
+        /// With --place: send and receive media through the edge, from
+        /// GStreamer test sources (`test`) or the camera and microphone
+        /// (`camera`, /dev/video0). The summary reports frames both ways.
+        #[arg(long, value_enum, requires = "place")]
+        media: Option<MediaArg>,
     },
     /// Debit and per-contact video balances.
     Balances,
@@ -218,6 +223,12 @@ impl From<FolderArg> for Folder {
             FolderArg::Drafts => Folder::Drafts,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MediaArg {
+    Test,
+    Camera,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -399,7 +410,16 @@ async fn run(args: CliArgs) -> ExitStatus {
             }
             break 'run status;
         }
-        if let CliCommand::Call { contact, kind, number, place: true, hangup_after } = &args.command {
+        if let CliCommand::Call { contact, kind, number, place: true, hangup_after, media } = &args.command {
+            let media = media.map(|media| tablet_shell::dial::MediaOptions {
+                edge,
+                server_name: args.server_name.clone(),
+                identity: bundle.clone(),
+                sources: match media {
+                    MediaArg::Test => facility_media::Sources::Test,
+                    MediaArg::Camera => facility_media::Sources::Devices { video_device: "/dev/video0".into() },
+                },
+            });
             let status = tablet_shell::dial::place(
                 session.client(),
                 &mut stdout,
@@ -407,6 +427,7 @@ async fn run(args: CliArgs) -> ExitStatus {
                 (*kind).into(),
                 number.clone(),
                 *hangup_after,
+                media,
             )
             .await;
             break 'run status;

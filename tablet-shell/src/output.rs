@@ -58,6 +58,7 @@ pub enum Reply {
         call_id: proto::call::CallId,
         max_duration_secs: u32,
         warn_at_secs: u32,
+        media: Option<proto::call::CallMedia>,
     },
     HungUp {
         call_id: proto::call::CallId,
@@ -97,8 +98,8 @@ impl From<TabletResponse> for Line {
             TabletResponse::StampPackages(shop) => Reply::StampPackages(shop),
             TabletResponse::StampsBought(purchase) => Reply::StampsBought(purchase),
             TabletResponse::Stamps(stamps) => Reply::Stamps(stamps),
-            TabletResponse::CallStarted { call_id, max_duration_secs, warn_at_secs } => {
-                Reply::CallStarted { call_id, max_duration_secs, warn_at_secs }
+            TabletResponse::CallStarted { call_id, max_duration_secs, warn_at_secs, media } => {
+                Reply::CallStarted { call_id, max_duration_secs, warn_at_secs, media }
             }
             TabletResponse::HungUp { call_id } => Reply::HungUp { call_id },
         })

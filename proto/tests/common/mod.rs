@@ -774,9 +774,14 @@ pub fn tablet_response() -> impl Strategy<Value = TabletResponse> {
         stamp_shop().prop_map(TabletResponse::StampPackages),
         purchase_view().prop_map(TabletResponse::StampsBought),
         stamp_balances().prop_map(TabletResponse::Stamps),
-        any::<(u64, u32, u32)>().prop_map(|(call_id, max_duration_secs, warn_at_secs)| {
-            TabletResponse::CallStarted { call_id, max_duration_secs, warn_at_secs }
-        }),
+        (any::<(u64, u32, u32)>(), proptest::option::of((".{0,40}", ".{0,40}"))).prop_map(
+            |((call_id, max_duration_secs, warn_at_secs), media)| TabletResponse::CallStarted {
+                call_id,
+                max_duration_secs,
+                warn_at_secs,
+                media: media.map(|(publish, subscribe)| proto::call::CallMedia { publish, subscribe }),
+            }
+        ),
         any::<u64>().prop_map(|call_id| TabletResponse::HungUp { call_id }),
     ]
 }

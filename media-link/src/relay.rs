@@ -1,0 +1,61 @@
+//! A client of the central MoQ relay: one QUIC endpoint trusting the
+//! relay's CA, a fresh MoQ session per call.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+use crate::MoqSession;
+
+/// A client of one MoQ relay (the central SFU side).
+pub struct RelayClient {
+    endpoint: quinn::Endpoint,
+    addr: SocketAddr,
+    server_name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("relay CA {path}: {detail}")]
+    Ca { path: String, detail: String },
+    #[error("relay client: {0}")]
+    Client(String),
+    #[error("relay {addr} unreachable: {detail}")]
+    Connect { addr: SocketAddr, detail: String },
+    #[error("relay session: {0}")]
+    Session(#[from] crate::LinkError),
+}
+
+impl RelayClient {
+    /// A client for the relay at `addr`, trusting the CA certificates in `ca_pem`.
+    pub fn new(addr: SocketAddr, server_name: String, ca_pem: &Path) -> Result<RelayClient, RelayError> {
+        let ca = |detail: String| RelayError::Ca { path: ca_pem.display().to_string(), detail };
+        let text = std::fs::read(ca_pem).map_err(|e| ca(e.to_string()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&text) {
+            roots.add(cert.map_err(|e| ca(e.to_string()))?).map_err(|e| ca(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(ca("no certificate in the file".into()));
+        }
+        let config = crate::relay_client_config(roots).map_err(|e| RelayError::Client(e.to_string()))?;
+        let bind = if addr.is_ipv6() { SocketAddr::from(([0u16; 8], 0)) } else { SocketAddr::from(([0, 0, 0, 0], 0)) };
+        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| RelayError::Client(e.to_string()))?;
+        endpoint.set_default_client_config(config);
+        Ok(RelayClient { endpoint, addr, server_name })
+    }
+
+    pub async fn connect(&self) -> Result<MoqSession, RelayError> {
+        let connect = |detail: String| RelayError::Connect { addr: self.addr, detail };
+        let connecting = self.endpoint.connect(self.addr, &self.server_name).map_err(|e| connect(e.to_string()))?;
+        let connection = tokio::time::timeout(Duration::from_secs(5), connecting)
+            .await
+            .map_err(|_| connect("handshake timed out".into()))?
+            .map_err(|e| connect(e.to_string()))?;
+        Ok(MoqSession::connect(connection).await?)
+    }
+}
+

@@ -1,0 +1,244 @@
+//! The tablet's media leg of a call: camera and microphone (or GStreamer
+//! test sources) encoded by `facility-media`, published to the edge over
+//! MoQ on a second QUIC connection with the device certificate, and the
+//! contact's tracks received from the edge and decoded to frames for the
+//! screen.
+//!
+//! The edge decides when the call ends; this leg only follows (its
+//! connection is closed by the edge, or it is stopped when the "ended"
+//! update arrives).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use facility_media::{
+    Capture, CaptureConfig, EncodedFrame, MediaKind, Playback, PlaybackConfig, Sources, TrackKind,
+};
+use media_link::moq_transport::coding::TrackNamespace;
+use media_link::{subscribe_track, wall_micros, Broadcast, MediaObject, MoqSession, AUDIO_TRACK, VIDEO_TRACK};
+use net::Bundle;
+use proto::call::CallMedia;
+use proto::domain::CallKind;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How long the contact's tracks are waited for (the contact may answer late).
+const SUBSCRIBE_PATIENCE: Duration = Duration::from_secs(120);
+
+/// What the media leg did, for the call summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MediaReport {
+    pub video_frames_sent: u64,
+    pub audio_frames_sent: u64,
+    pub video_frames_received: u64,
+    pub audio_frames_received: u64,
+    /// Contact video decoded to pictures for the screen.
+    pub video_frames_decoded: u64,
+    pub audio_frames_decoded: u64,
+    /// Median send-to-arrival time of the contact's frames (µs), as the
+    /// sender stamped them (meaningful when both ends share a clock, as in tests).
+    pub latency_p50_us: Option<u64>,
+    /// Why the leg stopped early, if it did.
+    pub error: Option<String>,
+}
+
+/// A running media leg.
+pub struct MediaLeg {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<MediaReport>,
+    capture_keyframe: watch::Sender<u64>,
+}
+
+impl MediaLeg {
+    /// Starts the leg for a placed call.
+    pub fn start(
+        edge: SocketAddr,
+        server_name: String,
+        identity: Bundle,
+        media: CallMedia,
+        kind: CallKind,
+        sources: Sources,
+    ) -> MediaLeg {
+        let (stop, stopped) = watch::channel(false);
+        let (capture_keyframe, keyframe_requests) = watch::channel(0);
+        let task =
+            tokio::spawn(run(edge, server_name, identity, media, kind, sources, stopped, keyframe_requests));
+        MediaLeg { stop, task, capture_keyframe }
+    }
+
+    /// The contact joined: send a keyframe now rather than at the next GOP.
+    pub fn request_keyframe(&self) {
+        self.capture_keyframe.send_modify(|n| *n += 1);
+    }
+
+    /// Stops the leg and reports.
+    pub async fn finish(self) -> MediaReport {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(report) => report,
+            Err(error) => MediaReport { error: Some(format!("media task failed: {error}")), ..Default::default() },
+        }
+    }
+}
+
+#[derive(Default)]
+struct Received {
+    video: AtomicU64,
+    audio: AtomicU64,
+    decoded: AtomicU64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    edge: SocketAddr,
+    server_name: String,
+    identity: Bundle,
+    media: CallMedia,
+    kind: CallKind,
+    sources: Sources,
+    mut stopped: watch::Receiver<bool>,
+    mut keyframe_requests: watch::Receiver<u64>,
+) -> MediaReport {
+    let mut report = MediaReport::default();
+    let session = match connect(edge, &server_name, &identity).await {
+        Ok(session) => session,
+        Err(error) => {
+            report.error = Some(error);
+            return report;
+        }
+    };
+    let media_kind = match kind {
+        CallKind::Video => MediaKind::Video,
+        CallKind::Voice => MediaKind::Voice,
+    };
+    let tracks: &[&str] = match kind {
+        CallKind::Video => &[VIDEO_TRACK, AUDIO_TRACK],
+        CallKind::Voice => &[AUDIO_TRACK],
+    };
+    let publish = TrackNamespace::from_utf8_path(&media.publish);
+    let (_broadcast, mut senders) = match Broadcast::start(&session, publish, tracks) {
+        Ok(started) => started,
+        Err(error) => {
+            report.error = Some(format!("announcing our tracks: {error}"));
+            return report;
+        }
+    };
+    let capture_config = CaptureConfig { kind: media_kind, sources, ..CaptureConfig::default() };
+    let (capture, mut frames) = match Capture::start(&capture_config) {
+        Ok(started) => started,
+        Err(error) => {
+            report.error = Some(format!("camera/microphone: {error}"));
+            return report;
+        }
+    };
+    let received = Arc::new(Received::default());
+    let playback = {
+        let received = received.clone();
+        Playback::start(&PlaybackConfig { kind: media_kind, ..PlaybackConfig::default() }, move |_frame| {
+            received.decoded.fetch_add(1, Ordering::Relaxed);
+        })
+    };
+    let playback = match playback {
+        Ok(playback) => Arc::new(playback),
+        Err(error) => {
+            report.error = Some(format!("decoder: {error}"));
+            return report;
+        }
+    };
+    let subscribe = TrackNamespace::from_utf8_path(&media.subscribe);
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let mut receivers = Vec::new();
+    for (track, name) in tracks.iter().map(|name| (if *name == VIDEO_TRACK { TrackKind::Video } else { TrackKind::Audio }, *name)) {
+        let subscription = subscribe_track(session.subscriber.clone(), subscribe.clone(), name, SUBSCRIBE_PATIENCE);
+        let playback = playback.clone();
+        let received = received.clone();
+        let latencies = latencies.clone();
+        receivers.push(tokio::spawn(async move {
+            let mut subscription = match subscription.await {
+                Ok(subscription) => subscription,
+                Err(error) => {
+                    tracing::info!(track = name, %error, "contact track not received");
+                    return;
+                }
+            };
+            while let Some(frame) = subscription.frames.recv().await {
+                let counter = if track == TrackKind::Video { &received.video } else { &received.audio };
+                counter.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut l) = latencies.lock() {
+                    l.push(frame.received_at_us.saturating_sub(frame.object.sent_at_us));
+                }
+                let encoded = EncodedFrame {
+                    track,
+                    keyframe: frame.object.keyframe,
+                    pts_us: frame.object.pts_us,
+                    data: frame.object.data,
+                };
+                if let Err(error) = playback.push(encoded) {
+                    tracing::debug!(%error, "contact frame not decoded");
+                }
+            }
+        }));
+    }
+    loop {
+        tokio::select! {
+            frame = frames.recv() => {
+                let Some(frame) = frame else {
+                    report.error = capture.error().map(|e| e.to_string());
+                    break;
+                };
+                let index = match (frame.track, kind) {
+                    (TrackKind::Video, CallKind::Video) => 0,
+                    (TrackKind::Audio, CallKind::Video) => 1,
+                    (TrackKind::Audio, CallKind::Voice) => 0,
+                    (TrackKind::Video, CallKind::Voice) => continue,
+                };
+                let object = MediaObject { keyframe: frame.keyframe, pts_us: frame.pts_us, sent_at_us: wall_micros(), data: frame.data };
+                if let Err(error) = senders[index].send(&object) {
+                    tracing::info!(%error, "our track closed");
+                    break;
+                }
+            }
+            changed = keyframe_requests.changed() => {
+                if changed.is_ok() { capture.request_keyframe(); }
+            }
+            _ = stopped.changed() => break,
+            _ = session.closed() => break,
+        }
+    }
+    let sent = capture.stop();
+    for receiver in receivers {
+        receiver.abort();
+    }
+    let played = match Arc::try_unwrap(playback) {
+        Ok(playback) => playback.stop(),
+        Err(shared) => shared.stats(),
+    };
+    report.video_frames_sent = senders.first().filter(|_| kind == CallKind::Video).map_or(0, |s| s.sent());
+    report.audio_frames_sent = senders.last().map_or(0, |s| s.sent());
+    let _ = sent;
+    report.video_frames_received = received.video.load(Ordering::Relaxed);
+    report.audio_frames_received = received.audio.load(Ordering::Relaxed);
+    report.video_frames_decoded = received.decoded.load(Ordering::Relaxed).max(played.video_delivered);
+    report.audio_frames_decoded = played.audio_decoded;
+    if let Ok(mut l) = latencies.lock() {
+        l.sort_unstable();
+        report.latency_p50_us = l.get(l.len() / 2).copied();
+    }
+    report
+}
+
+async fn connect(edge: SocketAddr, server_name: &str, identity: &Bundle) -> Result<MoqSession, String> {
+    let bind = if edge.is_ipv6() {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+    };
+    let endpoint = net::quic::client_endpoint_on(identity, media_link::MOQT_ALPN, bind)
+        .map_err(|e| format!("media endpoint: {e}"))?;
+    let connection =
+        net::quic::connect(&endpoint, edge, server_name).await.map_err(|e| format!("media connection: {e}"))?;
+    MoqSession::connect(connection).await.map_err(|e| format!("media session: {e}"))
+}
