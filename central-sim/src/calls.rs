@@ -139,6 +139,30 @@ pub fn ring(db: &mut Db, facility: &FacilityId, ring: &Ring, now_ms: u64) -> Res
     w.commit()
 }
 
+/// The script, ring and ring time of a call, for the contact's media leg.
+pub fn script_of(db: &Db, facility: &str, call_id: CallId) -> Result<Option<(Script, Ring, u64)>, DbError> {
+    let row: Option<(String, String, i64)> = db
+        .connection()
+        .query_row(
+            "SELECT script, ring, rung_at_ms FROM call WHERE facility = ?1 AND call_id = ?2",
+            params![facility, id_sql(call_id)],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((script, ring, rung_at)) = row else { return Ok(None) };
+    Ok(Some((decode("call", &script)?, decode("call", &ring)?, u64::try_from(rung_at).unwrap_or(0))))
+}
+
+/// Records what the contact's media leg of a call sent and received.
+pub fn record_media(db: &mut Db, facility: &str, call_id: CallId, report: &impl Serialize) -> Result<(), DbError> {
+    let w = db.writer()?;
+    w.connection().execute(
+        "UPDATE call SET media = ?3 WHERE facility = ?1 AND call_id = ?2",
+        params![facility, id_sql(call_id), encode(report)?],
+    )?;
+    w.commit()
+}
+
 /// The contact events of these calls so far. Ended and unknown calls report
 /// nothing.
 pub fn status(
@@ -185,7 +209,7 @@ pub fn end(
 /// record (CDR) the edges delivered with what was collected.
 pub fn list(db: &Db) -> Result<Value, DbError> {
     let mut stmt = db.connection().prepare(
-        "SELECT facility, call_id, ring, script, rung_at_ms, ended_at_ms, end_reason FROM call
+        "SELECT facility, call_id, ring, script, rung_at_ms, ended_at_ms, end_reason, media FROM call
          ORDER BY rung_at_ms, call_id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -197,17 +221,20 @@ pub fn list(db: &Db) -> Result<Value, DbError> {
             r.get::<_, i64>(4)?,
             r.get::<_, Option<i64>>(5)?,
             r.get::<_, Option<String>>(6)?,
+            r.get::<_, Option<String>>(7)?,
         ))
     })?;
     let mut calls = Vec::new();
     for row in rows {
-        let (facility, call_id, ring, script, rung_at_ms, ended_at_ms, end_reason) = row?;
+        let (facility, call_id, ring, script, rung_at_ms, ended_at_ms, end_reason, media) = row?;
+        let media: Option<Value> = media.map(|text| decode("call", &text)).transpose()?;
         let ring: Ring = decode("call", &ring)?;
         let script: Script = decode("call", &script)?;
         let end_reason: Option<CallEndReason> = end_reason.map(|text| decode("call", &text)).transpose()?;
         calls.push(json!({
             "facility": facility, "call_id": id_from_sql(call_id), "ring": ring, "script": script,
             "rung_at_ms": rung_at_ms, "ended_at_ms": ended_at_ms, "end_reason": end_reason,
+            "media": media,
         }));
     }
     let mut stmt = db

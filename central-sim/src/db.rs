@@ -132,6 +132,8 @@ fn migrations() -> Migrations<'static> {
              PRIMARY KEY (facility, call_id)
          ) STRICT;",
         ),
+        // What the contact's media leg sent and received (see `crate::contact_media`).
+        M::up("ALTER TABLE call ADD COLUMN media TEXT;"),
     ])
 }
 

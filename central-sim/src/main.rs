@@ -33,6 +33,14 @@ enum Command {
         /// Use port 0 for any free port; the bound address goes to DIR/central.addr.
         #[arg(long, default_value = "127.0.0.1:7400")]
         listen: SocketAddr,
+        /// The MoQ relay answering contacts join their calls through.
+        #[arg(long, value_name = "ADDR")]
+        media_relay: Option<SocketAddr>,
+        /// PEM CA certificate(s) the relay's certificate chains to.
+        #[arg(long, value_name = "PEM", requires = "media_relay")]
+        media_relay_ca: Option<PathBuf>,
+        #[arg(long, default_value = "localhost")]
+        media_relay_server_name: String,
     },
     /// Changes central's records (safe while `serve` runs).
     Admin {
@@ -80,15 +88,22 @@ fn main() -> ExitCode {
             }
             Err(error) => fail(&error, 1),
         },
-        Command::Serve { state: dir, listen } => {
+        Command::Serve { state: dir, listen, media_relay, media_relay_ca, media_relay_server_name } => {
             init_tracing();
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(runtime) => runtime,
                 Err(error) => return fail(&error, 1),
             };
             let result = runtime.block_on(async {
-                let server = server::Server::bind(&dir, listen)?;
-                server.run(server::shutdown_signal()).await
+                let mut server = server::Server::bind(&dir, listen)?;
+                if let Some(relay) = media_relay {
+                    let ca = media_relay_ca.clone().unwrap_or_else(|| dir.join("relay").join("ca.crt"));
+                    let client = media_link::RelayClient::new(relay, media_relay_server_name.clone(), &ca)
+                        .map_err(|e| anyhow::anyhow!("media relay: {e}"))?;
+                    server = server.with_media_relay(client);
+                    tracing::info!(%relay, "contacts join calls through the media relay");
+                }
+                server.run(server::shutdown_signal()).await.map_err(anyhow::Error::from)
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,

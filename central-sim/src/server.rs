@@ -20,6 +20,7 @@ use proto::central::{CentralError, CentralToEdge, EdgeToCentral};
 use proto::MAX_CENTRAL_FRAME;
 
 use crate::db::{Db, DbError};
+use crate::contact_media::ContactMedia;
 use crate::{calls, releases, state};
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +173,7 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     db: Arc<Mutex<Db>>,
     state: PathBuf,
+    media: Option<Arc<ContactMedia>>,
 }
 
 impl Server {
@@ -186,7 +188,13 @@ impl Server {
         let identity = net::Bundle::load(&bundle_path)
             .map_err(|source| ServerError::Bundle { path: bundle_path.clone(), source })?;
         let endpoint = quic::server_endpoint(listen, &identity, Arc::new(AnyValidClient), CENTRAL_ALPN)?;
-        Ok(Server { endpoint, db: Arc::new(Mutex::new(db)), state: state_dir.to_path_buf() })
+        Ok(Server { endpoint, db: Arc::new(Mutex::new(db)), state: state_dir.to_path_buf(), media: None })
+    }
+
+    /// Contacts who answer join their calls through this MoQ relay.
+    pub fn with_media_relay(mut self, relay: media_link::RelayClient) -> Server {
+        self.media = Some(ContactMedia::new(relay, self.db.clone()));
+        self
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
@@ -211,7 +219,8 @@ impl Server {
                 incoming = self.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
                     let db = self.db.clone();
-                    tokio::spawn(async move { serve_connection(incoming, db).await });
+                    let media = self.media.clone();
+                    tokio::spawn(async move { serve_connection(incoming, db, media).await });
                 }
                 () = &mut shutdown => {
                     tracing::info!("shutting down");
@@ -230,7 +239,7 @@ impl Server {
     }
 }
 
-async fn serve_connection(incoming: quinn::Incoming, db: Arc<Mutex<Db>>) {
+async fn serve_connection(incoming: quinn::Incoming, db: Arc<Mutex<Db>>, media: Option<Arc<ContactMedia>>) {
     let remote = incoming.remote_address();
     let conn = match incoming.await {
         Ok(conn) => conn,
@@ -252,7 +261,8 @@ async fn serve_connection(incoming: quinn::Incoming, db: Arc<Mutex<Db>>) {
         };
         let db = db.clone();
         let facility = facility.clone();
-        tokio::spawn(async move { serve_stream(send, recv, db, facility, remote).await });
+        let media = media.clone();
+        tokio::spawn(async move { serve_stream(send, recv, db, facility, remote, media).await });
     }
 }
 
@@ -262,18 +272,32 @@ async fn serve_stream(
     db: Arc<Mutex<Db>>,
     facility: Option<String>,
     remote: SocketAddr,
+    media: Option<Arc<ContactMedia>>,
 ) {
     let response = match rpc::read_frame::<EdgeToCentral>(&mut recv, MAX_CENTRAL_FRAME).await {
         Ok(request) => {
-            let answered = tokio::task::spawn_blocking(move || match db.lock() {
-                Ok(mut db) => answer(&mut db, facility.as_deref(), &request),
-                Err(_) => CentralToEdge::Error(CentralError::Unavailable("database lock poisoned".into())),
+            let peer = facility.clone();
+            let answered = tokio::task::spawn_blocking(move || {
+                let answered = match db.lock() {
+                    Ok(mut db) => answer(&mut db, peer.as_deref(), &request),
+                    Err(_) => CentralToEdge::Error(CentralError::Unavailable("database lock poisoned".into())),
+                };
+                answered
             })
-            .await;
-            answered.unwrap_or_else(|error| {
+            .await
+            .unwrap_or_else(|error| {
                 tracing::error!(%error, "request handler panicked");
                 CentralToEdge::Error(CentralError::Unavailable("internal error".into()))
-            })
+            });
+            // The contact's media follows what was answered, never the reverse.
+            if let (Some(media), Some(facility)) = (&media, &facility) {
+                match answered {
+                    CentralToEdge::Ringing { call_id } => media.rung(facility, call_id),
+                    CentralToEdge::CallEnded { call_id } => media.ended(facility, call_id),
+                    _ => {}
+                }
+            }
+            answered
         }
         Err(RpcError::Frame(error)) => {
             tracing::warn!(%remote, %error, "malformed request refused");

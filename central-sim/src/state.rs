@@ -49,6 +49,12 @@ pub fn edge_bundle_path(state: &Path, facility: &FacilityId) -> PathBuf {
     state.join(format!("edge-{facility}.pem"))
 }
 
+/// The MoQ relay's TLS files (`cert.pem`, `key.pem`, and `ca.crt` for its
+/// clients to trust), issued by central's CA for localhost and 127.0.0.1.
+pub fn relay_dir(state: &Path) -> PathBuf {
+    state.join("relay")
+}
+
 pub fn addr_path(state: &Path) -> PathBuf {
     state.join(ADDR_FILE)
 }
@@ -120,6 +126,19 @@ pub fn init(state: &Path, fixture_path: Option<&Path>) -> Result<InitReport, Sta
         created.push(name);
     }
 
+    let relay = relay_dir(state);
+    if relay.join("key.pem").exists() {
+        present.push("relay/".into());
+    } else {
+        let bundle = authority.issue_server("relay", &["localhost".to_string(), "127.0.0.1".to_string()])?;
+        std::fs::create_dir_all(&relay).map_err(|source| StateError::Dir { path: relay.clone(), source })?;
+        for (name, text) in [("cert.pem", &bundle.cert_pem), ("ca.crt", &bundle.ca_pem), ("key.pem", &bundle.key_pem)] {
+            let path = relay.join(name);
+            std::fs::write(&path, text).map_err(|source| StateError::Dir { path, source })?;
+        }
+        created.push("relay/".into());
+    }
+
     let message = if created.is_empty() {
         if fixture_path.is_some() {
             "already initialized; nothing changed (the --fixture was not loaded: the database is seeded)"
@@ -141,13 +160,15 @@ mod tests {
     fn init_is_idempotent_and_issues_one_uplink_bundle_per_facility() {
         let dir = tempfile::tempdir().unwrap();
         let first = init(dir.path(), None).unwrap();
-        assert_eq!(first.created, vec!["central.db", "ca/", "server.pem", "edge-demo-ca-01.pem"]);
+        assert_eq!(first.created, vec!["central.db", "ca/", "server.pem", "edge-demo-ca-01.pem", "relay/"]);
         let facility = FacilityId::new("demo-ca-01");
         let edge = Bundle::load(&edge_bundle_path(dir.path(), &facility)).unwrap();
         let peer = net::PeerCert::from_der(&edge.cert_der().unwrap()).unwrap();
         assert_eq!(peer.common_name, "demo-ca-01");
         let server = Bundle::load(&server_bundle_path(dir.path())).unwrap();
         assert_eq!(server.ca_pem, edge.ca_pem, "both chain to the central CA");
+        let relay_ca = std::fs::read_to_string(relay_dir(dir.path()).join("ca.crt")).unwrap();
+        assert_eq!(relay_ca, edge.ca_pem, "the relay chains to the central CA too");
 
         let snapshot = |dir: &Path| {
             let mut files: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(dir)

@@ -23,7 +23,7 @@ pub use object::{wall_micros, MediaObject, ObjectError, OBJECT_HEADER_LEN};
 pub use publish::{Broadcast, TrackSender};
 pub use relay::{RelayClient, RelayError};
 pub use session::{relay_client_config, LinkError, MoqSession};
-pub use subscribe::{subscribe_track, ReceivedObject, Subscription};
+pub use subscribe::{follow_track, subscribe_track, FollowedTrack, ReceivedObject, Subscription};
 
 use moq_transport::coding::TrackNamespace;
 

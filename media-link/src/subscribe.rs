@@ -109,3 +109,45 @@ async fn read_track(track: TrackReader, tx: mpsc::Sender<ReceivedObject>) {
     }
     while readers.join_next().await.is_some() {}
 }
+
+/// Frames of a track that may come and go: subscribes, hands on every frame,
+/// and subscribes again whenever the track ends (the far side may publish
+/// late, or the bridge may refuse until it does), until the receiver is
+/// dropped or `patience` passes without a frame.
+pub struct FollowedTrack {
+    pub frames: mpsc::Receiver<ReceivedObject>,
+    follower: JoinHandle<()>,
+}
+
+impl Drop for FollowedTrack {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+pub fn follow_track(subscriber: Subscriber, namespace: TrackNamespace, name: &str, patience: Duration) -> FollowedTrack {
+    let (tx, frames) = mpsc::channel(RECEIVE_QUEUE);
+    let name = name.to_string();
+    let follower = tokio::spawn(async move {
+        let mut give_up = tokio::time::Instant::now() + patience;
+        while !tx.is_closed() {
+            let left = give_up.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match subscribe_track(subscriber.clone(), namespace.clone(), &name, left).await {
+                Ok(mut subscription) => {
+                    while let Some(frame) = subscription.frames.recv().await {
+                        give_up = tokio::time::Instant::now() + patience;
+                        if tx.send(frame).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => tracing::trace!(track = %name, %error, "not subscribed yet"),
+            }
+            tokio::time::sleep(RETRY_EVERY).await;
+        }
+    });
+    FollowedTrack { frames, follower }
+}

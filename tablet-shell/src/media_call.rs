@@ -17,7 +17,7 @@ use facility_media::{
     Capture, CaptureConfig, EncodedFrame, MediaKind, Playback, PlaybackConfig, Sources, TrackKind,
 };
 use media_link::moq_transport::coding::TrackNamespace;
-use media_link::{subscribe_track, wall_micros, Broadcast, MediaObject, MoqSession, AUDIO_TRACK, VIDEO_TRACK};
+use media_link::{follow_track, wall_micros, Broadcast, MediaObject, MoqSession, AUDIO_TRACK, VIDEO_TRACK};
 use net::Bundle;
 use proto::call::CallMedia;
 use proto::domain::CallKind;
@@ -152,18 +152,11 @@ async fn run(
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
     let mut receivers = Vec::new();
     for (track, name) in tracks.iter().map(|name| (if *name == VIDEO_TRACK { TrackKind::Video } else { TrackKind::Audio }, *name)) {
-        let subscription = subscribe_track(session.subscriber.clone(), subscribe.clone(), name, SUBSCRIBE_PATIENCE);
+        let mut subscription = follow_track(session.subscriber.clone(), subscribe.clone(), name, SUBSCRIBE_PATIENCE);
         let playback = playback.clone();
         let received = received.clone();
         let latencies = latencies.clone();
         receivers.push(tokio::spawn(async move {
-            let mut subscription = match subscription.await {
-                Ok(subscription) => subscription,
-                Err(error) => {
-                    tracing::info!(track = name, %error, "contact track not received");
-                    return;
-                }
-            };
             while let Some(frame) = subscription.frames.recv().await {
                 let counter = if track == TrackKind::Video { &received.video } else { &received.audio };
                 counter.fetch_add(1, Ordering::Relaxed);

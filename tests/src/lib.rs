@@ -16,6 +16,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod calls;
 pub mod qemu;
 
 pub const FACILITY: &str = "demo-ca-01";
@@ -90,6 +91,33 @@ pub struct System {
     pub edge_config: Option<PathBuf>,
     central: Option<Child>,
     edge: Option<Child>,
+    /// The MoQ relay calls are bridged to (see [`System::start_with_media`]).
+    pub relay_addr: Option<SocketAddr>,
+    relay: Option<Child>,
+}
+
+/// The pinned relay version the tests and the demo run (`cargo xtask test`
+/// installs it with `cargo install`).
+pub const MOQ_RELAY_VERSION: &str = "0.8.0";
+
+/// `moq-relay-ietf`: `$MOQ_RELAY`, else on `PATH`, else in cargo's bin directory.
+pub fn moq_relay_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("MOQ_RELAY") {
+        return PathBuf::from(path);
+    }
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|home| home.join("bin"));
+    let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    path_dirs
+        .into_iter()
+        .chain(cargo_bin)
+        .map(|dir| dir.join("moq-relay-ietf"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!("moq-relay-ietf is not installed: cargo install moq-relay-ietf --version {MOQ_RELAY_VERSION} --locked")
+        })
 }
 
 fn run_ok(cmd: &mut Command, what: &str) -> CliResult {
@@ -108,6 +136,17 @@ impl System {
     /// As [`System::start`], with `toml` as the edge's settings file (the
     /// command-line flags for state dir and addresses still win).
     pub fn start_with_edge_config(toml: &str) -> System {
+        Self::start_inner(toml, false)
+    }
+
+    /// As [`System::start`], with a `moq-relay-ietf` on loopback (using the
+    /// relay certificate central-sim issued) that the edge bridges calls to
+    /// and central-sim's contacts join through.
+    pub fn start_with_media() -> System {
+        Self::start_inner("", true)
+    }
+
+    fn start_inner(toml: &str, media: bool) -> System {
         let dir = tempfile::tempdir().unwrap();
         let central_dir = dir.path().join("central");
         let edge_dir = dir.path().join("edge");
@@ -117,6 +156,31 @@ impl System {
             "central-sim init",
         );
         std::fs::copy(central_dir.join(format!("edge-{FACILITY}.pem")), edge_dir.join("uplink.pem")).unwrap();
+        let mut toml = toml.to_string();
+        let mut relay = None;
+        let mut relay_addr = None;
+        if media {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+            let relay_dir = central_dir.join("relay");
+            std::fs::copy(relay_dir.join("ca.crt"), edge_dir.join("relay-ca.pem")).unwrap();
+            let log = std::fs::File::create(dir.path().join("relay.log")).unwrap();
+            let child = Command::new(moq_relay_bin())
+                .args(["--bind", &addr.to_string(), "--tls-cert"])
+                .arg(relay_dir.join("cert.pem"))
+                .arg("--tls-key")
+                .arg(relay_dir.join("key.pem"))
+                // Its default is a fixed path under /tmp shared by every relay.
+                .arg("--coordinator-file")
+                .arg(dir.path().join("relay-coordinator.json"))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("starting moq-relay-ietf");
+            relay = Some(child);
+            relay_addr = Some(addr);
+            toml.push_str(&format!("media_relay = \"{addr}\"\n"));
+        }
         let edge_config = (!toml.is_empty()).then(|| {
             let path = dir.path().join("edge.toml");
             std::fs::write(&path, toml).unwrap();
@@ -133,6 +197,8 @@ impl System {
             dir,
             central: None,
             edge: None,
+            relay_addr,
+            relay,
         };
         system.provision("T-0001");
         system.start_central();
@@ -157,12 +223,19 @@ impl System {
 
     pub fn start_central(&mut self) {
         assert!(self.central.is_none(), "central-sim already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("central.log"))
+            .unwrap();
         let child = Command::new(bin("central-sim"))
             .args(["serve", "--state"])
             .arg(&self.central_dir)
             .args(["--listen", &self.central_addr.to_string()])
+            .args(self.relay_addr.iter().flat_map(|addr| ["--media-relay".to_string(), addr.to_string()]))
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         self.central = Some(child);
@@ -204,6 +277,18 @@ impl System {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The last `lines` lines of each process log (edge, central, relay),
+    /// for assertion messages.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for name in ["edge.log", "central.log", "relay.log"] {
+            let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("\n--- {name} ---\n{}", all[all.len().saturating_sub(lines)..].join("\n")));
+        }
+        out
     }
 
     /// The edge agent's log so far (for assertion messages).
@@ -294,6 +379,10 @@ impl Drop for System {
     fn drop(&mut self) {
         self.kill_edge();
         self.stop_central();
+        if let Some(mut relay) = self.relay.take() {
+            let _ = relay.kill();
+            let _ = relay.wait();
+        }
     }
 }
 

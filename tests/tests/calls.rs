@@ -2,149 +2,17 @@
 //! tablet CLI, central-sim plays the contact from a script, the edge runs
 //! the whole lifecycle, and the call record reaches central's billing.
 
-use std::io::BufRead;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use facility_tests::{find, mentions, wait_until, System, FACILITY};
+use facility_tests::calls::{call_ready, central_calls, is_state, records, PlacedCall, PIN};
+use facility_tests::{find, mentions, wait_until, System};
 use serde_json::Value;
-
-const PIN: &str = "1234";
 /// The facility's video call length for these tests: the warning comes 10 s
 /// after the answer and the cut at 70 s.
 const LIMIT_SECS: u64 = 70;
 
-/// Opens calling hours all day, gives contact 1 money and sets the video
-/// limit, then waits until the edge decides with the new limit.
 fn call_ready_system() -> System {
-    let system = System::start();
-    for weekday in 1..=7 {
-        system.central_admin(&[
-            "schedule",
-            "--unit",
-            "A",
-            "--weekday",
-            &weekday.to_string(),
-            "--windows",
-            "00:00-24:00",
-        ]);
-    }
-    system.central_admin(&["facility", "--id", FACILITY, "--video-limit-secs", &LIMIT_SECS.to_string()]);
-    system.central_admin(&["balance", "--contact", "1", "--cents", "100000"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = system.tablet("R1001", PIN, &["call", "--contact", "1", "--kind", "video"]);
-        let max = out.json.last().and_then(|v| find(v, "max_duration_secs")).and_then(Value::as_u64);
-        if max == Some(LIMIT_SECS) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the edge never allowed a {LIMIT_SECS} s call: {}", out.stdout);
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    system
-}
-
-/// A `call --place` running in the background, its JSON lines timestamped.
-struct PlacedCall {
-    child: Child,
-    lines: mpsc::Receiver<(Instant, Value)>,
-    seen: Vec<(Instant, Value)>,
-}
-
-impl PlacedCall {
-    fn start(system: &System, extra: &[&str]) -> PlacedCall {
-        let mut child = system
-            .tablet_cmd(&system.device)
-            .args([
-                "--resident",
-                "R1001",
-                "--pin",
-                PIN,
-                "call",
-                "--contact",
-                "1",
-                "--kind",
-                "video",
-                "--place",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
-                if tx.send((Instant::now(), value)).is_err() {
-                    break;
-                }
-            }
-        });
-        PlacedCall { child, lines, seen: Vec::new() }
-    }
-
-    /// Waits for the first line satisfying `pred`; returns when it came.
-    fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> (Instant, Value) {
-        if let Some(found) = self.seen.iter().find(|(_, v)| pred(v)) {
-            return found.clone();
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok((at, value)) => {
-                    self.seen.push((at, value.clone()));
-                    if pred(&value) {
-                        return (at, value);
-                    }
-                }
-                Err(_) => panic!("{what} not seen within {timeout:?}; lines so far: {:?}", self.values()),
-            }
-        }
-    }
-
-    fn summary(&mut self, timeout: Duration) -> Value {
-        let (_, line) = self.wait_for("the call summary", timeout, |v| v["ok"].get("CallSummary").is_some());
-        line["ok"]["CallSummary"].clone()
-    }
-
-    fn values(&self) -> Vec<&Value> {
-        self.seen.iter().map(|(_, v)| v).collect()
-    }
-}
-
-impl Drop for PlacedCall {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn is_state(v: &Value, state: &str) -> bool {
-    v["ok"]["Event"]["Call"]["state"].get(state).is_some() || v["ok"]["Event"]["Call"]["state"] == state
-}
-
-/// Central's call records (CDRs) once `count` have been delivered.
-fn records(system: &System, count: usize) -> Vec<Value> {
-    let mut last = Value::Null;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        last = system.central_admin(&["calls"]).last().clone();
-        let records = last["records"].as_array().cloned().unwrap_or_default();
-        if records.len() >= count {
-            return records;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    panic!("{count} call records never reached central: {last}");
-}
-
-fn central_calls(system: &System) -> Vec<Value> {
-    system.central_admin(&["calls"]).last()["calls"].as_array().cloned().unwrap_or_default()
+    call_ready(System::start(), LIMIT_SECS)
 }
 
 fn rate_of_contact_1(system: &System) -> i64 {
