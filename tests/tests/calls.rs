@@ -207,3 +207,23 @@ fn a_suspension_synced_mid_call_cuts_it() {
         central_calls(&system).first().is_some_and(|c| c["end_reason"] == "Suspended")
     });
 }
+
+#[test]
+fn a_video_call_to_a_contact_with_an_empty_balance_does_not_ring() {
+    let system = call_ready_system();
+    system.central_admin(&["balance", "--contact", "1", "--cents", "0"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = system.tablet("R1001", PIN, &["call", "--contact", "1", "--kind", "video"]);
+        if mentions(out.last(), "InsufficientBalance") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the empty balance never reached the edge: {}", out.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = system.tablet("R1001", PIN, &["call", "--contact", "1", "--kind", "video", "--place"]);
+    assert!(mentions(out.last(), "InsufficientBalance"), "{}", out.stdout);
+    assert!(!out.json.iter().any(|v| v["ok"].get("CallStarted").is_some()), "{}", out.stdout);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(central_calls(&system).is_empty(), "a call with no funds rang the contact");
+}
