@@ -154,7 +154,12 @@ pub fn script_of(db: &Db, facility: &str, call_id: CallId) -> Result<Option<(Scr
 }
 
 /// Records what the contact's media leg of a call sent and received.
-pub fn record_media(db: &mut Db, facility: &str, call_id: CallId, report: &impl Serialize) -> Result<(), DbError> {
+pub fn record_media(
+    db: &mut Db,
+    facility: &str,
+    call_id: CallId,
+    report: &impl Serialize,
+) -> Result<(), DbError> {
     let w = db.writer()?;
     w.connection().execute(
         "UPDATE call SET media = ?3 WHERE facility = ?1 AND call_id = ?2",
@@ -205,11 +210,30 @@ pub fn end(
     w.commit()
 }
 
+/// The edge warned the call: the contact's timer turns red. The first
+/// warning stays.
+pub fn warn(
+    db: &mut Db,
+    facility: &FacilityId,
+    call_id: CallId,
+    remaining_secs: u32,
+    now_ms: u64,
+) -> Result<(), DbError> {
+    let w = db.writer()?;
+    w.connection().execute(
+        "UPDATE call SET warned_at_ms = ?3, warning_remaining_secs = ?4
+         WHERE facility = ?1 AND call_id = ?2 AND warned_at_ms IS NULL",
+        params![facility.as_str(), id_sql(call_id), ms_sql(now_ms), remaining_secs],
+    )?;
+    w.commit()
+}
+
 /// Every call seen, oldest first, with its end reason, and every call
 /// record (CDR) the edges delivered with what was collected.
 pub fn list(db: &Db) -> Result<Value, DbError> {
     let mut stmt = db.connection().prepare(
-        "SELECT facility, call_id, ring, script, rung_at_ms, ended_at_ms, end_reason, media FROM call
+        "SELECT facility, call_id, ring, script, rung_at_ms, ended_at_ms, end_reason, media,
+                warned_at_ms, warning_remaining_secs FROM call
          ORDER BY rung_at_ms, call_id",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -222,11 +246,24 @@ pub fn list(db: &Db) -> Result<Value, DbError> {
             r.get::<_, Option<i64>>(5)?,
             r.get::<_, Option<String>>(6)?,
             r.get::<_, Option<String>>(7)?,
+            r.get::<_, Option<i64>>(8)?,
+            r.get::<_, Option<i64>>(9)?,
         ))
     })?;
     let mut calls = Vec::new();
     for row in rows {
-        let (facility, call_id, ring, script, rung_at_ms, ended_at_ms, end_reason, media) = row?;
+        let (
+            facility,
+            call_id,
+            ring,
+            script,
+            rung_at_ms,
+            ended_at_ms,
+            end_reason,
+            media,
+            warned_at_ms,
+            warning_secs,
+        ) = row?;
         let media: Option<Value> = media.map(|text| decode("call", &text)).transpose()?;
         let ring: Ring = decode("call", &ring)?;
         let script: Script = decode("call", &script)?;
@@ -234,7 +271,7 @@ pub fn list(db: &Db) -> Result<Value, DbError> {
         calls.push(json!({
             "facility": facility, "call_id": id_from_sql(call_id), "ring": ring, "script": script,
             "rung_at_ms": rung_at_ms, "ended_at_ms": ended_at_ms, "end_reason": end_reason,
-            "media": media,
+            "media": media, "warned_at_ms": warned_at_ms, "warning_remaining_secs": warning_secs,
         }));
     }
     let mut stmt = db

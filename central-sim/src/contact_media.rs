@@ -148,7 +148,8 @@ impl ContactMedia {
         let counts = Arc::new(Mutex::new((0u64, 0u64, Vec::<u64>::new(), 0u64)));
         let mut receivers = Vec::new();
         for name in tracks {
-            let mut subscription = follow_track(session.subscriber.clone(), theirs.clone(), name, SUBSCRIBE_PATIENCE);
+            let mut subscription =
+                follow_track(session.subscriber.clone(), theirs.clone(), name, SUBSCRIBE_PATIENCE);
             let counts = counts.clone();
             let video = *name == VIDEO_TRACK;
             receivers.push(tokio::spawn(async move {

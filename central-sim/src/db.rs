@@ -134,6 +134,11 @@ fn migrations() -> Migrations<'static> {
         ),
         // What the contact's media leg sent and received (see `crate::contact_media`).
         M::up("ALTER TABLE call ADD COLUMN media TEXT;"),
+        // When the contact's timer turned red, and how much time it showed.
+        M::up(
+            "ALTER TABLE call ADD COLUMN warned_at_ms INTEGER;
+             ALTER TABLE call ADD COLUMN warning_remaining_secs INTEGER;",
+        ),
     ])
 }
 

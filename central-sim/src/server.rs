@@ -19,8 +19,8 @@ use net::rpc::{self, RpcError};
 use proto::central::{CentralError, CentralToEdge, EdgeToCentral};
 use proto::MAX_CENTRAL_FRAME;
 
-use crate::db::{Db, DbError};
 use crate::contact_media::ContactMedia;
+use crate::db::{Db, DbError};
 use crate::{calls, releases, state};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,8 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
         | EdgeToCentral::FetchRelease { facility, .. }
         | EdgeToCentral::RingContact { facility, .. }
         | EdgeToCentral::CallStatus { facility, .. }
-        | EdgeToCentral::EndCall { facility, .. } => facility,
+        | EdgeToCentral::EndCall { facility, .. }
+        | EdgeToCentral::WarnCall { facility, .. } => facility,
     };
     if peer_facility != Some(facility.as_str()) {
         tracing::warn!(peer = peer_facility.unwrap_or("<none>"), requested = %facility,
@@ -144,6 +145,11 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
             EdgeToCentral::CallStatus { call_ids, .. } => {
                 let events = calls::status(db, facility, call_ids, now_ms())?;
                 Ok(CentralToEdge::CallEvents { events })
+            }
+            EdgeToCentral::WarnCall { call_id, remaining_secs, .. } => {
+                calls::warn(db, facility, *call_id, *remaining_secs, now_ms())?;
+                tracing::info!(%facility, call_id, remaining_secs, "contact warned");
+                Ok(CentralToEdge::CallWarned { call_id: *call_id })
             }
             EdgeToCentral::EndCall { call_id, reason, .. } => {
                 calls::end(db, facility, *call_id, *reason, now_ms())?;
@@ -280,7 +286,9 @@ async fn serve_stream(
             let answered = tokio::task::spawn_blocking(move || {
                 let answered = match db.lock() {
                     Ok(mut db) => answer(&mut db, peer.as_deref(), &request),
-                    Err(_) => CentralToEdge::Error(CentralError::Unavailable("database lock poisoned".into())),
+                    Err(_) => {
+                        CentralToEdge::Error(CentralError::Unavailable("database lock poisoned".into()))
+                    }
                 };
                 answered
             })

@@ -132,7 +132,9 @@ pub fn init(state: &Path, fixture_path: Option<&Path>) -> Result<InitReport, Sta
     } else {
         let bundle = authority.issue_server("relay", &["localhost".to_string(), "127.0.0.1".to_string()])?;
         std::fs::create_dir_all(&relay).map_err(|source| StateError::Dir { path: relay.clone(), source })?;
-        for (name, text) in [("cert.pem", &bundle.cert_pem), ("ca.crt", &bundle.ca_pem), ("key.pem", &bundle.key_pem)] {
+        for (name, text) in
+            [("cert.pem", &bundle.cert_pem), ("ca.crt", &bundle.ca_pem), ("key.pem", &bundle.key_pem)]
+        {
             let path = relay.join(name);
             std::fs::write(&path, text).map_err(|source| StateError::Dir { path, source })?;
         }

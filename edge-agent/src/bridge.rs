@@ -173,7 +173,12 @@ pub async fn serve_media(connection: quinn::Connection, shared: Shared, fingerpr
 }
 
 /// Registers both connections with the call; `None` when it ended meanwhile.
-fn register_legs(shared: &Shared, call_id: CallId, tablet: &MoqSession, upstream: &MoqSession) -> Option<String> {
+fn register_legs(
+    shared: &Shared,
+    call_id: CallId,
+    tablet: &MoqSession,
+    upstream: &MoqSession,
+) -> Option<String> {
     let mut state = shared.lock();
     if state.add_media_leg(call_id, tablet.connection().clone())
         && state.add_media_leg(call_id, upstream.connection().clone())

@@ -47,6 +47,7 @@ const IDLE_WAKE: Duration = Duration::from_secs(1);
 pub enum CentralOp {
     Ring { call_id: CallId, request: EdgeToCentral },
     End { call_id: CallId, reason: EndReason },
+    Warn { call_id: CallId, remaining_secs: u32 },
 }
 
 fn contact_event(event: ContactEvent) -> CallEvent {
@@ -280,6 +281,7 @@ impl EdgeState {
                 CallAction::Warn { remaining_secs } => {
                     tracing::info!(call = id.0, remaining_secs, "call warned");
                     self.push_call(id, CallState::Warned { remaining_secs });
+                    self.send_central(CentralOp::Warn { call_id: id, remaining_secs });
                 }
                 CallAction::CutBothLegs { reason } => {
                     tracing::info!(call = id.0, ?reason, "call cut");
@@ -370,6 +372,18 @@ async fn send_op(shared: Shared, op: CentralOp) {
                 shared.lock().call_event(call_id, CallEvent::Declined, Timestamp::now());
             }
         },
+        CentralOp::Warn { call_id, remaining_secs } => {
+            let facility = FacilityId::new(shared.lock().facility.clone());
+            let request = EdgeToCentral::WarnCall { facility, call_id: call_id.0, remaining_secs };
+            // One try: a warning that arrives late is worse than none, and the
+            // cut comes on the edge's clock either way.
+            match call_central(&shared, &request).await {
+                Ok(CentralToEdge::CallWarned { .. }) => {}
+                other => {
+                    tracing::warn!(call = call_id.0, answer = ?other, "the contact's warning did not reach central")
+                }
+            }
+        }
         CentralOp::End { call_id, reason } => {
             let facility = FacilityId::new(shared.lock().facility.clone());
             let request = EdgeToCentral::EndCall { facility, call_id: call_id.0, reason };

@@ -9,8 +9,8 @@
 //! or read central's database (only `proto` messages cross the uplink).
 
 pub mod api;
-pub mod bridge;
 pub mod appliance;
+pub mod bridge;
 pub mod calls;
 pub mod config;
 pub mod messaging_api;

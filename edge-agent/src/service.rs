@@ -44,7 +44,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     if let Some(relay) = config.media_relay {
         // A relay that cannot be set up costs media, not calls: say so and go on.
-        match media_link::RelayClient::new(relay, config.media_relay_server_name.clone(), &config.media_relay_ca_path()) {
+        match media_link::RelayClient::new(
+            relay,
+            config.media_relay_server_name.clone(),
+            &config.media_relay_ca_path(),
+        ) {
             Ok(uplink) => {
                 tracing::info!(%relay, "calls bridged to the media relay");
                 state.relay = Some(std::sync::Arc::new(uplink));

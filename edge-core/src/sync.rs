@@ -331,7 +331,8 @@ impl SyncCore {
             | CentralToEdge::ReleaseChunk { .. }
             | CentralToEdge::Ringing { .. }
             | CentralToEdge::CallEvents { .. }
-            | CentralToEdge::CallEnded { .. } => {
+            | CentralToEdge::CallEnded { .. }
+            | CentralToEdge::CallWarned { .. } => {
                 self.ignore(format!("{} in answer to a change request", describe(&response)));
             }
         }
@@ -413,6 +414,7 @@ fn describe(response: &CentralToEdge) -> String {
         CentralToEdge::Ringing { call_id } => format!("Ringing for call {call_id}"),
         CentralToEdge::CallEvents { events } => format!("CallEvents ({} events)", events.len()),
         CentralToEdge::CallEnded { call_id } => format!("CallEnded for call {call_id}"),
+        CentralToEdge::CallWarned { call_id } => format!("CallWarned for call {call_id}"),
     }
 }
 

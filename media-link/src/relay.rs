@@ -42,7 +42,11 @@ impl RelayClient {
             return Err(ca("no certificate in the file".into()));
         }
         let config = crate::relay_client_config(roots).map_err(|e| RelayError::Client(e.to_string()))?;
-        let bind = if addr.is_ipv6() { SocketAddr::from(([0u16; 8], 0)) } else { SocketAddr::from(([0, 0, 0, 0], 0)) };
+        let bind = if addr.is_ipv6() {
+            SocketAddr::from(([0u16; 8], 0))
+        } else {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        };
         let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| RelayError::Client(e.to_string()))?;
         endpoint.set_default_client_config(config);
         Ok(RelayClient { endpoint, addr, server_name })
@@ -50,7 +54,8 @@ impl RelayClient {
 
     pub async fn connect(&self) -> Result<MoqSession, RelayError> {
         let connect = |detail: String| RelayError::Connect { addr: self.addr, detail };
-        let connecting = self.endpoint.connect(self.addr, &self.server_name).map_err(|e| connect(e.to_string()))?;
+        let connecting =
+            self.endpoint.connect(self.addr, &self.server_name).map_err(|e| connect(e.to_string()))?;
         let connection = tokio::time::timeout(Duration::from_secs(5), connecting)
             .await
             .map_err(|_| connect("handshake timed out".into()))?
@@ -58,4 +63,3 @@ impl RelayClient {
         Ok(MoqSession::connect(connection).await?)
     }
 }
-

@@ -125,7 +125,12 @@ impl Drop for FollowedTrack {
     }
 }
 
-pub fn follow_track(subscriber: Subscriber, namespace: TrackNamespace, name: &str, patience: Duration) -> FollowedTrack {
+pub fn follow_track(
+    subscriber: Subscriber,
+    namespace: TrackNamespace,
+    name: &str,
+    patience: Duration,
+) -> FollowedTrack {
     let (tx, frames) = mpsc::channel(RECEIVE_QUEUE);
     let name = name.to_string();
     let follower = tokio::spawn(async move {

@@ -69,8 +69,9 @@ async fn frames_reach_the_subscriber_in_groups_that_start_at_keyframes() {
     let ns = call_namespace("f1", 7, Side::Resident);
     let (_broadcast, mut senders) =
         Broadcast::start(&pair.client, ns.clone(), &[VIDEO_TRACK]).expect("publish");
-    let mut sub =
-        subscribe_track(pair.server.subscriber.clone(), ns, VIDEO_TRACK, Duration::from_secs(5)).await.expect("subscribe");
+    let mut sub = subscribe_track(pair.server.subscriber.clone(), ns, VIDEO_TRACK, Duration::from_secs(5))
+        .await
+        .expect("subscribe");
     let video = &mut senders[0];
     // A delta frame before any keyframe cannot be decoded: it is skipped.
     video.send(&frame(0, false)).expect("send");
@@ -104,8 +105,9 @@ async fn closing_the_publisher_session_ends_the_subscription() {
     let ns = call_namespace("f1", 8, Side::Contact);
     let (_broadcast, mut senders) =
         Broadcast::start(&pair.client, ns.clone(), &[VIDEO_TRACK]).expect("publish");
-    let mut sub =
-        subscribe_track(pair.server.subscriber.clone(), ns, VIDEO_TRACK, Duration::from_secs(5)).await.expect("subscribe");
+    let mut sub = subscribe_track(pair.server.subscriber.clone(), ns, VIDEO_TRACK, Duration::from_secs(5))
+        .await
+        .expect("subscribe");
     senders[0].send(&frame(1, true)).expect("send");
     assert!(tokio::time::timeout(Duration::from_secs(5), sub.frames.recv())
         .await

@@ -141,6 +141,9 @@ pub enum EdgeToCentral {
     /// The edge ended the call: central drops the contact's leg. Answered
     /// with `CallEnded`.
     EndCall { facility: FacilityId, call_id: CallId, reason: CallEndReason },
+    /// The edge warned the resident: the contact's timer turns red too,
+    /// `remaining_secs` before the cut. Answered with `CallWarned`.
+    WarnCall { facility: FacilityId, call_id: CallId, remaining_secs: u32 },
 }
 
 /// Largest chunk of a release bundle central sends in one `ReleaseChunk`
@@ -206,6 +209,9 @@ pub enum CentralToEdge {
         events: Vec<ContactCallEvent>,
     },
     CallEnded {
+        call_id: CallId,
+    },
+    CallWarned {
         call_id: CallId,
     },
 }

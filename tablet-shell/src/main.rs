@@ -417,7 +417,9 @@ async fn run(args: CliArgs) -> ExitStatus {
                 identity: bundle.clone(),
                 sources: match media {
                     MediaArg::Test => facility_media::Sources::Test,
-                    MediaArg::Camera => facility_media::Sources::Devices { video_device: "/dev/video0".into() },
+                    MediaArg::Camera => {
+                        facility_media::Sources::Devices { video_device: "/dev/video0".into() }
+                    }
                 },
             });
             let status = tablet_shell::dial::place(

@@ -79,7 +79,9 @@ impl MediaLeg {
         let _ = self.stop.send(true);
         match self.task.await {
             Ok(report) => report,
-            Err(error) => MediaReport { error: Some(format!("media task failed: {error}")), ..Default::default() },
+            Err(error) => {
+                MediaReport { error: Some(format!("media task failed: {error}")), ..Default::default() }
+            }
         }
     }
 }
@@ -151,8 +153,12 @@ async fn run(
     let subscribe = TrackNamespace::from_utf8_path(&media.subscribe);
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
     let mut receivers = Vec::new();
-    for (track, name) in tracks.iter().map(|name| (if *name == VIDEO_TRACK { TrackKind::Video } else { TrackKind::Audio }, *name)) {
-        let mut subscription = follow_track(session.subscriber.clone(), subscribe.clone(), name, SUBSCRIBE_PATIENCE);
+    for (track, name) in tracks
+        .iter()
+        .map(|name| (if *name == VIDEO_TRACK { TrackKind::Video } else { TrackKind::Audio }, *name))
+    {
+        let mut subscription =
+            follow_track(session.subscriber.clone(), subscribe.clone(), name, SUBSCRIBE_PATIENCE);
         let playback = playback.clone();
         let received = received.clone();
         let latencies = latencies.clone();
@@ -231,7 +237,8 @@ async fn connect(edge: SocketAddr, server_name: &str, identity: &Bundle) -> Resu
     };
     let endpoint = net::quic::client_endpoint_on(identity, media_link::MOQT_ALPN, bind)
         .map_err(|e| format!("media endpoint: {e}"))?;
-    let connection =
-        net::quic::connect(&endpoint, edge, server_name).await.map_err(|e| format!("media connection: {e}"))?;
+    let connection = net::quic::connect(&endpoint, edge, server_name)
+        .await
+        .map_err(|e| format!("media connection: {e}"))?;
     MoqSession::connect(connection).await.map_err(|e| format!("media session: {e}"))
 }

@@ -58,18 +58,7 @@ impl PlacedCall {
     pub fn start_kind(system: &System, kind: &str, extra: &[&str]) -> PlacedCall {
         let mut child = system
             .tablet_cmd(&system.device)
-            .args([
-                "--resident",
-                "R1001",
-                "--pin",
-                PIN,
-                "call",
-                "--contact",
-                "1",
-                "--kind",
-                kind,
-                "--place",
-            ])
+            .args(["--resident", "R1001", "--pin", PIN, "call", "--contact", "1", "--kind", kind, "--place"])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -90,7 +79,12 @@ impl PlacedCall {
     }
 
     /// Waits for the first line satisfying `pred`; returns when it came.
-    pub fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> (Instant, Value) {
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> (Instant, Value) {
         if let Some(found) = self.seen.iter().find(|(_, v)| pred(v)) {
             return found.clone();
         }
@@ -148,4 +142,3 @@ pub fn records(system: &System, count: usize) -> Vec<Value> {
 pub fn central_calls(system: &System) -> Vec<Value> {
     system.central_admin(&["calls"]).last()["calls"].as_array().cloned().unwrap_or_default()
 }
-

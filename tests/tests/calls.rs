@@ -57,6 +57,15 @@ fn an_answered_call_is_warned_a_minute_before_the_limit_and_cut_at_it() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["end_reason"], "TimeLimit");
     assert_eq!(calls[0]["ring"]["max_duration_secs"], LIMIT_SECS);
+    // The contact's timer turned red a minute before the cut, on the edge's word.
+    assert_eq!(calls[0]["warning_remaining_secs"], 60, "{}", calls[0]);
+    let warned = calls[0]["warned_at_ms"].as_i64().expect("the contact was warned");
+    let ended = calls[0]["ended_at_ms"].as_i64().expect("the contact's leg ended");
+    assert!(
+        ((ended - warned) as f64 / 1000.0 - 60.0).abs() <= 1.5,
+        "contact warned {} ms before the cut",
+        ended - warned
+    );
 }
 
 #[test]

@@ -68,7 +68,10 @@ fn video_frames_flow_both_ways_and_decode() {
     assert!(count(tablet, "video_frames_decoded") >= 30, "the contact's video is decoded: {tablet}");
     let contact = contact_media(&system);
     assert!(count(&contact, "video_frames_sent") >= 120, "{contact}");
-    assert!(count(&contact, "video_frames_received") >= 60, "the resident's video reached the contact: {contact}");
+    assert!(
+        count(&contact, "video_frames_received") >= 60,
+        "the resident's video reached the contact: {contact}"
+    );
     assert!(count(&contact, "audio_frames_received") >= 100, "{contact}");
     let latency = count(&contact, "latency_p50_us");
     assert!(latency < 500_000, "median resident-to-contact latency {latency} µs");
@@ -96,7 +99,11 @@ fn a_lockdown_cuts_both_media_legs_with_the_call() {
     // tablet, so nothing of the resident reaches the contact after that.
     let last = count(&contact, "last_received_at_ms");
     let told = wall_ms(ended_at);
-    assert!(last <= told + 200, "the contact got resident media {} ms after the cut", last.saturating_sub(told));
+    assert!(
+        last <= told + 200,
+        "the contact got resident media {} ms after the cut",
+        last.saturating_sub(told)
+    );
 }
 
 #[test]

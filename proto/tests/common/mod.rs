@@ -437,6 +437,9 @@ pub fn edge_to_central() -> impl Strategy<Value = EdgeToCentral> {
             .prop_map(|(facility, call_ids)| EdgeToCentral::CallStatus { facility, call_ids }),
         (facility_id(), any::<u64>(), call_end_reason())
             .prop_map(|(facility, call_id, reason)| EdgeToCentral::EndCall { facility, call_id, reason }),
+        (facility_id(), any::<u64>(), any::<u32>()).prop_map(|(facility, call_id, remaining_secs)| {
+            EdgeToCentral::WarnCall { facility, call_id, remaining_secs }
+        }),
     ]
 }
 
@@ -510,6 +513,7 @@ pub fn central_to_edge() -> impl Strategy<Value = CentralToEdge> {
         )
         .prop_map(|events| CentralToEdge::CallEvents { events }),
         any::<u64>().prop_map(|call_id| CentralToEdge::CallEnded { call_id }),
+        any::<u64>().prop_map(|call_id| CentralToEdge::CallWarned { call_id }),
     ]
 }
 
@@ -857,12 +861,13 @@ pub fn every_variant_has_a_strategy(
     use EdgeToCentral as Ec;
     match h {
         Ec::Hello { .. } | Ec::Changes { .. } | Ec::Deliver { .. } | Ec::FetchRelease { .. }
-        | Ec::RingContact { .. } | Ec::CallStatus { .. } | Ec::EndCall { .. } => {}
+        | Ec::RingContact { .. } | Ec::CallStatus { .. } | Ec::EndCall { .. } | Ec::WarnCall { .. } => {}
     }
     use CentralToEdge as C;
     match i {
         C::Welcome { .. } | C::Changes(_) | C::CursorExpired { .. } | C::Error(_) | C::Delivered { .. }
-        | C::ReleaseChunk { .. } | C::Ringing { .. } | C::CallEvents { .. } | C::CallEnded { .. } => {}
+        | C::ReleaseChunk { .. } | C::Ringing { .. } | C::CallEvents { .. } | C::CallEnded { .. }
+        | C::CallWarned { .. } => {}
     }
     use Entity as En;
     match j {
