@@ -67,6 +67,38 @@ impl MediaGrant {
     }
 }
 
+/// What the bridge needs to know of a live call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCall {
+    pub kind: CallKind,
+    /// The certificate of the tablet connection that placed it (unset once
+    /// that connection is gone).
+    pub owner_fingerprint: Option<String>,
+}
+
+/// The admission rule: only the resident side of a live call of this
+/// facility, announced from the device that placed the call.
+pub fn admit(
+    facility: &str,
+    namespace: &media_link::moq_transport::coding::TrackNamespace,
+    fingerprint: &str,
+    live_call: impl FnOnce(CallId) -> Option<LiveCall>,
+) -> Result<MediaGrant, MediaRefusal> {
+    let (announced_facility, id, side) = parse_call_namespace(namespace).ok_or(MediaRefusal::NotACall)?;
+    if announced_facility != facility {
+        return Err(MediaRefusal::OtherFacility);
+    }
+    if side != Side::Resident {
+        return Err(MediaRefusal::WrongSide);
+    }
+    let call_id = CallId(id);
+    let call = live_call(call_id).ok_or(MediaRefusal::NoSuchCall)?;
+    if call.owner_fingerprint.as_deref() != Some(fingerprint) {
+        return Err(MediaRefusal::NotYourCall);
+    }
+    Ok(MediaGrant { call_id, kind: call.kind })
+}
+
 /// The media connections of live calls, closed when the call ends.
 #[derive(Default)]
 pub struct MediaLegs {
@@ -81,20 +113,11 @@ impl EdgeState {
         namespace: &media_link::moq_transport::coding::TrackNamespace,
         fingerprint: &str,
     ) -> Result<MediaGrant, MediaRefusal> {
-        let (facility, id, side) = parse_call_namespace(namespace).ok_or(MediaRefusal::NotACall)?;
-        if facility != self.facility {
-            return Err(MediaRefusal::OtherFacility);
-        }
-        if side != Side::Resident {
-            return Err(MediaRefusal::WrongSide);
-        }
-        let call_id = CallId(id);
-        let session = self.calls.get(call_id).filter(|s| !s.is_ended()).ok_or(MediaRefusal::NoSuchCall)?;
-        let owner = self.call_owners.get(&call_id).and_then(|c| self.devices.get(c));
-        if owner.is_none_or(|device| device.fingerprint != fingerprint) {
-            return Err(MediaRefusal::NotYourCall);
-        }
-        Ok(MediaGrant { call_id, kind: session.setup().kind })
+        admit(&self.facility, namespace, fingerprint, |call_id| {
+            let session = self.calls.get(call_id).filter(|s| !s.is_ended())?;
+            let owner = self.call_owners.get(&call_id).and_then(|c| self.devices.get(c));
+            Some(LiveCall { kind: session.setup().kind, owner_fingerprint: owner.map(|d| d.fingerprint.clone()) })
+        })
     }
 
     /// Records a media connection of a live call; `false` (and the
