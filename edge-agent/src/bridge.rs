@@ -116,7 +116,10 @@ impl EdgeState {
         admit(&self.facility, namespace, fingerprint, |call_id| {
             let session = self.calls.get(call_id).filter(|s| !s.is_ended())?;
             let owner = self.call_owners.get(&call_id).and_then(|c| self.devices.get(c));
-            Some(LiveCall { kind: session.setup().kind, owner_fingerprint: owner.map(|d| d.fingerprint.clone()) })
+            Some(LiveCall {
+                kind: session.setup().kind,
+                owner_fingerprint: owner.map(|d| d.fingerprint.clone()),
+            })
         })
     }
 

@@ -35,7 +35,11 @@ fn only_the_placing_device_may_announce_the_resident_side_of_a_live_call() {
         ("anything/else", "tablet-a", MediaRefusal::NotACall),
     ];
     for (path, device, refusal) in cases {
-        assert_eq!(admit("f1", &ns(path), device, live(CallKind::Video)), Err(refusal), "{path} from {device}");
+        assert_eq!(
+            admit("f1", &ns(path), device, live(CallKind::Video)),
+            Err(refusal),
+            "{path} from {device}"
+        );
     }
     // The placing tablet's connection is gone: nobody may announce for it.
     let orphaned = admit("f1", &ns("facility/f1/call/42/resident"), "tablet-a", |_| {

@@ -183,8 +183,45 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The MoQ relay central runs (an existing relay, not ours): the media
+/// tests and the demo start it on loopback.
+const MOQ_RELAY_VERSION: &str = "0.8.0";
+
+/// `moq-relay-ietf` on PATH or in cargo's bin directory.
+fn find_moq_relay() -> Option<PathBuf> {
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|home| home.join("bin"));
+    let path =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    path.into_iter().chain(cargo_bin).map(|dir| dir.join("moq-relay-ietf")).find(|c| c.is_file())
+}
+
+/// Installs the pinned relay with `cargo install` when it is missing (about
+/// 12 minutes on 2 cores, once per machine).
+fn ensure_moq_relay() -> anyhow::Result<PathBuf> {
+    let wanted = format!("moq-relay-ietf v{MOQ_RELAY_VERSION}");
+    if let Some(path) = find_moq_relay() {
+        let listed = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["install", "--list"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        // A relay on PATH that cargo did not install is taken as it is.
+        if listed.contains(&wanted) || !listed.contains("moq-relay-ietf v") {
+            return Ok(path);
+        }
+    }
+    let mut install = cargo();
+    install.args(["install", "moq-relay-ietf", "--version", MOQ_RELAY_VERSION, "--locked"]);
+    run(install, &format!("cargo install {wanted} (the MoQ relay the media tests run)"))?;
+    find_moq_relay().context("moq-relay-ietf was installed but is not on PATH or in ~/.cargo/bin")
+}
+
 fn test(with_fuzz: bool, with_aarch64: bool, with_qemu: bool) -> anyhow::Result<()> {
     ensure_packages(DEBIAN_PACKAGES, "the build and the tests")?;
+    ensure_moq_relay()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run(fmt, "cargo fmt --check")?;
@@ -311,10 +348,12 @@ const DEMO_FACILITY: &str = "demo-ca-01";
 const DEMO_CENTRAL: &str = "127.0.0.1:7400";
 const DEMO_TABLETS: &str = "127.0.0.1:7443";
 const DEMO_METRICS: &str = "127.0.0.1:9464";
+const DEMO_RELAY: &str = "127.0.0.1:7450";
 const DEMO_RESIDENT: &str = "R1001";
 const DEMO_PIN: &str = "1234";
 
 fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
+    ensure_packages(DEBIAN_PACKAGES, "the build")?;
     let mut build = cargo();
     build.args(["build", "--quiet", "-p", "central-sim", "-p", "edge-agent", "-p", "tablet-shell"]);
     run(build, "building central-sim, edge-agent and tablet-shell")?;
@@ -346,15 +385,45 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
     let mut children = Children(Vec::new());
     let log =
         |name: &str| std::fs::File::create(state.join(name)).with_context(|| format!("creating {name}"));
-    let central = Command::new(bin("central-sim"))
-        .args(["serve", "--state"])
-        .arg(&central_dir)
-        .args(["--listen", DEMO_CENTRAL])
-        .stderr(log("central-sim.log")?)
-        .spawn()
-        .context("starting central-sim")?;
+    // Calls carry media when the relay central uses is installed.
+    let relay = find_moq_relay();
+    let edge_config = state.join("edge.toml");
+    match &relay {
+        Some(relay) => {
+            let relay_dir = central_dir.join("relay");
+            std::fs::copy(relay_dir.join("ca.crt"), edge_dir.join("relay-ca.pem"))
+                .context("installing the relay's CA for the edge")?;
+            std::fs::write(&edge_config, format!("media_relay = \"{DEMO_RELAY}\"\n"))?;
+            let child = Command::new(relay)
+                .args(["--bind", DEMO_RELAY, "--tls-cert"])
+                .arg(relay_dir.join("cert.pem"))
+                .arg("--tls-key")
+                .arg(relay_dir.join("key.pem"))
+                .arg("--coordinator-file")
+                .arg(state.join("relay-coordinator.json"))
+                .stderr(log("moq-relay.log")?)
+                .spawn()
+                .context("starting moq-relay-ietf")?;
+            children.0.push(("moq-relay-ietf".into(), child));
+        }
+        None => {
+            std::fs::write(&edge_config, "")?;
+            println!(
+                "note: moq-relay-ietf is not installed, so calls run without media \
+                 (cargo install moq-relay-ietf --version {MOQ_RELAY_VERSION} --locked)"
+            );
+        }
+    }
+    let mut central = Command::new(bin("central-sim"));
+    central.args(["serve", "--state"]).arg(&central_dir).args(["--listen", DEMO_CENTRAL]);
+    if relay.is_some() {
+        central.args(["--media-relay", DEMO_RELAY]);
+    }
+    let central = central.stderr(log("central-sim.log")?).spawn().context("starting central-sim")?;
     children.0.push(("central-sim".into(), central));
     let edge = Command::new(bin("edge-agent"))
+        .arg("--config")
+        .arg(&edge_config)
         .args(["--state-dir"])
         .arg(&edge_dir)
         .args(["--tablet-listen", DEMO_TABLETS, "--metrics-listen", DEMO_METRICS, "--central", DEMO_CENTRAL])
@@ -388,7 +457,7 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
         ("today's calling hours", vec!["hours"]),
         ("balances", vec!["balances"]),
         ("contacts with per-service availability", vec!["contacts"]),
-        ("place a video call to contact 1", vec!["call", "--contact", "1", "--kind", "video"]),
+        ("decide a video call to contact 1", vec!["call", "--contact", "1", "--kind", "video"]),
         ("inbox (mail arrives through the change feed)", vec!["messages", "inbox"]),
         ("stamps per contact", vec!["stamps", "balance"]),
     ] {
@@ -401,6 +470,24 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
             "\n-- {title}: tablet-shell cli {}\n{shown}{}",
             args.join(" "),
             if output.len() > 600 { " ..." } else { "" }
+        );
+    }
+    if relay.is_some() {
+        // The contact (played by central-sim) answers after a second and hangs up 5 s later.
+        let mut script = Command::new(bin("central-sim"));
+        script.args(["admin", "--state"]).arg(&central_dir);
+        script.args(["call-script", "--contact", "1", "--answer-after", "1", "--hangup-after", "5"]);
+        script.stdout(Stdio::null());
+        run(script, "central-sim admin call-script")?;
+        let args = ["call", "--contact", "1", "--kind", "video", "--place", "--media", "test"];
+        let output = tablet(&args)?;
+        let summary = output.lines().last().unwrap_or_default();
+        if !summary.contains("CallSummary") {
+            bail!("the demo video call did not finish: {output}");
+        }
+        println!(
+            "\n-- a video call with media through the edge and the relay: tablet-shell cli {}\n{summary}",
+            args.join(" ")
         );
     }
     let device_arg = device.display();
