@@ -64,19 +64,29 @@ pub struct PanelConfig {
 
 impl Default for PanelConfig {
     fn default() -> Self {
-        Self { heartbeat_timeout_ms: 30_000, boot_grace_ms: 120_000, reset_pulse_ms: 200, over_temp_centi: 7_000 }
+        Self {
+            heartbeat_timeout_ms: 30_000,
+            boot_grace_ms: 120_000,
+            reset_pulse_ms: 200,
+            over_temp_centi: 7_000,
+        }
     }
 }
 
 /// Agent → MCU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToPanel {
-    Heartbeat { seq: u32 },
+    Heartbeat {
+        seq: u32,
+    },
     Configure(PanelConfig),
     Leds(LedState),
     /// The agent has recorded events up to these totals (audit log); the MCU
     /// stops reporting them as new and unlatches the tamper alarm.
-    AckEvents { resets: u32, tampers: u32 },
+    AckEvents {
+        resets: u32,
+        tampers: u32,
+    },
 }
 
 /// MCU → agent: the whole panel state, sent on every change, after every
