@@ -52,7 +52,7 @@ impl Bench {
     /// Runs with a heartbeat every second.
     fn run_with_heartbeats(&mut self, ms: u64, inputs: RawInputs) {
         for _ in 0..ms {
-            if self.now % 1000 == 0 {
+            if self.now.is_multiple_of(1000) {
                 let seq = (self.now / 1000) as u32;
                 self.frame(ToPanel::Heartbeat { seq });
             }
