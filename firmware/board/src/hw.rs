@@ -157,6 +157,7 @@ impl Uart {
     }
 }
 
+#[cfg_attr(feature = "test-inputs", allow(unused_imports))]
 pub use master::I2cMaster;
 
 mod master {
