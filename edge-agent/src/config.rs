@@ -52,6 +52,8 @@ pub struct Config {
     /// How long the boot health check waits for the agent to answer before a
     /// slot on trial is declared bad (each failed try costs one boot).
     pub health_timeout_secs: u64,
+    /// The front-panel supervisor MCU (`[supervisor]`); absent: none fitted.
+    pub supervisor: Option<crate::supervisor::SupervisorConfig>,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             update_check_secs: 300,
             update_max_bytes_per_sec: 0,
             health_timeout_secs: 90,
+            supervisor: None,
         }
     }
 }

@@ -19,6 +19,8 @@ pub mod running;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod supervisor;
+pub mod supervisor_link;
 pub mod tablet_api;
 pub mod update_core;
 pub mod update_install;
