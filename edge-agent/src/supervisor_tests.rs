@@ -254,4 +254,7 @@ fn the_key_uses_the_lockdown_path_and_lifts_only_its_own_lockdown() {
     let report = store.audit_verify().unwrap();
     assert!(report.is_intact());
     assert_eq!(report.rows_checked, 3, "key on, key off, CLI on");
+    let panel_rows = store.audit_recent_by_actor("panel", 10).unwrap();
+    let actions: Vec<_> = panel_rows.iter().map(|row| row["action"].as_str().unwrap_or("")).collect();
+    assert_eq!(actions, ["lockdown.on", "lockdown.off"]);
 }
