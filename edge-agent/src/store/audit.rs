@@ -175,7 +175,11 @@ impl Store {
 
     /// The newest `limit` rows whose actor starts with `prefix`, oldest
     /// first, as JSON (for `edge-agent status`).
-    pub fn audit_recent_by_actor(&self, prefix: &str, limit: u32) -> Result<Vec<serde_json::Value>, StoreError> {
+    pub fn audit_recent_by_actor(
+        &self,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT seq, at, actor, action, detail FROM audit_log \
              WHERE substr(actor, 1, length(?1)) = ?1 ORDER BY seq DESC LIMIT ?2",
