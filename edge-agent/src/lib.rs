@@ -14,6 +14,7 @@ pub mod calls;
 pub mod config;
 pub mod messaging_api;
 pub mod metrics;
+pub mod panel_gpio;
 pub mod pki;
 pub mod running;
 pub mod service;

@@ -37,7 +37,8 @@ pub enum KeyLift {
 #[serde(deny_unknown_fields, default)]
 pub struct SupervisorConfig {
     /// The panel's UART: a serial device (`/dev/ttyS1`) or `tcp:HOST:PORT`
-    /// (QEMU's socket serial, tests).
+    /// (QEMU's socket serial, tests); `gpio`: no MCU, the panel is wired to
+    /// this board (`[supervisor.gpio]`, needs the `panel-gpio` feature).
     pub uart: String,
     pub baud: u32,
     /// The panel resets the main board after this long without a heartbeat.
@@ -49,6 +50,34 @@ pub struct SupervisorConfig {
     pub over_temp_celsius: i16,
     /// See [`KeyLift`].
     pub key_lift: KeyLift,
+    /// The lines when `uart = "gpio"`.
+    pub gpio: Option<GpioPanelConfig>,
+}
+
+/// `[supervisor.gpio]`: a panel wired to this board's GPIO and I2C.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpioPanelConfig {
+    pub chip: String,
+    pub key_line: u32,
+    pub chassis_line: u32,
+    /// Online, offline, lockdown, fault.
+    pub led_lines: [u32; 4],
+    pub i2c: String,
+    pub sensor_address: u8,
+}
+
+impl Default for GpioPanelConfig {
+    fn default() -> Self {
+        Self {
+            chip: "/dev/gpiochip0".into(),
+            key_line: 5,
+            chassis_line: 6,
+            led_lines: [12, 13, 16, 19],
+            i2c: "/dev/i2c-1".into(),
+            sensor_address: supervisor_firmware::drivers::DEFAULT_SENSOR_ADDRESS,
+        }
+    }
 }
 
 impl Default for SupervisorConfig {
@@ -62,6 +91,7 @@ impl Default for SupervisorConfig {
             reset_pulse_ms: panel.reset_pulse_ms,
             over_temp_celsius: panel.over_temp_centi / 100,
             key_lift: KeyLift::Key,
+            gpio: None,
         }
     }
 }

@@ -32,6 +32,12 @@ trait Uart: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Uart for T {}
 
 async fn open(config: &SupervisorConfig) -> anyhow::Result<Box<dyn Uart>> {
+    if config.uart == "gpio" {
+        #[cfg(feature = "panel-gpio")]
+        return Ok(Box::new(crate::panel_gpio::open(&config.gpio.clone().unwrap_or_default())?));
+        #[cfg(not(feature = "panel-gpio"))]
+        anyhow::bail!("uart = \"gpio\" needs an edge-agent built with the panel-gpio feature");
+    }
     if let Some(addr) = config.uart.strip_prefix("tcp:") {
         let stream =
             tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
