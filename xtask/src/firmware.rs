@@ -51,7 +51,8 @@ pub fn build() -> anyhow::Result<Built> {
     Ok(built)
 }
 
-/// Lints the board crate in both flavours, as the workspace's clippy cannot.
+/// Lints the board crate in both flavours and the agent's `panel-gpio`
+/// mode, which the workspace's clippy does not build.
 pub fn clippy() -> anyhow::Result<()> {
     ensure_target()?;
     let board = root().join("firmware").join("board");
@@ -71,7 +72,11 @@ pub fn clippy() -> anyhow::Result<()> {
     }
     let mut fmt = cargo();
     fmt.current_dir(&board).args(["fmt", "--", "--check"]);
-    run(fmt, "cargo fmt --check (supervisor firmware)")
+    run(fmt, "cargo fmt --check (supervisor firmware)")?;
+    // The agent's GPIO panel mode is feature-gated; the workspace lint builds without it.
+    let mut gpio = cargo();
+    gpio.args(["clippy", "-p", "edge-agent", "--features", "panel-gpio", "--all-targets", "--", "-D", "warnings"]);
+    run(gpio, "cargo clippy (edge-agent with panel-gpio)")
 }
 
 fn ensure_target() -> anyhow::Result<()> {
