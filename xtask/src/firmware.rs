@@ -75,7 +75,8 @@ pub fn clippy() -> anyhow::Result<()> {
     run(fmt, "cargo fmt --check (supervisor firmware)")?;
     // The agent's GPIO panel mode is feature-gated; the workspace lint builds without it.
     let mut gpio = cargo();
-    gpio.args(["clippy", "-p", "edge-agent", "--features", "panel-gpio", "--all-targets", "--", "-D", "warnings"]);
+    gpio.args(["clippy", "-p", "edge-agent", "--features", "panel-gpio", "--all-targets"]);
+    gpio.args(["--", "-D", "warnings"]);
     run(gpio, "cargo clippy (edge-agent with panel-gpio)")
 }
 
