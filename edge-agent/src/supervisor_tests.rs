@@ -258,3 +258,99 @@ fn the_key_uses_the_lockdown_path_and_lifts_only_its_own_lockdown() {
     let actions: Vec<_> = panel_rows.iter().map(|row| row["action"].as_str().unwrap_or("")).collect();
     assert_eq!(actions, ["lockdown.on", "lockdown.off"]);
 }
+
+/// A fake panel on loopback: the shell connects, gets the panel's frames
+/// and acts on the store.
+mod shell {
+    use std::collections::HashSet;
+
+    use supervisor_frame::{Decoder, ToAgent, MAX_FRAME};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::{TcpListener, TcpStream},
+    };
+
+    use super::*;
+    use crate::state::Shared;
+
+    async fn next_frame(stream: &mut TcpStream, decoder: &mut Decoder) -> ToPanel {
+        let mut byte = [0u8; 1];
+        loop {
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte)).await;
+            let n = read.expect("a frame within 5 s").expect("read");
+            assert_eq!(n, 1, "the link closed");
+            if let Some(frame) = decoder.push::<ToPanel>(byte[0]) {
+                return frame.expect("a valid frame");
+            }
+        }
+    }
+
+    /// Frames until one matches.
+    async fn wait_for(
+        stream: &mut TcpStream,
+        decoder: &mut Decoder,
+        pred: impl Fn(&ToPanel) -> bool,
+    ) -> ToPanel {
+        loop {
+            let frame = next_frame(stream, decoder).await;
+            if pred(&frame) {
+                return frame;
+            }
+        }
+    }
+
+    async fn send(stream: &mut TcpStream, status: PanelStatus) {
+        let mut buf = [0u8; MAX_FRAME];
+        let bytes = supervisor_frame::encode(&ToAgent::Status(status), &mut buf).expect("fits");
+        stream.write_all(bytes).await.expect("write");
+    }
+
+    #[tokio::test]
+    async fn the_shell_applies_the_key_records_a_reset_before_acking_and_resends_after_reconnect() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Shared::new(state(&dir), HashSet::new());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = SupervisorConfig {
+            uart: format!("tcp:{}", listener.local_addr().unwrap()),
+            heartbeat_timeout_secs: 7,
+            ..Default::default()
+        };
+        let link = tokio::spawn(crate::supervisor_link::run(config.clone(), shared.clone()));
+
+        let (mut panel, _) = listener.accept().await.unwrap();
+        let mut decoder = Decoder::new();
+        assert_eq!(next_frame(&mut panel, &mut decoder).await, ToPanel::Configure(config.panel_config()));
+        wait_for(&mut panel, &mut decoder, |f| matches!(f, ToPanel::Heartbeat { .. })).await;
+
+        send(&mut panel, PanelStatus { key_lockdown: true, main_board_resets: 1, ..Default::default() })
+            .await;
+        let ack = wait_for(&mut panel, &mut decoder, |f| matches!(f, ToPanel::AckEvents { .. })).await;
+        assert_eq!(ack, ToPanel::AckEvents { resets: 1, tampers: 0 });
+        {
+            let state = shared.lock();
+            assert!(state.lockdowns.contains(&LockdownScope::Facility));
+            // The reset was committed before the ack went out.
+            let rows = state.store.audit_recent_by_actor("panel", 10).unwrap();
+            let actions: Vec<_> =
+                rows.iter().map(|r| r["action"].as_str().unwrap_or("").to_string()).collect();
+            assert_eq!(actions, ["lockdown.on", "panel.main_board_reset"]);
+            assert!(state.panel.link_up);
+        }
+
+        // The link drops; the shell reopens it and starts over with the settings.
+        drop(panel);
+        let (mut panel, _) =
+            tokio::time::timeout(Duration::from_secs(5), listener.accept()).await.unwrap().unwrap();
+        let mut decoder = Decoder::new();
+        assert_eq!(next_frame(&mut panel, &mut decoder).await, ToPanel::Configure(config.panel_config()));
+        // Key turned back while the link was down: the key's lockdown is lifted.
+        send(&mut panel, PanelStatus { main_board_resets: 1, resets_acked: 1, ..Default::default() }).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while shared.lock().lockdowns.contains(&LockdownScope::Facility) {
+            assert!(tokio::time::Instant::now() < deadline, "the key's lockdown was not lifted");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(shared.lock().panel.reconnects, 2);
+        link.abort();
+    }
+}
