@@ -32,6 +32,8 @@ pub struct Config {
     /// central's API (QUIC).
     pub central_addr: SocketAddr,
     pub central_server_name: String,
+    /// The front-panel supervisor MCU (`[supervisor]`); absent: none fitted.
+    pub supervisor: Option<crate::supervisor::SupervisorConfig>,
     /// The edge's uplink identity issued by central (cert, key, central's CA).
     /// Relative paths are under `state_dir`.
     pub uplink_bundle: PathBuf,
@@ -52,8 +54,6 @@ pub struct Config {
     /// How long the boot health check waits for the agent to answer before a
     /// slot on trial is declared bad (each failed try costs one boot).
     pub health_timeout_secs: u64,
-    /// The front-panel supervisor MCU (`[supervisor]`); absent: none fitted.
-    pub supervisor: Option<crate::supervisor::SupervisorConfig>,
 }
 
 impl Default for Config {
@@ -66,6 +66,7 @@ impl Default for Config {
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             central_addr: SocketAddr::from(([127, 0, 0, 1], 7400)),
             central_server_name: "localhost".into(),
+            supervisor: None,
             uplink_bundle: PathBuf::from("uplink.pem"),
             sync_interval_secs: 2,
             image_version: None,
@@ -74,7 +75,6 @@ impl Default for Config {
             update_check_secs: 300,
             update_max_bytes_per_sec: 0,
             health_timeout_secs: 90,
-            supervisor: None,
         }
     }
 }

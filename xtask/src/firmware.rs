@@ -23,8 +23,13 @@ pub struct Built {
     pub test_inputs: PathBuf,
 }
 
+/// Debian packages for the firmware test (`qemu-system-arm` emulates the
+/// LM3S6965 board).
+const DEBIAN_PACKAGES: &[&str] = &["qemu-system-arm"];
+
 /// Builds both flavours; prints the release build's sizes.
 pub fn build() -> anyhow::Result<Built> {
+    crate::ensure_packages(DEBIAN_PACKAGES, "the supervisor firmware test")?;
     ensure_target()?;
     let board = root().join("firmware").join("board");
     let release_dir = root().join("target").join("firmware");

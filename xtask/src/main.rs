@@ -83,7 +83,7 @@ enum Task {
 }
 
 /// Debian packages the build and the tests need beyond a stock Rust machine.
-const DEBIAN_PACKAGES: &[&str] = &["build-essential", "pkg-config", "sqlite3", "qemu-system-arm"];
+const DEBIAN_PACKAGES: &[&str] = &["build-essential", "pkg-config", "sqlite3"];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
