@@ -84,6 +84,25 @@ impl Panel {
     fn set(&mut self, command: u8) {
         self.inputs.write_all(&[command]).expect("writing to QEMU's UART1");
     }
+
+    /// The firmware's stack high-water mark in bytes (`S` → `STACK n`).
+    fn stack_used(&mut self) -> usize {
+        use std::io::Read;
+        self.set(b'S');
+        self.inputs.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while line.last() != Some(&b'\n') {
+            let n = self.inputs.read(&mut byte).expect("the stack report");
+            assert_eq!(n, 1, "UART1 closed");
+            line.push(byte[0]);
+        }
+        let text = String::from_utf8_lossy(&line);
+        text.trim()
+            .strip_prefix("STACK ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("bad report {text:?}"))
+    }
 }
 
 impl Drop for Panel {
@@ -203,4 +222,9 @@ fn the_panel_firmware_under_qemu_watches_the_agent_and_its_key_locks_the_facilit
     );
     let reset = panel_events(&system).into_iter().find(|row| row["action"] == "panel.main_board_reset");
     assert_eq!(reset.as_ref().map(|row| row["detail"]["resets"].clone()), Some(Value::from(1)), "{reset:?}");
+
+    // After every path above has run: the firmware's RAM is its stack.
+    let stack = panel.stack_used();
+    eprintln!("firmware stack high-water mark: {stack} bytes");
+    assert!(stack < 4096, "stack {stack} bytes");
 }

@@ -55,8 +55,56 @@ impl Clock {
     }
 }
 
+/// The test build measures the stack's high-water mark: the stack below
+/// `main`'s frame is painted before anything else runs (SysTick is not on
+/// yet), and `S` on UART1 reports how deep the paint was overwritten.
+#[cfg(feature = "test-inputs")]
+mod stack {
+    use core::ptr::{read_volatile, write_volatile};
+
+    const PAINT: u32 = 0x5AFE_C0DE;
+    /// How far below `main`'s frame to paint (the panel needs far less).
+    const DEPTH: usize = 16 * 1024;
+    /// Room left for the painting function's own frame.
+    const MARGIN: usize = 256;
+
+    extern "C" {
+        static _stack_start: u32;
+    }
+
+    pub struct Painted {
+        bottom: usize,
+        top: usize,
+    }
+
+    pub fn paint() -> Painted {
+        let sp = cortex_m::register::msp::read() as usize;
+        let painted = Painted { bottom: sp - DEPTH, top: sp - MARGIN };
+        for addr in (painted.bottom..painted.top).step_by(4) {
+            // SAFETY: RAM below the current stack pointer, not in use by
+            // anything yet (no interrupts are enabled).
+            unsafe { write_volatile(addr as *mut u32, PAINT) };
+        }
+        painted
+    }
+
+    /// Bytes of stack used so far, from its top.
+    pub fn high_water(painted: &Painted) -> usize {
+        // The linker script defines `_stack_start`; only its address is used.
+        let start = core::ptr::addr_of!(_stack_start) as usize;
+        let lowest = (painted.bottom..painted.top)
+            .step_by(4)
+            // SAFETY: the same painted RAM.
+            .find(|&addr| unsafe { read_volatile(addr as *const u32) } != PAINT)
+            .unwrap_or(painted.top);
+        start - lowest
+    }
+}
+
 #[entry]
 fn main() -> ! {
+    #[cfg(feature = "test-inputs")]
+    let painted = stack::paint();
     let Some(core) = cortex_m::Peripherals::take() else {
         panic!("core peripherals taken twice");
     };
@@ -115,6 +163,9 @@ fn main() -> ! {
         }
         #[cfg(feature = "test-inputs")]
         while let Some(byte) = test_uart.read_byte() {
+            if byte == b'S' {
+                report_stack(&mut test_uart, stack::high_water(&painted));
+            }
             levels.apply(byte);
         }
         let Ok(inputs) = switches.sample();
@@ -133,4 +184,23 @@ fn main() -> ! {
         // Sleep until the next tick (1 ms); UART bytes wait in the FIFO.
         cortex_m::asm::wfi();
     }
+}
+
+/// `STACK <bytes>\n` on the test UART.
+#[cfg(feature = "test-inputs")]
+fn report_stack(uart: &mut hw::Uart, bytes: usize) {
+    let mut digits = [0u8; 10];
+    let mut n = bytes;
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    uart.write_all(b"STACK ");
+    uart.write_all(&digits[at..]);
+    uart.write_all(b"\n");
 }
