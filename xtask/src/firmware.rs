@@ -144,3 +144,53 @@ pub fn elf_sizes(path: &Path) -> anyhow::Result<Sizes> {
     }
     Ok(sizes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ELF32 LE file with only a header and these sections
+    /// (type, flags, address, size).
+    fn elf(sections: &[(u32, u32, u32, u32)]) -> Vec<u8> {
+        let mut bytes = vec![0u8; 52];
+        bytes[..6].copy_from_slice(&[0x7f, b'E', b'L', b'F', 1, 1]);
+        bytes[0x20..0x24].copy_from_slice(&52u32.to_le_bytes()); // e_shoff
+        bytes[0x2E..0x30].copy_from_slice(&40u16.to_le_bytes()); // e_shentsize
+        bytes[0x30..0x32].copy_from_slice(&(sections.len() as u16).to_le_bytes());
+        for &(kind, flags, addr, size) in sections {
+            let mut header = [0u8; 40];
+            header[4..8].copy_from_slice(&kind.to_le_bytes());
+            header[8..12].copy_from_slice(&flags.to_le_bytes());
+            header[12..16].copy_from_slice(&addr.to_le_bytes());
+            header[20..24].copy_from_slice(&size.to_le_bytes());
+            bytes.extend_from_slice(&header);
+        }
+        bytes
+    }
+
+    #[test]
+    fn flash_counts_loaded_contents_and_ram_counts_what_sits_in_ram() {
+        let dir = std::env::temp_dir().join(format!("xtask-elf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.elf");
+        const PROGBITS: u32 = 1;
+        std::fs::write(
+            &path,
+            elf(&[
+                (PROGBITS, 0x6, 0x0, 100),       // .text
+                (PROGBITS, 0x3, 0x2000_0000, 8), // .data: flash and RAM
+                (8, 0x3, 0x2000_0008, 16),       // .bss: RAM only
+                (PROGBITS, 0x0, 0x0, 1000),      // .debug_info: neither
+            ]),
+        )
+        .unwrap();
+        assert_eq!(elf_sizes(&path).unwrap(), Sizes { flash: 108, ram: 24 });
+        std::fs::write(&path, b"not an elf").unwrap();
+        assert!(elf_sizes(&path).is_err());
+        let mut truncated = elf(&[(PROGBITS, 0x6, 0, 1)]);
+        truncated.truncate(60);
+        std::fs::write(&path, truncated).unwrap();
+        assert!(elf_sizes(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
