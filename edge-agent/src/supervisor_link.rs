@@ -88,6 +88,8 @@ async fn session(
         while let Some(action) = core.poll_action() {
             perform(core, action, &mut uart, shared, &mut frame).await?;
         }
+        // Taken on every pass, so an agent whose state lock is never free
+        // again stops sending heartbeats and the panel resets the board.
         shared.lock().panel = core.view();
         let wake =
             core.poll_timeout().map(|at| epoch + at).unwrap_or_else(|| epoch + epoch.elapsed() + LED_CHECK);
