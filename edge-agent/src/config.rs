@@ -32,6 +32,8 @@ pub struct Config {
     /// central's API (QUIC).
     pub central_addr: SocketAddr,
     pub central_server_name: String,
+    /// The front-panel supervisor MCU (`[supervisor]`); absent: none fitted.
+    pub supervisor: Option<crate::supervisor::SupervisorConfig>,
     /// The edge's uplink identity issued by central (cert, key, central's CA).
     /// Relative paths are under `state_dir`.
     pub uplink_bundle: PathBuf,
@@ -71,6 +73,7 @@ impl Default for Config {
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             central_addr: SocketAddr::from(([127, 0, 0, 1], 7400)),
             central_server_name: "localhost".into(),
+            supervisor: None,
             uplink_bundle: PathBuf::from("uplink.pem"),
             sync_interval_secs: 2,
             image_version: None,

@@ -296,6 +296,8 @@ fn status(config: &Config, store: &Store) -> anyhow::Result<ExitCode> {
         "devices_provisioned": devices.iter().filter(|d| d.revoked_at.is_none()).count(),
         "devices_revoked": devices.iter().filter(|d| d.revoked_at.is_some()).count(),
         "update": update_install::status(config),
+        // The front-panel supervisor's events (tamper, resets, temperature, key).
+        "panel_events": store.audit_recent_by_actor("panel", 20)?,
     });
     match metrics::scrape(config.metrics_listen) {
         Ok(text) => {

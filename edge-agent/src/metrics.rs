@@ -48,6 +48,7 @@ pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
     );
     gauge("edge_update_download_bytes", "bytes of the offered release on disk", state.update.have as f64);
     gauge("edge_update_size_bytes", "size of the release being downloaded", state.update.size as f64);
+    crate::supervisor_link::render_metrics(&state.panel, &mut gauge);
     let c = state.counters;
     let mut counter = |name: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");

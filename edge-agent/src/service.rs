@@ -14,7 +14,7 @@ use crate::{
     metrics, pki,
     state::{EdgeState, Shared},
     store::Store,
-    tablet_api, uplink,
+    supervisor_link, tablet_api, uplink,
 };
 
 /// How often the agent looks for writes made by other processes (the IT
@@ -79,6 +79,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(calls::run(shared.clone(), ops));
     }
     tokio::spawn(calls::poll_status(shared.clone()));
+    if let Some(panel) = config.supervisor.clone() {
+        tokio::spawn(supervisor_link::run(panel, shared.clone()));
+    }
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let mut watchdog_usec = 0;
@@ -166,15 +169,7 @@ async fn watch(shared: Shared) {
             }
         };
         if let Some(lockdowns) = changes.lockdowns {
-            tracing::warn!(?lockdowns, "lockdown state changed");
-            let active = if lockdowns.contains(&proto::domain::LockdownScope::Facility) {
-                Some(proto::domain::LockdownScope::Facility)
-            } else {
-                lockdowns.iter().next().cloned()
-            };
-            state.broadcast(&ServerEvent::LockdownChanged { active });
-            // Calls are cut on the change, not at their next wakeup.
-            state.recheck_calls(jiff::Timestamp::now());
+            lockdowns_changed(&mut state, &lockdowns);
         }
         if let Some(admitted) = changes.admitted {
             for (id, device) in &state.devices {
@@ -186,4 +181,18 @@ async fn watch(shared: Shared) {
             *shared.admitted.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = admitted;
         }
     }
+}
+
+/// A lockdown change committed to the store (by the IT CLI or the panel's
+/// key) takes effect: tablets are told and affected calls cut at once.
+pub fn lockdowns_changed(state: &mut EdgeState, lockdowns: &edge_core::directory::Lockdowns) {
+    tracing::warn!(?lockdowns, "lockdown state changed");
+    let active = if lockdowns.contains(&proto::domain::LockdownScope::Facility) {
+        Some(proto::domain::LockdownScope::Facility)
+    } else {
+        lockdowns.iter().next().cloned()
+    };
+    state.broadcast(&ServerEvent::LockdownChanged { active });
+    // Calls are cut on the change, not at their next wakeup.
+    state.recheck_calls(jiff::Timestamp::now());
 }

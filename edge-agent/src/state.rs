@@ -43,6 +43,8 @@ pub struct EdgeState {
     pub store: Store,
     pub directory: Directory,
     pub lockdowns: Lockdowns,
+    /// The front-panel supervisor as the link last saw it.
+    pub panel: crate::supervisor::PanelView,
     pub sessions: SessionTable,
     pub devices: HashMap<u64, Device>,
     /// The downlink sync core; the uplink task drives it.
@@ -172,6 +174,7 @@ impl EdgeState {
             facility,
             directory,
             lockdowns,
+            panel: Default::default(),
             sessions: SessionTable::new(),
             devices: HashMap::new(),
             sync: SyncCore::new(

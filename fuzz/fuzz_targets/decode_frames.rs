@@ -1,4 +1,5 @@
-//! Feeds arbitrary bytes to `decode_frame` as every top-level message type.
+//! Feeds arbitrary bytes to `decode_frame` as every top-level message type,
+//! and to the supervisor UART decoder (`supervisor-frame`) as both directions.
 //! Decoding must never panic, abort or allocate without bound; whatever does
 //! decode must survive a re-encode and decode unchanged.
 
@@ -36,7 +37,27 @@ where
     assert_eq!(back, msg);
 }
 
+/// The supervisor UART stream: every byte through the decoder; whatever
+/// decodes must re-encode within a frame and decode the same.
+fn check_supervisor<T>(data: &[u8])
+where
+    T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let mut decoder = supervisor_frame::Decoder::new();
+    for &byte in data {
+        if let Some(Ok(msg)) = decoder.push::<T>(byte) {
+            let mut buf = [0u8; supervisor_frame::MAX_FRAME];
+            let frame = supervisor_frame::encode(&msg, &mut buf).expect("a decoded message re-encodes");
+            let mut again = supervisor_frame::Decoder::new();
+            let back: Vec<T> = frame.iter().filter_map(|&b| again.push::<T>(b)).filter_map(Result::ok).collect();
+            assert_eq!(back, [msg]);
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    check_supervisor::<supervisor_frame::ToPanel>(data);
+    check_supervisor::<supervisor_frame::ToAgent>(data);
     check::<TabletRequest>(data, MAX_TABLET_FRAME);
     check::<TabletResponse>(data, MAX_TABLET_FRAME);
     check::<ServerEvent>(data, MAX_TABLET_FRAME);

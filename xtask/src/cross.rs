@@ -42,8 +42,10 @@ const EM_AARCH64: u16 = 183;
 /// The end-to-end `tests` crate is left out: it starts edge-agent, central-sim
 /// and tablet-shell as child processes, and without binfmt_misc an emulated
 /// process cannot exec another aarch64 binary.
-const EMULATED_TEST_CRATES: [(&str, &str); 6] = [
+const EMULATED_TEST_CRATES: [(&str, &str); 8] = [
     ("proto", "facility-proto"),
+    ("firmware/frame", "supervisor-frame"),
+    ("firmware", "supervisor-firmware"),
     ("net", "facility-net"),
     ("edge-core", "edge-core"),
     ("edge-agent", "edge-agent"),

@@ -1,6 +1,7 @@
 //! `cargo xtask demo | test | bench | fuzz | build | test-aarch64`: orchestration only, no product logic.
 
 mod cross;
+mod firmware;
 mod image;
 
 use std::{
@@ -65,6 +66,9 @@ enum Task {
     },
     /// Run the crates' tests compiled for aarch64 under qemu-user.
     TestAarch64,
+    /// Build the front-panel supervisor firmware (release and the QEMU test
+    /// build) and print its flash and RAM use.
+    Firmware,
     /// Build a flashable aarch64 disk image (see images/README.md).
     Image {
         #[arg(value_enum, default_value = "edge")]
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         Task::Fuzz { seconds, no_sanitizer } => fuzz(seconds, !no_sanitizer),
         Task::Build { target, release, via } => cross::build(target, release, via),
         Task::TestAarch64 => cross::test(),
+        Task::Firmware => firmware::build().map(|_| ()),
         Task::Image { kind, version, fault } => image::build(kind, &version, fault).map(|_| ()),
     };
     match outcome {
@@ -228,12 +233,15 @@ fn test(with_fuzz: bool, with_aarch64: bool, with_qemu: bool) -> anyhow::Result<
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     run(clippy, "cargo clippy")?;
+    firmware::clippy()?;
+    // The QEMU firmware test in `cargo test --workspace` runs this build.
+    let firmware = firmware::build()?;
     // The end-to-end tests run the real binaries.
     let mut build = cargo();
     build.args(["build", "--workspace", "--bins"]);
     run(build, "cargo build --bins")?;
     let mut tests = cargo();
-    tests.args(["test", "--workspace"]);
+    tests.args(["test", "--workspace"]).env(firmware::ELF_ENV, &firmware.test_inputs);
     run(tests, "cargo test --workspace")?;
     let mut demo = cargo();
     let demo_state = root().join("target").join("demo-smoke");

@@ -173,6 +173,33 @@ impl Store {
         Ok(seq)
     }
 
+    /// The newest `limit` rows whose actor starts with `prefix`, oldest
+    /// first, as JSON (for `edge-agent status`).
+    pub fn audit_recent_by_actor(
+        &self,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, at, actor, action, detail FROM audit_log \
+             WHERE substr(actor, 1, length(?1)) = ?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![prefix, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let detail: String = row.get(4)?;
+            out.push(serde_json::json!({
+                "seq": row.get::<_, i64>(0)?,
+                "at": row.get::<_, String>(1)?,
+                "actor": row.get::<_, String>(2)?,
+                "action": row.get::<_, String>(3)?,
+                "detail": serde_json::from_str::<serde_json::Value>(&detail).unwrap_or(serde_json::Value::String(detail)),
+            }));
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// Walks the whole chain and reports the first row that does not verify.
     pub fn audit_verify(&self) -> Result<AuditReport, StoreError> {
         // One read transaction, so a concurrent append cannot make the head
