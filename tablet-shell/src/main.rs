@@ -495,8 +495,12 @@ mod tests {
         assert!(place);
         assert_eq!(hangup_after, Some(Duration::from_millis(2500)));
         assert!(parse(&["call", "--contact", "1", "--kind", "video", "--hangup-after", "2"]).is_err());
-        assert!(parse(&["call", "--contact", "1", "--kind", "video", "--media", "test"]).is_err(), "media needs --place");
-        let args = parse(&["call", "--contact", "1", "--kind", "video", "--place", "--media", "test"]).unwrap();
+        assert!(
+            parse(&["call", "--contact", "1", "--kind", "video", "--media", "test"]).is_err(),
+            "media needs --place"
+        );
+        let args =
+            parse(&["call", "--contact", "1", "--kind", "video", "--place", "--media", "test"]).unwrap();
         assert!(matches!(args.command, CliCommand::Call { media: Some(MediaArg::Test), .. }));
         assert!(
             parse(&["call", "--contact", "1", "--kind", "video", "--place", "--hangup-after", "-1"]).is_err()
