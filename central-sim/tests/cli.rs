@@ -32,7 +32,11 @@ fn init_admin_and_exit_codes() {
     let state = dir.path().join("central");
     let first = central_sim(&["init"], &state);
     assert!(first.status.success(), "{first:?}");
-    assert_eq!(json(&first)["created"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        json(&first)["created"].as_array().unwrap().len(),
+        5,
+        "db, CA, server and edge bundles, relay TLS files"
+    );
     let again = central_sim(&["init"], &state);
     assert!(again.status.success());
     assert_eq!(json(&again)["created"], Value::Array(vec![]));

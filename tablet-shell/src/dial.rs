@@ -12,7 +12,10 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::client::EdgeClient;
-use crate::media_call::{MediaLeg, MediaReport};
+#[cfg(feature = "media")]
+use crate::media_call::MediaLeg;
+#[cfg(feature = "media")]
+pub use crate::media_call::MediaReport;
 use crate::output::{ErrorBody, ExitStatus, Line, Reply};
 use crate::session::emit;
 
@@ -37,7 +40,13 @@ pub struct CallSummary {
     pub media: Option<MediaReport>,
 }
 
+/// What the media leg did; without the `media` feature there never is one.
+#[cfg(not(feature = "media"))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum MediaReport {}
+
 /// Where and how to run the call's media leg (`--media`).
+#[cfg(feature = "media")]
 pub struct MediaOptions {
     pub edge: std::net::SocketAddr,
     pub server_name: String,
@@ -53,7 +62,7 @@ pub async fn place<W: Write>(
     kind: CallKind,
     number: Option<PhoneNumber>,
     hangup_after: Option<Duration>,
-    media: Option<MediaOptions>,
+    #[cfg(feature = "media")] media: Option<MediaOptions>,
 ) -> ExitStatus {
     let started = match client.start_call(contact, kind, number).await {
         Ok(Ok(started)) => started,
@@ -78,6 +87,7 @@ pub async fn place<W: Write>(
             media: started.media.clone(),
         }),
     );
+    #[cfg(feature = "media")]
     let mut leg = match (media, started.media.clone()) {
         (Some(options), Some(namespaces)) => Some(MediaLeg::start(
             options.edge,
@@ -133,6 +143,7 @@ pub async fn place<W: Write>(
             CallState::Ringing => {}
             CallState::Connected { .. } => {
                 connected_at.get_or_insert(now);
+                #[cfg(feature = "media")]
                 if let Some(leg) = &leg {
                     leg.request_keyframe();
                 }
@@ -146,10 +157,13 @@ pub async fn place<W: Write>(
             }
             CallState::Ended { reason } => {
                 let connected_secs = connected_at.map_or(Duration::ZERO, |at| now - at);
+                #[cfg(feature = "media")]
                 let media = match leg.take() {
                     Some(leg) => Some(leg.finish().await),
                     None => None,
                 };
+                #[cfg(not(feature = "media"))]
+                let media = None;
                 let summary = CallSummary {
                     call_id,
                     outcome: reason,

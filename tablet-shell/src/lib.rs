@@ -18,6 +18,7 @@
 pub mod client;
 pub mod command;
 pub mod dial;
+#[cfg(feature = "media")]
 pub mod media_call;
 pub mod output;
 pub mod session;

@@ -411,6 +411,12 @@ async fn run(args: CliArgs) -> ExitStatus {
             break 'run status;
         }
         if let CliCommand::Call { contact, kind, number, place: true, hangup_after, media } = &args.command {
+            #[cfg(not(feature = "media"))]
+            if media.is_some() {
+                eprintln!("tablet-shell: this build has no call media (built without the `media` feature)");
+                break 'run ExitStatus::Usage;
+            }
+            #[cfg(feature = "media")]
             let media = media.map(|media| tablet_shell::dial::MediaOptions {
                 edge,
                 server_name: args.server_name.clone(),
@@ -429,6 +435,7 @@ async fn run(args: CliArgs) -> ExitStatus {
                 (*kind).into(),
                 number.clone(),
                 *hangup_after,
+                #[cfg(feature = "media")]
                 media,
             )
             .await;

@@ -23,8 +23,10 @@ use crate::{cargo, root, run};
 /// Rust target triple of the edge boxes and tablets.
 pub const TRIPLE: &str = "aarch64-unknown-linux-gnu";
 
-/// Every binary that goes onto an image.
-const BINARIES: [&str; 3] = ["edge-agent", "central-sim", "tablet-shell"];
+/// Every binary that goes onto a box: the edge agent and the tablet shell
+/// (central-sim is a host-side stand-in and is not built for aarch64: it
+/// links GStreamer for the scripted contact's media).
+const BINARIES: [&str; 2] = ["edge-agent", "tablet-shell"];
 
 /// Debian packages of the Docker-free path: cross gcc (linker, and compiler for
 /// the bundled SQLite and ring), the arm64 libc to link against and run with,
@@ -42,14 +44,13 @@ const EM_AARCH64: u16 = 183;
 /// The end-to-end `tests` crate is left out: it starts edge-agent, central-sim
 /// and tablet-shell as child processes, and without binfmt_misc an emulated
 /// process cannot exec another aarch64 binary.
-const EMULATED_TEST_CRATES: [(&str, &str); 8] = [
+const EMULATED_TEST_CRATES: [(&str, &str); 7] = [
     ("proto", "facility-proto"),
     ("firmware/frame", "supervisor-frame"),
     ("firmware", "supervisor-firmware"),
     ("net", "facility-net"),
     ("edge-core", "edge-core"),
     ("edge-agent", "edge-agent"),
-    ("central-sim", "central-sim"),
     ("tablet-shell", "tablet-shell"),
 ];
 
@@ -92,6 +93,10 @@ pub fn build_binaries(arch: Arch, release: bool, via: Via, binaries: &[&str]) ->
         }
     };
     cmd.args(["build", "--target", TRIPLE]);
+    // Default features stay off for aarch64: tablet-shell's call media needs
+    // an arm64 GStreamer sysroot, which this build does not assemble yet
+    // (../shared/design/cross-facts.md records how one was built here).
+    cmd.arg("--no-default-features");
     for bin in binaries {
         cmd.args(["--package", bin, "--bin", bin]);
     }
@@ -126,6 +131,10 @@ pub fn test() -> anyhow::Result<()> {
     ensure_docker_free_toolchain()?;
     let mut cmd = cargo();
     cmd.args(["test", "--target", TRIPLE]);
+    // Default features stay off for aarch64: tablet-shell's call media needs
+    // an arm64 GStreamer sysroot, which this build does not assemble yet
+    // (../shared/design/cross-facts.md records how one was built here).
+    cmd.arg("--no-default-features");
     for (_, package) in EMULATED_TEST_CRATES {
         cmd.args(["--package", package]);
     }
