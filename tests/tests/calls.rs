@@ -43,7 +43,8 @@ fn an_answered_call_is_warned_a_minute_before_the_limit_and_cut_at_it() {
     let summary = call.summary(Duration::from_secs(LIMIT_SECS + 10));
     assert_eq!(summary["outcome"], "TimeLimit", "{:?}", call.values());
     let connected = summary["connected_secs"].as_f64().unwrap();
-    assert!((connected - LIMIT_SECS as f64).abs() <= 1.0, "cut after {connected} s, limit {LIMIT_SECS} s");
+    // Both legs are cut at the limit within 200 ms (as the tablet measures it).
+    assert!((connected - LIMIT_SECS as f64).abs() <= 0.2, "cut after {connected} s, limit {LIMIT_SECS} s");
     let warned_after = summary["warned_after_secs"].as_f64().unwrap();
     assert!((warned_after - 10.0).abs() <= 1.0, "{summary}");
     assert_eq!(summary["warning_remaining_secs"], 60);
