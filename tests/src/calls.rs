@@ -16,17 +16,7 @@ pub const PIN: &str = "1234";
 /// Opens calling hours all day, gives contact 1 money and sets the video
 /// limit, then waits until the edge decides with the new limit.
 pub fn call_ready(system: System, limit_secs: u64) -> System {
-    for weekday in 1..=7 {
-        system.central_admin(&[
-            "schedule",
-            "--unit",
-            "A",
-            "--weekday",
-            &weekday.to_string(),
-            "--windows",
-            "00:00-24:00",
-        ]);
-    }
+    system.open_all_day("A");
     system.central_admin(&["facility", "--id", FACILITY, "--video-limit-secs", &limit_secs.to_string()]);
     system.central_admin(&["balance", "--contact", "1", "--cents", "100000"]);
     let deadline = Instant::now() + Duration::from_secs(20);

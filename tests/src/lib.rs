@@ -366,6 +366,21 @@ impl System {
         Session { child }
     }
 
+    /// Sets unit `unit`'s calling hours to the whole day, every day.
+    pub fn open_all_day(&self, unit: &str) {
+        for weekday in 1..=7 {
+            self.central_admin(&[
+                "schedule",
+                "--unit",
+                unit,
+                "--weekday",
+                &weekday.to_string(),
+                "--windows",
+                "00:00-24:00",
+            ]);
+        }
+    }
+
     pub fn metric(&self, name: &str) -> Option<f64> {
         scrape_metric(self.metrics_addr, name)
     }

@@ -51,7 +51,7 @@ fn contacts_show_availability_and_the_reason_when_unavailable() {
 #[test]
 fn a_call_is_allowed_inside_hours_and_denied_outside_with_the_reason() {
     let system = System::start();
-    open_all_day(&system, "A");
+    system.open_all_day("A");
     wait_for_call(&system, "1", "video", |v| mentions(v, "Allowed"));
     let allowed = system.tablet("R1001", PIN, &["call", "--contact", "1", "--kind", "video"]);
     let max = find(allowed.last(), "max_duration_secs").and_then(Value::as_u64).expect("max duration");
@@ -76,7 +76,7 @@ fn a_call_is_allowed_inside_hours_and_denied_outside_with_the_reason() {
 #[test]
 fn lockdown_denies_at_once_with_central_stopped() {
     let mut system = System::start();
-    open_all_day(&system, "A");
+    system.open_all_day("A");
     wait_for_call(&system, "1", "voice", |v| mentions(v, "Allowed"));
     system.stop_central();
 
@@ -120,7 +120,7 @@ fn lockdown_denies_at_once_with_central_stopped() {
 #[test]
 fn a_block_made_in_central_reaches_the_edge_on_the_next_sync() {
     let system = System::start();
-    open_all_day(&system, "A");
+    system.open_all_day("A");
     let contacts = system.tablet("R1001", PIN, &["contacts"]);
     let number = contact(contacts.last(), 1)["numbers"][0].as_str().expect("number").to_string();
     wait_for_call(&system, "1", "voice", |v| mentions(v, "Allowed"));
@@ -189,21 +189,6 @@ fn audit_verify_passes_then_detects_an_edit() {
     sqlite("UPDATE audit_log SET actor = 'someone-else' WHERE seq = (SELECT MIN(seq) FROM audit_log);");
     let broken = system.edge_cli(&["audit", "verify"]);
     assert_eq!(broken.code, 1, "{}", broken.stdout);
-}
-
-/// Sets unit `unit`'s calling hours to the whole day, every day.
-fn open_all_day(system: &System, unit: &str) {
-    for weekday in 1..=7 {
-        system.central_admin(&[
-            "schedule",
-            "--unit",
-            unit,
-            "--weekday",
-            &weekday.to_string(),
-            "--windows",
-            "00:00-24:00",
-        ]);
-    }
 }
 
 /// Places calls as R1001 until the decision satisfies `pred` (sync and the

@@ -122,20 +122,6 @@ fn count_events(system: &System, action: &str) -> usize {
     panel_events(system).iter().filter(|row| row["action"] == action).count()
 }
 
-fn open_all_day(system: &System, unit: &str) {
-    for weekday in 1..=7 {
-        system.central_admin(&[
-            "schedule",
-            "--unit",
-            unit,
-            "--weekday",
-            &weekday.to_string(),
-            "--windows",
-            "00:00-24:00",
-        ]);
-    }
-}
-
 #[test]
 fn the_panel_firmware_under_qemu_watches_the_agent_and_its_key_locks_the_facility_down() {
     let uart0_port = free_tcp_port();
@@ -144,7 +130,7 @@ fn the_panel_firmware_under_qemu_watches_the_agent_and_its_key_locks_the_facilit
         "[supervisor]\nuart = \"tcp:127.0.0.1:{uart0_port}\"\nheartbeat_timeout_secs = {HEARTBEAT_TIMEOUT_SECS}\n\
          boot_grace_secs = 60\nover_temp_celsius = 70\nkey_lift = \"key\"\n"
     ));
-    open_all_day(&system, "A");
+    system.open_all_day("A");
 
     // Heartbeats both ways: the agent sees the panel, the panel counts heartbeats.
     system.wait_metric("edge_panel_link_up", Duration::from_secs(20), |up| up == 1.0);

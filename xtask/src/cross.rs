@@ -200,7 +200,7 @@ fn resolve_via(via: Via) -> anyhow::Result<Via> {
 
 /// Installs what the Docker-free path lacks, or says exactly how to.
 fn ensure_docker_free_toolchain() -> anyhow::Result<()> {
-    ensure_rust_target()?;
+    ensure_rust_target(TRIPLE)?;
     ensure_debian_packages()?;
     for (tool, package) in [("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"), (QEMU, "qemu-user-static")] {
         if !have(tool, "--version") {
@@ -213,24 +213,25 @@ fn ensure_docker_free_toolchain() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ensure_rust_target() -> anyhow::Result<()> {
+/// Adds `triple`'s standard library with rustup when the toolchain lacks it.
+pub fn ensure_rust_target(triple: &str) -> anyhow::Result<()> {
     let sysroot = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
         .args(["--print", "sysroot"])
         .output()
         .context("running rustc --print sysroot")?;
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
-    if sysroot.join("lib").join("rustlib").join(TRIPLE).join("lib").is_dir() {
+    if sysroot.join("lib").join("rustlib").join(triple).join("lib").is_dir() {
         return Ok(());
     }
     if !have("rustup", "--version") {
         bail!(
-            "the Rust standard library for {TRIPLE} is missing and rustup is not installed; \
+            "the Rust standard library for {triple} is missing and rustup is not installed; \
              install rustup, or on Debian use rustc-web with the arm64 libstd-rust-web-dev"
         );
     }
     let mut add = Command::new("rustup");
-    add.args(["target", "add", TRIPLE]);
-    run(add, &format!("rustup target add {TRIPLE}"))
+    add.args(["target", "add", triple]);
+    run(add, &format!("rustup target add {triple}"))
 }
 
 fn ensure_debian_packages() -> anyhow::Result<()> {

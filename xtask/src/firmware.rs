@@ -3,10 +3,7 @@
 //! QEMU test build (`test-inputs`), and reports the release build's flash
 //! and RAM use from its ELF section headers.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
@@ -30,7 +27,7 @@ const DEBIAN_PACKAGES: &[&str] = &["qemu-system-arm"];
 /// Builds both flavours; prints the release build's sizes.
 pub fn build() -> anyhow::Result<Built> {
     crate::ensure_packages(DEBIAN_PACKAGES, "the supervisor firmware test")?;
-    ensure_target()?;
+    crate::cross::ensure_rust_target(TRIPLE)?;
     let board = root().join("firmware").join("board");
     let release_dir = root().join("target").join("firmware");
     let test_dir = root().join("target").join("firmware-test-inputs");
@@ -59,7 +56,7 @@ pub fn build() -> anyhow::Result<Built> {
 /// Lints the board crate in both flavours and the agent's `panel-gpio`
 /// mode, which the workspace's clippy does not build.
 pub fn clippy() -> anyhow::Result<()> {
-    ensure_target()?;
+    crate::cross::ensure_rust_target(TRIPLE)?;
     let board = root().join("firmware").join("board");
     for features in [&[][..], &["--features", "test-inputs"][..]] {
         let mut cmd = cargo();
@@ -83,20 +80,6 @@ pub fn clippy() -> anyhow::Result<()> {
     gpio.args(["clippy", "-p", "edge-agent", "--features", "panel-gpio", "--all-targets"]);
     gpio.args(["--", "-D", "warnings"]);
     run(gpio, "cargo clippy (edge-agent with panel-gpio)")
-}
-
-fn ensure_target() -> anyhow::Result<()> {
-    let sysroot = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
-        .args(["--print", "sysroot"])
-        .output()
-        .context("running rustc --print sysroot")?;
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
-    if sysroot.join("lib").join("rustlib").join(TRIPLE).join("lib").is_dir() {
-        return Ok(());
-    }
-    let mut add = Command::new("rustup");
-    add.args(["target", "add", TRIPLE]);
-    run(add, &format!("rustup target add {TRIPLE}"))
 }
 
 #[derive(Debug, PartialEq, Eq)]
