@@ -122,7 +122,8 @@ impl CentralFeed {
             }
             EdgeToCentral::RingContact { .. }
             | EdgeToCentral::CallStatus { .. }
-            | EdgeToCentral::EndCall { .. } => {
+            | EdgeToCentral::EndCall { .. }
+            | EdgeToCentral::WarnCall { .. } => {
                 CentralToEdge::Error(CentralError::Malformed("the feed model takes no calls".into()))
             }
             EdgeToCentral::Changes { facility, .. } if *facility != self.facility => {
