@@ -95,8 +95,10 @@ type NodeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Res
 /// exit when the parent closes our stdin (the parent is gone or done).
 fn child_main(node: fn(PathBuf, SocketAddr) -> NodeFuture) -> anyhow::Result<()> {
     let dir = PathBuf::from(std::env::var_os(DIR_ENV).context("BRIDGE_BENCH_DIR unset")?);
-    let upstream: SocketAddr =
-        std::env::var(UPSTREAM_ENV).context("BRIDGE_BENCH_UPSTREAM unset")?.parse().context("upstream address")?;
+    let upstream: SocketAddr = std::env::var(UPSTREAM_ENV)
+        .context("BRIDGE_BENCH_UPSTREAM unset")?
+        .parse()
+        .context("upstream address")?;
     std::thread::spawn(|| {
         let mut sink = Vec::new();
         let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
@@ -340,6 +342,38 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     Ok(line.split_whitespace().nth(1).context("odd VmRSS")?.parse()?)
 }
 
+/// Datagrams dropped so far for want of receive buffer: on the sockets
+/// bound to each of `ports` (127.0.0.1), then on the whole host.
+fn udp_drops(ports: &[u16]) -> [u64; 3] {
+    let mut out = [0u64; 3];
+    if let Ok(table) = std::fs::read_to_string("/proc/net/udp") {
+        for line in table.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let port = fields
+                .get(1)
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            let drops = fields.last().and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
+            for (slot, wanted) in ports.iter().take(2).enumerate() {
+                if port == Some(*wanted) {
+                    out[slot] += drops;
+                }
+            }
+        }
+    }
+    if let Ok(snmp) = std::fs::read_to_string("/proc/net/snmp") {
+        let udp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
+        if let [names, values] = udp.as_slice() {
+            let column = names.split_whitespace().position(|n| n == "RcvbufErrors");
+            out[2] = column
+                .and_then(|c| values.split_whitespace().nth(c))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+        }
+    }
+    out
+}
+
 fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -366,7 +400,12 @@ impl Window {
     fn after_warmup() -> Window {
         let start_us = wall_micros() + WARMUP.as_micros() as u64;
         let end_us = start_us + MEASURE.as_micros() as u64;
-        Window { start_us, end_us, stop_send_us: end_us + 200_000, stop_recv_us: end_us + GRACE.as_micros() as u64 }
+        Window {
+            start_us,
+            end_us,
+            stop_send_us: end_us + 200_000,
+            stop_recv_us: end_us + GRACE.as_micros() as u64,
+        }
     }
 
     fn contains(&self, at_us: u64) -> bool {
@@ -437,6 +476,8 @@ struct Run {
     relay_cores: f64,
     generator_cores: f64,
     node_rss_kib: u64,
+    /// UDP datagrams dropped in the window: node's listening socket, relay, host.
+    drops: [u64; 3],
 }
 
 impl Run {
@@ -452,6 +493,14 @@ struct Watched {
     node: u32,
     relay: u32,
     ticks: f64,
+    /// The node's and the relay's UDP ports.
+    ports: [u16; 2],
+}
+
+struct Measured {
+    cores: [f64; 3],
+    node_rss_kib: u64,
+    drops: [u64; 3],
 }
 
 impl Watched {
@@ -464,14 +513,20 @@ impl Watched {
     }
 
     /// Waits through the warm-up and the window; cores used by each process in it.
-    async fn measure(&self, window: &Window) -> anyhow::Result<([f64; 3], u64)> {
+    async fn measure(&self, window: &Window) -> anyhow::Result<Measured> {
         sleep_until_wall(window.start_us).await;
         let before = self.sample()?;
+        let drops_before = udp_drops(&self.ports);
         sleep_until_wall(window.end_us).await;
         let after = self.sample()?;
-        let rss = rss_kib(self.node)?;
+        let drops_after = udp_drops(&self.ports);
+        let node_rss_kib = rss_kib(self.node)?;
         let seconds = MEASURE.as_secs_f64();
-        Ok(([0, 1, 2].map(|i| (after[i] - before[i]) / seconds), rss))
+        Ok(Measured {
+            cores: [0, 1, 2].map(|i| (after[i] - before[i]) / seconds),
+            node_rss_kib,
+            drops: [0, 1, 2].map(|i| drops_after[i].saturating_sub(drops_before[i])),
+        })
     }
 }
 
@@ -512,7 +567,8 @@ async fn open_call(
     let resident_ns = call_namespace(FACILITY, id, Side::Resident);
     let contact_ns = call_namespace(FACILITY, id, Side::Contact);
     let (resident_broadcast, mut resident) = Broadcast::start(&tablet, resident_ns.clone(), &[VIDEO_TRACK])?;
-    let (contact_broadcast, mut contact_tracks) = Broadcast::start(&contact, contact_ns.clone(), &[VIDEO_TRACK])?;
+    let (contact_broadcast, mut contact_tracks) =
+        Broadcast::start(&contact, contact_ns.clone(), &[VIDEO_TRACK])?;
     let patience = Duration::from_secs(20);
     let down = follow_track(tablet.subscriber.clone(), contact_ns, VIDEO_TRACK, patience);
     let up = follow_track(contact.subscriber.clone(), resident_ns, VIDEO_TRACK, patience);
@@ -522,7 +578,8 @@ async fn open_call(
         up,
         down,
     };
-    let open = OpenCall { _tablet: tablet, _contact: contact, _broadcasts: (resident_broadcast, contact_broadcast) };
+    let open =
+        OpenCall { _tablet: tablet, _contact: contact, _broadcasts: (resident_broadcast, contact_broadcast) };
     Ok((open, load))
 }
 
@@ -552,7 +609,8 @@ async fn send_video(mut sender: TrackSender, offset: Duration, window: Window, t
 }
 
 async fn receive_video(mut track: FollowedTrack, window: Window, tally: Arc<Tally>) {
-    let stop = tokio::time::Instant::now() + Duration::from_micros(window.stop_recv_us.saturating_sub(wall_micros()));
+    let stop = tokio::time::Instant::now()
+        + Duration::from_micros(window.stop_recv_us.saturating_sub(wall_micros()));
     while let Ok(Some(frame)) = tokio::time::timeout_at(stop, track.frames.recv()).await {
         tally.record(&window, frame.object.sent_at_us, frame.received_at_us);
     }
@@ -593,14 +651,23 @@ async fn moq_run(
         tasks.spawn(receive_video(load.up, window, up.clone()));
         tasks.spawn(receive_video(load.down, window, down.clone()));
     }
-    let ([node_cores, relay_cores, generator_cores], node_rss_kib) = watched.measure(&window).await?;
+    let Measured { cores: [node_cores, relay_cores, generator_cores], node_rss_kib, drops } =
+        watched.measure(&window).await?;
     while tasks.join_next().await.is_some() {}
     drop(open);
     tablets.close(0u32.into(), b"run over");
     contacts.close(0u32.into(), b"run over");
     // Let the bridge and the relay forget the calls before the next run.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    Ok(Run { up: up.finish(), down: down.finish(), node_cores, relay_cores, generator_cores, node_rss_kib })
+    Ok(Run {
+        up: up.finish(),
+        down: down.finish(),
+        node_cores,
+        relay_cores,
+        generator_cores,
+        node_rss_kib,
+        drops,
+    })
 }
 
 // ------------------------------------------------------------ raw quinn
@@ -651,7 +718,8 @@ async fn raw_peer(
 }
 
 async fn raw_receive(connection: quinn::Connection, window: Window, tally: Arc<Tally>) {
-    let stop = tokio::time::Instant::now() + Duration::from_micros(window.stop_recv_us.saturating_sub(wall_micros()));
+    let stop = tokio::time::Instant::now()
+        + Duration::from_micros(window.stop_recv_us.saturating_sub(wall_micros()));
     let mut readers = tokio::task::JoinSet::new();
     while let Ok(Ok(mut recv)) = tokio::time::timeout_at(stop, connection.accept_uni()).await {
         let tally = tally.clone();
@@ -683,14 +751,18 @@ async fn raw_receive(connection: quinn::Connection, window: Window, tally: Arc<T
 async fn raw_run(
     calls: usize,
     dir: &Path,
-    relay_pid: u32,
-    ticks: f64,
+    relay: &Watched,
     client_config: quinn::ClientConfig,
 ) -> anyhow::Result<Run> {
     let sink = server_endpoint(dir, RAW_ALPN)?;
     let sink_addr = sink.local_addr()?;
     let (forwarder, forwarder_addr) = start_node("raw-forwarder", dir, sink_addr)?;
-    let watched = Watched { node: forwarder.pid(), relay: relay_pid, ticks };
+    let watched = Watched {
+        node: forwarder.pid(),
+        relay: relay.relay,
+        ticks: relay.ticks,
+        ports: [forwarder_addr.port(), relay.ports[1]],
+    };
     let (up, down) = (Arc::new(Tally::default()), Arc::new(Tally::default()));
     let tablets = client_endpoint(client_config)?;
     let mut connections = Vec::with_capacity(calls);
@@ -713,12 +785,21 @@ async fn raw_run(
         tasks.spawn(raw_peer(near, offset, window, up.clone(), down.clone()));
         tasks.spawn(raw_peer(far, offset + tick_every() / 2, window, down.clone(), up.clone()));
     }
-    let ([node_cores, relay_cores, generator_cores], node_rss_kib) = watched.measure(&window).await?;
+    let Measured { cores: [node_cores, relay_cores, generator_cores], node_rss_kib, drops } =
+        watched.measure(&window).await?;
     while tasks.join_next().await.is_some() {}
     tablets.close(0u32.into(), b"run over");
     sink.close(0u32.into(), b"run over");
     drop(forwarder);
-    Ok(Run { up: up.finish(), down: down.finish(), node_cores, relay_cores, generator_cores, node_rss_kib })
+    Ok(Run {
+        up: up.finish(),
+        down: down.finish(),
+        node_cores,
+        relay_cores,
+        generator_cores,
+        node_rss_kib,
+        drops,
+    })
 }
 
 // ------------------------------------------------------------ the bench
@@ -727,6 +808,33 @@ struct Step {
     calls: usize,
     direct: Run,
     edge: Run,
+    raw: Run,
+}
+
+/// Edge loss at most this (per direction) for a step to count as carrying
+/// its calls.
+const MAX_LOSS_PERCENT: f64 = 1.0;
+const MAX_ADDED_P99_MS: f64 = 2.0;
+
+impl Step {
+    fn edge_loss(&self) -> f64 {
+        self.edge.up.loss_percent().max(self.edge.down.loss_percent())
+    }
+
+    /// The edge carried the step's calls: no real loss, added p99 in bounds.
+    fn carried(&self) -> bool {
+        self.edge_loss() <= MAX_LOSS_PERCENT && added_p99(self) <= MAX_ADDED_P99_MS
+    }
+
+    fn calls_per_core(&self) -> f64 {
+        self.calls as f64 / self.edge.node_cores
+    }
+
+    /// Bridge Mbit/s per core over raw-forwarder Mbit/s per core.
+    fn throughput_ratio(&self) -> f64 {
+        (self.edge.delivered_mbit_s() / self.edge.node_cores)
+            / (self.raw.delivered_mbit_s() / self.raw.node_cores)
+    }
 }
 
 fn run_bench() -> anyhow::Result<()> {
@@ -774,24 +882,36 @@ fn run_bench() -> anyhow::Result<()> {
         "  {} cores shared by the load generator, the relay and the node under test: figures include that contention",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
-    let (results, raw) = runtime.block_on(async {
+    let load_before = load_average();
+    let results = runtime.block_on(async {
         wait_for_relay(relay_addr, dir.path()).await?;
-        let watched = Watched { node: bridge.pid(), relay: relay.pid(), ticks };
+        let watched = Watched {
+            node: bridge.pid(),
+            relay: relay.pid(),
+            ticks,
+            ports: [bridge_addr.port(), relay_addr.port()],
+        };
         let mut results = Vec::new();
         for (k, &calls) in steps.iter().enumerate() {
             let base = 1_000_000 * (k as u64 + 1);
             let direct = moq_run(calls, base, relay_addr, relay_addr, &moq_config, &watched).await?;
             let edge = moq_run(calls, base + 500_000, bridge_addr, relay_addr, &moq_config, &watched).await?;
-            results.push(Step { calls, direct, edge });
+            let raw = raw_run(calls, dir.path(), &watched, raw_config.clone()).await?;
+            results.push(Step { calls, direct, edge, raw });
         }
-        let largest = steps.iter().copied().max().unwrap_or(1);
-        let raw = raw_run(largest, dir.path(), relay.pid(), ticks, raw_config).await?;
-        anyhow::Ok((results, raw))
+        anyhow::Ok(results)
     })?;
     drop(bridge);
     drop(relay);
-    report(&results, &raw, bridge_idle_kib);
+    report(&results, bridge_idle_kib);
+    println!("  load average at the start / end: {load_before} / {}", load_average());
     Ok(())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }
 
 async fn wait_for_relay(addr: SocketAddr, dir: &Path) -> anyhow::Result<()> {
@@ -816,28 +936,40 @@ fn met(ok: bool) -> &'static str {
     }
 }
 
-fn report(steps: &[Step], raw: &Run, bridge_idle_kib: u64) {
+fn report(steps: &[Step], bridge_idle_kib: u64) {
     println!();
     println!(
-        "{:>5} {:<6} {:>15} {:>15} {:>13} {:>9} {:>8} {:>8} {:>8}",
-        "calls", "path", "up p50/p99 ms", "down p50/p99 ms", "loss up/down", "Mbit/s", "node", "relay", "loadgen"
+        "{:>5} {:<6} {:>15} {:>15} {:>13} {:>7} {:>6} {:>6} {:>7} {:>18}",
+        "calls",
+        "path",
+        "up p50/p99 ms",
+        "down p50/p99 ms",
+        "loss up/down",
+        "Mbit/s",
+        "node",
+        "relay",
+        "loadgen",
+        "UDP drops n/r/host"
     );
     let row = |calls: usize, path: &str, run: &Run, node: bool| {
         let node_cores = if node { format!("{:.3}", run.node_cores) } else { "-".to_string() };
+        let loss = format!("{:.2}%/{:.2}%", run.up.loss_percent(), run.down.loss_percent());
+        let node_drops = if node { run.drops[0].to_string() } else { "-".into() };
+        let drops = format!("{node_drops}/{}/{}", run.drops[1], run.drops[2]);
         println!(
-            "{:>5} {:<6} {:>7.2}/{:<7.2} {:>7.2}/{:<7.2} {:>5.2}%/{:<5.2}% {:>9.1} {:>8} {:>8.3} {:>8.3}",
+            "{:>5} {:<6} {:>7.2}/{:<7.2} {:>7.2}/{:<7.2} {:>13} {:>7.1} {:>6} {:>6.3} {:>7.3} {:>18}",
             calls,
             path,
             run.up.percentile_ms(50),
             run.up.percentile_ms(99),
             run.down.percentile_ms(50),
             run.down.percentile_ms(99),
-            run.up.loss_percent(),
-            run.down.loss_percent(),
+            loss,
             run.delivered_mbit_s(),
             node_cores,
             run.relay_cores,
             run.generator_cores,
+            drops,
         );
     };
     for step in steps {
@@ -852,49 +984,72 @@ fn report(steps: &[Step], raw: &Run, bridge_idle_kib: u64) {
             step.edge.down.percentile_ms(50) - step.direct.down.percentile_ms(50),
             step.edge.down.percentile_ms(99) - step.direct.down.percentile_ms(99),
         );
+        row(step.calls, "raw", &step.raw, true);
     }
-    let largest = steps.iter().map(|s| s.calls).max().unwrap_or(1);
-    row(largest, "raw", raw, true);
-    println!("  (node/relay/loadgen = cores used over the window; raw = quinn forwarder, no MoQ, same objects)");
+    println!(
+        "  direct: tablets to the relay; edge: tablets through the bridge node; raw: quinn stream forwarder,"
+    );
+    println!("  no MoQ, same objects. node/relay/loadgen: cores used over the window. UDP drops: datagrams dropped");
+    println!(
+        "  for a full receive buffer on the node's listening socket / the relay's socket / the whole host."
+    );
     println!();
     println!(
-        "{:>5} {:>15} {:>19} {:>15} {:>17}",
-        "calls", "calls per core", "CPU ms/s per Mbit/s", "memory per call", "added p99 worst"
+        "{:>5} {:>14} {:>19} {:>15} {:>15} {:>16} {:>8}",
+        "calls",
+        "calls per core",
+        "CPU ms/s per Mbit/s",
+        "memory per call",
+        "added p99 worst",
+        "vs raw (Mbit/s/core)",
+        "carried"
     );
     for step in steps {
-        let per_core = step.calls as f64 / step.edge.node_cores;
         let cpu_per_mbit = 1000.0 * step.edge.node_cores / step.edge.delivered_mbit_s();
         let per_call_kib = step.edge.node_rss_kib.saturating_sub(bridge_idle_kib) as f64 / step.calls as f64;
         println!(
-            "{:>5} {:>15.0} {:>19.3} {:>11.0} KiB {:>14.2} ms",
+            "{:>5} {:>14.0} {:>19.3} {:>11.0} KiB {:>12.2} ms {:>20.2} {:>8}",
             step.calls,
-            per_core,
+            step.calls_per_core(),
             cpu_per_mbit,
             per_call_kib,
-            added_p99(step)
+            added_p99(step),
+            step.throughput_ratio(),
+            if step.carried() { "yes" } else { "no" },
         );
     }
     println!("  calls per core = N / bridge cores used, extrapolated to one fully used core");
+    println!("  CPU per Mbit/s = bridge CPU-ms per second / payload Mbit/s delivered (both directions)");
     println!("  memory per call = (bridge VmRSS at N calls - {bridge_idle_kib} KiB before any call) / N");
-    let Some(top) = steps.iter().find(|s| s.calls == largest) else { return };
-    let bridge_eff = top.edge.delivered_mbit_s() / top.edge.node_cores;
-    let raw_eff = raw.delivered_mbit_s() / raw.node_cores;
-    let ratio = bridge_eff / raw_eff;
+    println!("  vs raw = (bridge Mbit/s per core) / (raw quinn forwarder Mbit/s per core) at the same N;");
+    println!("  carried = edge loss <= {MAX_LOSS_PERCENT}% each way and added p99 <= {MAX_ADDED_P99_MS} ms");
     println!();
-    println!(
-        "throughput per core at {largest} calls: bridge {bridge_eff:.0} Mbit/s per core, raw quinn forwarder \
-         {raw_eff:.0} Mbit/s per core, ratio {ratio:.2}"
-    );
-    let per_core = top.calls as f64 / top.edge.node_cores;
-    let worst = steps.iter().map(added_p99).fold(f64::MIN, f64::max);
-    let loss = steps.iter().map(|s| s.edge.up.loss_percent().max(s.edge.down.loss_percent())).fold(0.0, f64::max);
-    println!(
-        "goals: >= 200 calls per core at {largest} calls: {per_core:.0} ({}); added p99 <= 2 ms: worst {worst:+.2} ms ({}); \
-         throughput >= 0.5 of raw quinn: {ratio:.2} ({}); worst edge loss {loss:.2}%",
-        met(per_core >= 200.0),
-        met(worst <= 2.0),
-        met(ratio >= 0.5),
-    );
+    // Goals are judged at the largest N the edge carried; a figure from a
+    // step where calls were losing objects would flatter the bridge.
+    match steps.iter().filter(|s| s.carried()).max_by_key(|s| s.calls) {
+        Some(best) => println!(
+            "goals at {} calls, the largest step carried: >= 200 calls per core: {:.0} ({}); added p99 <= 2 ms: \
+             {:+.2} ms (met); throughput >= 0.5 of raw quinn: {:.2} ({})",
+            best.calls,
+            best.calls_per_core(),
+            met(best.calls_per_core() >= 200.0),
+            added_p99(best),
+            best.throughput_ratio(),
+            met(best.throughput_ratio() >= 0.5),
+        ),
+        None => println!(
+            "goals: NOT met: no step was carried (edge loss <= {MAX_LOSS_PERCENT}% and added p99 <= \
+             {MAX_ADDED_P99_MS} ms); see the tables"
+        ),
+    }
+    if let Some(missed) = steps.iter().find(|s| !s.carried()) {
+        println!(
+            "  first step not carried: {} calls (added p99 {:+.2} ms, edge loss {:.2}%)",
+            missed.calls,
+            added_p99(missed),
+            missed.edge_loss()
+        );
+    }
 }
 
 fn added_p99(step: &Step) -> f64 {
