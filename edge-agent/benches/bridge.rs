@@ -116,7 +116,23 @@ fn announce_listening(endpoint: &quinn::Endpoint) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn server_endpoint(dir: &Path, alpn: &[u8]) -> anyhow::Result<quinn::Endpoint> {
+/// Receive buffer of the load generator's sockets, so that the harness is
+/// not where datagrams are dropped (the nodes under test keep the default,
+/// as the edge does). The kernel caps it at `net.core.rmem_max`.
+const GENERATOR_RCVBUF: usize = 4 << 20;
+
+/// A quinn endpoint on 127.0.0.1, with a larger receive buffer if asked.
+fn endpoint(server: Option<quinn::ServerConfig>, rcvbuf: Option<usize>) -> anyhow::Result<quinn::Endpoint> {
+    let socket = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    if let Some(bytes) = rcvbuf {
+        let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+        state.set_recv_buffer_size((&socket).into(), bytes)?;
+    }
+    let runtime = Arc::new(quinn::TokioRuntime);
+    Ok(quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime)?)
+}
+
+fn server_endpoint(dir: &Path, alpn: &[u8], rcvbuf: Option<usize>) -> anyhow::Result<quinn::Endpoint> {
     let bundle = net::Bundle::load(&dir.join("server.bundle"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -126,7 +142,7 @@ fn server_endpoint(dir: &Path, alpn: &[u8]) -> anyhow::Result<quinn::Endpoint> {
     tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    Ok(quinn::Endpoint::server(config, SocketAddr::from(([127, 0, 0, 1], 0)))?)
+    endpoint(Some(config), rcvbuf)
 }
 
 fn roots(dir: &Path) -> anyhow::Result<rustls::RootCertStore> {
@@ -136,8 +152,8 @@ fn roots(dir: &Path) -> anyhow::Result<rustls::RootCertStore> {
     Ok(roots)
 }
 
-fn client_endpoint(config: quinn::ClientConfig) -> anyhow::Result<quinn::Endpoint> {
-    let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+fn client_endpoint(config: quinn::ClientConfig, rcvbuf: Option<usize>) -> anyhow::Result<quinn::Endpoint> {
+    let mut endpoint = endpoint(None, rcvbuf)?;
     endpoint.set_default_client_config(config);
     Ok(endpoint)
 }
@@ -156,7 +172,7 @@ fn raw_client_config(roots: rustls::RootCertStore) -> anyhow::Result<quinn::Clie
 /// The bridge node: the edge's tablet-side MoQ accept path with a fixed
 /// grant, then the production `forward_call`.
 async fn bridge_node(dir: PathBuf, relay: SocketAddr) -> anyhow::Result<()> {
-    let endpoint = server_endpoint(&dir, MOQT_ALPN)?;
+    let endpoint = server_endpoint(&dir, MOQT_ALPN, None)?;
     let relay = Arc::new(RelayClient::new(relay, "localhost".into(), &dir.join("ca.pem"))?);
     announce_listening(&endpoint)?;
     while let Some(incoming) = endpoint.accept().await {
@@ -192,8 +208,8 @@ async fn bridge_one(incoming: quinn::Incoming, relay: &RelayClient) -> anyhow::R
 /// The yardstick: plain quinn, one outgoing connection per incoming one,
 /// every unidirectional stream copied across in both directions.
 async fn raw_forwarder(dir: PathBuf, sink: SocketAddr) -> anyhow::Result<()> {
-    let endpoint = server_endpoint(&dir, RAW_ALPN)?;
-    let client = client_endpoint(raw_client_config(roots(&dir)?)?)?;
+    let endpoint = server_endpoint(&dir, RAW_ALPN, None)?;
+    let client = client_endpoint(raw_client_config(roots(&dir)?)?, None)?;
     announce_listening(&endpoint)?;
     while let Some(incoming) = endpoint.accept().await {
         let client = client.clone();
@@ -343,9 +359,9 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// Datagrams dropped so far for want of receive buffer: on the sockets
-/// bound to each of `ports` (127.0.0.1), then on the whole host.
-fn udp_drops(ports: &[u16]) -> [u64; 3] {
-    let mut out = [0u64; 3];
+/// bound to each group of ports (127.0.0.1), then on the whole host.
+fn udp_drops(groups: [&[u16]; 3]) -> [u64; 4] {
+    let mut out = [0u64; 4];
     if let Ok(table) = std::fs::read_to_string("/proc/net/udp") {
         for line in table.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
@@ -354,8 +370,8 @@ fn udp_drops(ports: &[u16]) -> [u64; 3] {
                 .and_then(|a| a.rsplit_once(':'))
                 .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
             let drops = fields.last().and_then(|d| d.parse::<u64>().ok()).unwrap_or(0);
-            for (slot, wanted) in ports.iter().take(2).enumerate() {
-                if port == Some(*wanted) {
+            for (slot, group) in groups.iter().enumerate() {
+                if port.is_some_and(|p| group.contains(&p)) {
                     out[slot] += drops;
                 }
             }
@@ -365,7 +381,7 @@ fn udp_drops(ports: &[u16]) -> [u64; 3] {
         let udp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
         if let [names, values] = udp.as_slice() {
             let column = names.split_whitespace().position(|n| n == "RcvbufErrors");
-            out[2] = column
+            out[3] = column
                 .and_then(|c| values.split_whitespace().nth(c))
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
@@ -476,8 +492,9 @@ struct Run {
     relay_cores: f64,
     generator_cores: f64,
     node_rss_kib: u64,
-    /// UDP datagrams dropped in the window: node's listening socket, relay, host.
-    drops: [u64; 3],
+    /// UDP datagrams dropped in the window: node's listening socket, relay,
+    /// load generator, whole host.
+    drops: [u64; 4],
 }
 
 impl Run {
@@ -500,7 +517,7 @@ struct Watched {
 struct Measured {
     cores: [f64; 3],
     node_rss_kib: u64,
-    drops: [u64; 3],
+    drops: [u64; 4],
 }
 
 impl Watched {
@@ -513,19 +530,20 @@ impl Watched {
     }
 
     /// Waits through the warm-up and the window; cores used by each process in it.
-    async fn measure(&self, window: &Window) -> anyhow::Result<Measured> {
+    async fn measure(&self, window: &Window, generator_ports: &[u16]) -> anyhow::Result<Measured> {
+        let groups = [&self.ports[..1], &self.ports[1..], generator_ports];
         sleep_until_wall(window.start_us).await;
         let before = self.sample()?;
-        let drops_before = udp_drops(&self.ports);
+        let drops_before = udp_drops(groups);
         sleep_until_wall(window.end_us).await;
         let after = self.sample()?;
-        let drops_after = udp_drops(&self.ports);
+        let drops_after = udp_drops(groups);
         let node_rss_kib = rss_kib(self.node)?;
         let seconds = MEASURE.as_secs_f64();
         Ok(Measured {
             cores: [0, 1, 2].map(|i| (after[i] - before[i]) / seconds),
             node_rss_kib,
-            drops: [0, 1, 2].map(|i| drops_after[i].saturating_sub(drops_before[i])),
+            drops: [0, 1, 2, 3].map(|i| drops_after[i].saturating_sub(drops_before[i])),
         })
     }
 }
@@ -626,8 +644,8 @@ async fn moq_run(
     client_config: &quinn::ClientConfig,
     watched: &Watched,
 ) -> anyhow::Result<Run> {
-    let tablets = client_endpoint(client_config.clone())?;
-    let contacts = client_endpoint(client_config.clone())?;
+    let tablets = client_endpoint(client_config.clone(), Some(GENERATOR_RCVBUF))?;
+    let contacts = client_endpoint(client_config.clone(), Some(GENERATOR_RCVBUF))?;
     let mut opening = tokio::task::JoinSet::new();
     for i in 0..calls as u64 {
         opening.spawn(open_call(first_id + i, tablets.clone(), tablet_target, contacts.clone(), relay));
@@ -651,8 +669,9 @@ async fn moq_run(
         tasks.spawn(receive_video(load.up, window, up.clone()));
         tasks.spawn(receive_video(load.down, window, down.clone()));
     }
+    let generator_ports = [tablets.local_addr()?.port(), contacts.local_addr()?.port()];
     let Measured { cores: [node_cores, relay_cores, generator_cores], node_rss_kib, drops } =
-        watched.measure(&window).await?;
+        watched.measure(&window, &generator_ports).await?;
     while tasks.join_next().await.is_some() {}
     drop(open);
     tablets.close(0u32.into(), b"run over");
@@ -754,7 +773,7 @@ async fn raw_run(
     relay: &Watched,
     client_config: quinn::ClientConfig,
 ) -> anyhow::Result<Run> {
-    let sink = server_endpoint(dir, RAW_ALPN)?;
+    let sink = server_endpoint(dir, RAW_ALPN, Some(GENERATOR_RCVBUF))?;
     let sink_addr = sink.local_addr()?;
     let (forwarder, forwarder_addr) = start_node("raw-forwarder", dir, sink_addr)?;
     let watched = Watched {
@@ -764,7 +783,7 @@ async fn raw_run(
         ports: [forwarder_addr.port(), relay.ports[1]],
     };
     let (up, down) = (Arc::new(Tally::default()), Arc::new(Tally::default()));
-    let tablets = client_endpoint(client_config)?;
+    let tablets = client_endpoint(client_config, Some(GENERATOR_RCVBUF))?;
     let mut connections = Vec::with_capacity(calls);
     for _ in 0..calls {
         connections.push(tablets.connect(forwarder_addr, "localhost")?.await?);
@@ -785,8 +804,9 @@ async fn raw_run(
         tasks.spawn(raw_peer(near, offset, window, up.clone(), down.clone()));
         tasks.spawn(raw_peer(far, offset + tick_every() / 2, window, down.clone(), up.clone()));
     }
+    let generator_ports = [tablets.local_addr()?.port(), sink_addr.port()];
     let Measured { cores: [node_cores, relay_cores, generator_cores], node_rss_kib, drops } =
-        watched.measure(&window).await?;
+        watched.measure(&window, &generator_ports).await?;
     while tasks.join_next().await.is_some() {}
     tablets.close(0u32.into(), b"run over");
     sink.close(0u32.into(), b"run over");
@@ -939,7 +959,7 @@ fn met(ok: bool) -> &'static str {
 fn report(steps: &[Step], bridge_idle_kib: u64) {
     println!();
     println!(
-        "{:>5} {:<6} {:>15} {:>15} {:>13} {:>7} {:>6} {:>6} {:>7} {:>18}",
+        "{:>5} {:<6} {:>15} {:>15} {:>13} {:>7} {:>6} {:>6} {:>7} {:>21}",
         "calls",
         "path",
         "up p50/p99 ms",
@@ -949,15 +969,16 @@ fn report(steps: &[Step], bridge_idle_kib: u64) {
         "node",
         "relay",
         "loadgen",
-        "UDP drops n/r/host"
+        "UDP drops n/r/g/other"
     );
     let row = |calls: usize, path: &str, run: &Run, node: bool| {
         let node_cores = if node { format!("{:.3}", run.node_cores) } else { "-".to_string() };
         let loss = format!("{:.2}%/{:.2}%", run.up.loss_percent(), run.down.loss_percent());
         let node_drops = if node { run.drops[0].to_string() } else { "-".into() };
-        let drops = format!("{node_drops}/{}/{}", run.drops[1], run.drops[2]);
+        let other = run.drops[3].saturating_sub(run.drops[0] + run.drops[1] + run.drops[2]);
+        let drops = format!("{node_drops}/{}/{}/{other}", run.drops[1], run.drops[2]);
         println!(
-            "{:>5} {:<6} {:>7.2}/{:<7.2} {:>7.2}/{:<7.2} {:>13} {:>7.1} {:>6} {:>6.3} {:>7.3} {:>18}",
+            "{:>5} {:<6} {:>7.2}/{:<7.2} {:>7.2}/{:<7.2} {:>13} {:>7.1} {:>6} {:>6.3} {:>7.3} {:>21}",
             calls,
             path,
             run.up.percentile_ms(50),
@@ -991,7 +1012,10 @@ fn report(steps: &[Step], bridge_idle_kib: u64) {
     );
     println!("  no MoQ, same objects. node/relay/loadgen: cores used over the window. UDP drops: datagrams dropped");
     println!(
-        "  for a full receive buffer on the node's listening socket / the relay's socket / the whole host."
+        "  for a full receive buffer on the node's listening socket / the relay / the load generator (4 MiB"
+    );
+    println!(
+        "  buffers) / all other sockets on the host (mostly the node's upstream socket; default buffers)."
     );
     println!();
     println!(
