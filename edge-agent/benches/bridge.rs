@@ -36,7 +36,10 @@
 //!   objects, object rate, group size and directions. Goal >= 0.5.
 //!
 //! Run with `cargo bench -p edge-agent --bench bridge` (or `cargo xtask
-//! bench`). `BRIDGE_BENCH_CALLS=25,50,100` sets the steps of N.
+//! bench`). `BRIDGE_BENCH_CALLS=25,50,100` sets the steps of N;
+//! `BRIDGE_BENCH_NODE_RCVBUF=<bytes>` gives the node's listening socket a
+//! larger receive buffer (default: the kernel's, as the edge has today).
+//! The load generator's sockets get 4 MiB so that the harness does not drop.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -59,6 +62,9 @@ const ROLE_ENV: &str = "BRIDGE_BENCH_ROLE";
 const DIR_ENV: &str = "BRIDGE_BENCH_DIR";
 const UPSTREAM_ENV: &str = "BRIDGE_BENCH_UPSTREAM";
 const CALLS_ENV: &str = "BRIDGE_BENCH_CALLS";
+/// Receive buffer (bytes) for the listening socket of the node under test;
+/// unset = the kernel default, as the edge's tablet endpoint has today.
+const NODE_RCVBUF_ENV: &str = "BRIDGE_BENCH_NODE_RCVBUF";
 const DEFAULT_CALLS: &[usize] = &[25, 50, 100];
 const MOQ_RELAY_VERSION: &str = "0.8.0";
 
@@ -145,6 +151,10 @@ fn server_endpoint(dir: &Path, alpn: &[u8], rcvbuf: Option<usize>) -> anyhow::Re
     endpoint(Some(config), rcvbuf)
 }
 
+fn node_rcvbuf() -> Option<usize> {
+    std::env::var(NODE_RCVBUF_ENV).ok().and_then(|v| v.parse().ok())
+}
+
 fn roots(dir: &Path) -> anyhow::Result<rustls::RootCertStore> {
     let bundle = net::Bundle::load(&dir.join("server.bundle"))?;
     let mut roots = rustls::RootCertStore::empty();
@@ -172,7 +182,7 @@ fn raw_client_config(roots: rustls::RootCertStore) -> anyhow::Result<quinn::Clie
 /// The bridge node: the edge's tablet-side MoQ accept path with a fixed
 /// grant, then the production `forward_call`.
 async fn bridge_node(dir: PathBuf, relay: SocketAddr) -> anyhow::Result<()> {
-    let endpoint = server_endpoint(&dir, MOQT_ALPN, None)?;
+    let endpoint = server_endpoint(&dir, MOQT_ALPN, node_rcvbuf())?;
     let relay = Arc::new(RelayClient::new(relay, "localhost".into(), &dir.join("ca.pem"))?);
     announce_listening(&endpoint)?;
     while let Some(incoming) = endpoint.accept().await {
@@ -208,7 +218,7 @@ async fn bridge_one(incoming: quinn::Incoming, relay: &RelayClient) -> anyhow::R
 /// The yardstick: plain quinn, one outgoing connection per incoming one,
 /// every unidirectional stream copied across in both directions.
 async fn raw_forwarder(dir: PathBuf, sink: SocketAddr) -> anyhow::Result<()> {
-    let endpoint = server_endpoint(&dir, RAW_ALPN, None)?;
+    let endpoint = server_endpoint(&dir, RAW_ALPN, node_rcvbuf())?;
     let client = client_endpoint(raw_client_config(roots(&dir)?)?, None)?;
     announce_listening(&endpoint)?;
     while let Some(incoming) = endpoint.accept().await {
@@ -897,6 +907,11 @@ fn run_bench() -> anyhow::Result<()> {
         "  relay: {} ({}); bridge node and raw forwarder: child processes on a 1-thread tokio runtime",
         relay_bin.display(),
         relay_addr
+    );
+    println!(
+        "  node listening socket receive buffer: {}",
+        node_rcvbuf()
+            .map_or("kernel default (as the edge's tablet endpoint)".to_string(), |b| format!("{b} bytes"))
     );
     println!(
         "  {} cores shared by the load generator, the relay and the node under test: figures include that contention",
