@@ -1030,7 +1030,11 @@ fn report(steps: &[Step], bridge_idle_kib: u64) {
         "  for a full receive buffer on the node's listening socket / the relay / the load generator (4 MiB"
     );
     println!(
-        "  buffers) / all other sockets on the host (mostly the node's upstream socket; default buffers)."
+        "  buffers) / all other sockets on the host (the node's upstream socket, anything else running)."
+    );
+    println!(
+        "  loss: objects sent in the window not received within {} ms after it (late counts as lost).",
+        GRACE.as_millis()
     );
     println!();
     println!(

@@ -125,7 +125,7 @@ async fn a_subscription_to_nothing_gives_up_after_its_patience() {
     let pair = pair().await;
     let started = std::time::Instant::now();
     let result = subscribe_track(
-        &pair.server,
+        pair.server.subscriber.clone(),
         call_namespace("f1", 9, Side::Contact),
         VIDEO_TRACK,
         Duration::from_millis(500),
