@@ -37,6 +37,7 @@
 //!
 //! Run with `cargo bench -p edge-agent --bench bridge` (or `cargo xtask
 //! bench`). `BRIDGE_BENCH_CALLS=25,50,100` sets the steps of N;
+//! `BRIDGE_BENCH_NODE_THREADS=<n>` runs the node on n worker threads;
 //! `BRIDGE_BENCH_NODE_RCVBUF=<bytes>` gives the node's listening socket a
 //! larger receive buffer (default: the kernel's, as the edge has today).
 //! The load generator's sockets get 4 MiB so that the harness does not drop.
@@ -65,6 +66,9 @@ const CALLS_ENV: &str = "BRIDGE_BENCH_CALLS";
 /// Receive buffer (bytes) for the listening socket of the node under test;
 /// unset = the kernel default, as the edge's tablet endpoint has today.
 const NODE_RCVBUF_ENV: &str = "BRIDGE_BENCH_NODE_RCVBUF";
+/// Worker threads of the node under test; unset or 1 = a current-thread
+/// runtime, so that its CPU is one thread's.
+const NODE_THREADS_ENV: &str = "BRIDGE_BENCH_NODE_THREADS";
 const DEFAULT_CALLS: &[usize] = &[25, 50, 100];
 const MOQ_RELAY_VERSION: &str = "0.8.0";
 
@@ -110,7 +114,10 @@ fn child_main(node: fn(PathBuf, SocketAddr) -> NodeFuture) -> anyhow::Result<()>
         let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
         std::process::exit(0);
     });
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = match node_threads() {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?,
+    };
     runtime.block_on(node(dir, upstream))
 }
 
@@ -149,6 +156,10 @@ fn server_endpoint(dir: &Path, alpn: &[u8], rcvbuf: Option<usize>) -> anyhow::Re
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
     let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     endpoint(Some(config), rcvbuf)
+}
+
+fn node_threads() -> usize {
+    std::env::var(NODE_THREADS_ENV).ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(1)
 }
 
 fn node_rcvbuf() -> Option<usize> {
@@ -904,9 +915,10 @@ fn run_bench() -> anyhow::Result<()> {
         MEASURE.as_secs()
     );
     println!(
-        "  relay: {} ({}); bridge node and raw forwarder: child processes on a 1-thread tokio runtime",
+        "  relay: {} ({}); bridge node and raw forwarder: child processes on a {}-thread tokio runtime",
         relay_bin.display(),
-        relay_addr
+        relay_addr,
+        node_threads()
     );
     println!(
         "  node listening socket receive buffer: {}",
