@@ -3,12 +3,16 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use crate::MoqSession;
+
+/// Receive buffer asked for the relay client's UDP socket.
+const UPSTREAM_RECV_BUFFER: usize = 4 << 20;
 
 /// A client of one MoQ relay (the central SFU side).
 pub struct RelayClient {
@@ -47,7 +51,18 @@ impl RelayClient {
         } else {
             SocketAddr::from(([0, 0, 0, 0], 0))
         };
-        let mut endpoint = quinn::Endpoint::client(bind).map_err(|e| RelayError::Client(e.to_string()))?;
+        let client = |e: std::io::Error| RelayError::Client(e.to_string());
+        // Every call's downstream media arrives on this one socket: the
+        // default receive buffer (about 200 KiB) overflows at a few hundred
+        // Mbit/s while the runtime is busy (measured by the bridge
+        // benchmark). Best effort: the kernel caps it at net.core.rmem_max.
+        let socket = std::net::UdpSocket::bind(bind).map_err(client)?;
+        if let Ok(state) = quinn::udp::UdpSocketState::new((&socket).into()) {
+            let _ = state.set_recv_buffer_size((&socket).into(), UPSTREAM_RECV_BUFFER);
+        }
+        let runtime = Arc::new(quinn::TokioRuntime);
+        let mut endpoint =
+            quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime).map_err(client)?;
         endpoint.set_default_client_config(config);
         Ok(RelayClient { endpoint, addr, server_name })
     }

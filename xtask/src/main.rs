@@ -280,6 +280,7 @@ fn bench() -> anyhow::Result<()> {
         ("edge-core", "policy", "policy decision benchmark"),
         ("edge-agent", "foundation", "snapshot and delta apply benchmark"),
         ("edge-agent", "outbox", "durable enqueue benchmark"),
+        ("edge-agent", "bridge", "MoQ bridge calls benchmark (needs moq-relay-ietf)"),
         ("central-sim", "drain", "outbox drain benchmark"),
     ] {
         let mut cmd = cargo();
