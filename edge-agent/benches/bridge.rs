@@ -70,7 +70,6 @@ const NODE_RCVBUF_ENV: &str = "BRIDGE_BENCH_NODE_RCVBUF";
 /// runtime, so that its CPU is one thread's.
 const NODE_THREADS_ENV: &str = "BRIDGE_BENCH_NODE_THREADS";
 const DEFAULT_CALLS: &[usize] = &[25, 50, 100];
-const MOQ_RELAY_VERSION: &str = "0.8.0";
 
 const FACILITY: &str = "bench-01";
 const OBJECTS_PER_SECOND: u64 = 30;
@@ -295,22 +294,7 @@ impl Drop for Proc {
 }
 
 fn moq_relay_bin() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os("MOQ_RELAY") {
-        return Ok(PathBuf::from(path));
-    }
-    let cargo_bin = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .map(|home| home.join("bin"));
-    let path_dirs =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
-    path_dirs.into_iter().chain(cargo_bin).map(|dir| dir.join("moq-relay-ietf")).find(|c| c.is_file()).with_context(
-        || {
-            format!(
-                "moq-relay-ietf is not installed: cargo install moq-relay-ietf --version {MOQ_RELAY_VERSION} --locked"
-            )
-        },
-    )
+    media_link::relay_binary().map_err(anyhow::Error::msg)
 }
 
 fn free_udp_port() -> anyhow::Result<u16> {

@@ -164,12 +164,12 @@ pub async fn serve_media(connection: quinn::Connection, shared: Shared, fingerpr
         return;
     };
     let namespace = announced.info.namespace.clone();
-    let relay = shared.lock().relay.clone();
-    let authorized = shared.lock().authorize_media(&namespace, &fingerprint);
-    let grant = authorized.and_then(|grant| match relay {
-        Some(relay) => Ok((grant, relay)),
-        None => Err(MediaRefusal::NoRelay),
-    });
+    let grant = {
+        let state = shared.lock();
+        state
+            .authorize_media(&namespace, &fingerprint)
+            .and_then(|grant| Ok((grant, state.relay.clone().ok_or(MediaRefusal::NoRelay)?)))
+    };
     let (grant, relay) = match grant {
         Ok(granted) => granted,
         Err(refusal) => {

@@ -21,7 +21,7 @@ mod subscribe;
 pub use moq_transport;
 pub use object::{wall_micros, MediaObject, ObjectError, OBJECT_HEADER_LEN};
 pub use publish::{Broadcast, TrackSender};
-pub use relay::{RelayClient, RelayError};
+pub use relay::{relay_binary, RelayClient, RelayError, RELAY_VERSION};
 pub use session::{relay_client_config, LinkError, MoqSession};
 pub use subscribe::{follow_track, subscribe_track, FollowedTrack, ReceivedObject, Subscription};
 

@@ -78,3 +78,24 @@ impl RelayClient {
         Ok(MoqSession::connect(connection).await?)
     }
 }
+
+/// The `moq-relay-ietf` version central runs here; `cargo xtask test`
+/// installs it.
+pub const RELAY_VERSION: &str = "0.8.0";
+
+/// The installed `moq-relay-ietf`: `$MOQ_RELAY`, else the first on `PATH`,
+/// else in cargo's bin directory; the error says how to install it.
+pub fn relay_binary() -> Result<std::path::PathBuf, String> {
+    if let Some(path) = std::env::var_os("MOQ_RELAY") {
+        return Ok(path.into());
+    }
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")))
+        .map(|home| home.join("bin"));
+    let path_dirs =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    path_dirs.into_iter().chain(cargo_bin).map(|dir| dir.join("moq-relay-ietf")).find(|c| c.is_file()).ok_or_else(|| {
+        format!("moq-relay-ietf is not installed: cargo install moq-relay-ietf --version {RELAY_VERSION} --locked")
+    })
+}

@@ -45,14 +45,8 @@ pub struct CallSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum MediaReport {}
 
-/// Where and how to run the call's media leg (`--media`).
 #[cfg(feature = "media")]
-pub struct MediaOptions {
-    pub edge: std::net::SocketAddr,
-    pub server_name: String,
-    pub identity: net::Bundle,
-    pub sources: facility_media::Sources,
-}
+pub use crate::media_call::MediaOptions;
 
 /// Places the call and follows it. `hangup_after` counts from the answer.
 pub async fn place<W: Write>(
@@ -89,14 +83,7 @@ pub async fn place<W: Write>(
     );
     #[cfg(feature = "media")]
     let mut leg = match (media, started.media.clone()) {
-        (Some(options), Some(namespaces)) => Some(MediaLeg::start(
-            options.edge,
-            options.server_name,
-            options.identity,
-            namespaces,
-            kind,
-            options.sources,
-        )),
+        (Some(options), Some(namespaces)) => Some(MediaLeg::start(options, namespaces, kind)),
         (Some(_), None) => {
             tracing::warn!("the edge has no media relay: the call runs without media");
             None

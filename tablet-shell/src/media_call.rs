@@ -45,6 +45,14 @@ pub struct MediaReport {
     pub error: Option<String>,
 }
 
+/// Where and how to run a call's media leg (`--media`).
+pub struct MediaOptions {
+    pub edge: SocketAddr,
+    pub server_name: String,
+    pub identity: Bundle,
+    pub sources: Sources,
+}
+
 /// A running media leg.
 pub struct MediaLeg {
     stop: watch::Sender<bool>,
@@ -54,18 +62,10 @@ pub struct MediaLeg {
 
 impl MediaLeg {
     /// Starts the leg for a placed call.
-    pub fn start(
-        edge: SocketAddr,
-        server_name: String,
-        identity: Bundle,
-        media: CallMedia,
-        kind: CallKind,
-        sources: Sources,
-    ) -> MediaLeg {
+    pub fn start(options: MediaOptions, media: CallMedia, kind: CallKind) -> MediaLeg {
         let (stop, stopped) = watch::channel(false);
         let (capture_keyframe, keyframe_requests) = watch::channel(0);
-        let task =
-            tokio::spawn(run(edge, server_name, identity, media, kind, sources, stopped, keyframe_requests));
+        let task = tokio::spawn(run(options, media, kind, stopped, keyframe_requests));
         MediaLeg { stop, task, capture_keyframe }
     }
 
@@ -90,22 +90,17 @@ impl MediaLeg {
 struct Received {
     video: AtomicU64,
     audio: AtomicU64,
-    decoded: AtomicU64,
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run(
-    edge: SocketAddr,
-    server_name: String,
-    identity: Bundle,
+    options: MediaOptions,
     media: CallMedia,
     kind: CallKind,
-    sources: Sources,
     mut stopped: watch::Receiver<bool>,
     mut keyframe_requests: watch::Receiver<u64>,
 ) -> MediaReport {
     let mut report = MediaReport::default();
-    let session = match connect(edge, &server_name, &identity).await {
+    let session = match connect(options.edge, &options.server_name, &options.identity).await {
         Ok(session) => session,
         Err(error) => {
             report.error = Some(error);
@@ -128,7 +123,8 @@ async fn run(
             return report;
         }
     };
-    let capture_config = CaptureConfig { kind: media_kind, sources, ..CaptureConfig::default() };
+    let capture_config =
+        CaptureConfig { kind: media_kind, sources: options.sources, ..CaptureConfig::default() };
     let (capture, mut frames) = match Capture::start(&capture_config) {
         Ok(started) => started,
         Err(error) => {
@@ -137,12 +133,9 @@ async fn run(
         }
     };
     let received = Arc::new(Received::default());
-    let playback = {
-        let received = received.clone();
-        Playback::start(&PlaybackConfig { kind: media_kind, ..PlaybackConfig::default() }, move |_frame| {
-            received.decoded.fetch_add(1, Ordering::Relaxed);
-        })
-    };
+    // The UI takes the pictures; the CLI only counts them (`video_delivered`).
+    let playback =
+        Playback::start(&PlaybackConfig { kind: media_kind, ..PlaybackConfig::default() }, |_frame| {});
     let playback = match playback {
         Ok(playback) => Arc::new(playback),
         Err(error) => {
@@ -207,7 +200,7 @@ async fn run(
             _ = session.closed() => break,
         }
     }
-    let sent = capture.stop();
+    capture.stop();
     for receiver in receivers {
         receiver.abort();
     }
@@ -217,10 +210,9 @@ async fn run(
     };
     report.video_frames_sent = senders.first().filter(|_| kind == CallKind::Video).map_or(0, |s| s.sent());
     report.audio_frames_sent = senders.last().map_or(0, |s| s.sent());
-    let _ = sent;
     report.video_frames_received = received.video.load(Ordering::Relaxed);
     report.audio_frames_received = received.audio.load(Ordering::Relaxed);
-    report.video_frames_decoded = received.decoded.load(Ordering::Relaxed).max(played.video_delivered);
+    report.video_frames_decoded = played.video_delivered;
     report.audio_frames_decoded = played.audio_decoded;
     if let Ok(mut l) = latencies.lock() {
         l.sort_unstable();

@@ -96,29 +96,9 @@ pub struct System {
     relay: Option<Child>,
 }
 
-/// The pinned relay version the tests and the demo run (`cargo xtask test`
-/// installs it with `cargo install`).
-pub const MOQ_RELAY_VERSION: &str = "0.8.0";
-
-/// `moq-relay-ietf`: `$MOQ_RELAY`, else on `PATH`, else in cargo's bin directory.
+/// `moq-relay-ietf` (see [`media_link::relay_binary`]); panics with how to install it.
 pub fn moq_relay_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("MOQ_RELAY") {
-        return PathBuf::from(path);
-    }
-    let cargo_bin = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .map(|home| home.join("bin"));
-    let path_dirs =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
-    path_dirs
-        .into_iter()
-        .chain(cargo_bin)
-        .map(|dir| dir.join("moq-relay-ietf"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!("moq-relay-ietf is not installed: cargo install moq-relay-ietf --version {MOQ_RELAY_VERSION} --locked")
-        })
+    media_link::relay_binary().unwrap_or_else(|missing| panic!("{missing}"))
 }
 
 fn run_ok(cmd: &mut Command, what: &str) -> CliResult {
