@@ -360,6 +360,47 @@ const DEMO_METRICS: &str = "127.0.0.1:9464";
 const DEMO_RELAY: &str = "127.0.0.1:7450";
 const DEMO_RESIDENT: &str = "R1001";
 const DEMO_PIN: &str = "1234";
+/// The housing unit of [`DEMO_RESIDENT`] in the embedded demo fixture.
+const DEMO_UNIT: &str = "A";
+
+/// Today's calling windows of the demo unit, kept so the demo can restore them.
+struct TodaysHours {
+    local_date: String,
+    /// ISO weekday, Monday = 1, as `central-sim admin schedule` takes it.
+    weekday: String,
+    /// `HH:MM-HH:MM,...`, or `none`.
+    windows: String,
+}
+
+/// Reads `tablet-shell cli hours`; `None` when calls are allowed now.
+fn todays_hours_if_closed(output: &str) -> anyhow::Result<Option<TodaysHours>> {
+    let parsed: serde_json::Value =
+        serde_json::from_str(output).with_context(|| format!("tablet-shell cli hours printed {output}"))?;
+    let hours = &parsed["ok"]["Hours"];
+    if hours["open_now"].as_bool().context("hours without open_now")? {
+        return Ok(None);
+    }
+    let local_date = hours["local_date"].as_str().context("hours without local_date")?.to_string();
+    let date: jiff::civil::Date = local_date.parse().with_context(|| format!("local_date {local_date}"))?;
+    let windows: Vec<String> = hours["today"]
+        .as_array()
+        .context("hours without today")?
+        .iter()
+        .filter_map(|w| {
+            // A window that runs to midnight ends at "00:00" on the clock; the schedule says 24:00.
+            let end = match w["local_end"].as_str()? {
+                "00:00" => "24:00",
+                end => end,
+            };
+            Some(format!("{}-{end}", w["local_start"].as_str()?))
+        })
+        .collect();
+    Ok(Some(TodaysHours {
+        local_date,
+        weekday: date.weekday().to_monday_one_offset().to_string(),
+        windows: if windows.is_empty() { "none".into() } else { windows.join(",") },
+    }))
+}
 
 fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
     ensure_packages(DEBIAN_PACKAGES, "the build")?;
@@ -482,6 +523,32 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
         );
     }
     if relay.is_some() {
+        let admin = |args: &[&str]| -> anyhow::Result<()> {
+            let mut admin = Command::new(bin("central-sim"));
+            admin.args(["admin", "--state"]).arg(&central_dir).args(args).stdout(Stdio::null());
+            run(admin, &format!("central-sim admin {}", args.join(" ")))
+        };
+        // Outside the demo unit's calling hours the call would be denied, so the demo opens
+        // today's hours for the call and puts them back afterwards.
+        let closed_today = todays_hours_if_closed(&tablet(&["hours"])?)?;
+        if let Some(today) = &closed_today {
+            println!(
+                "\n-- outside calling hours: unit {DEMO_UNIT} is opened all day {} for the demo call",
+                today.local_date
+            );
+            admin(&[
+                "schedule",
+                "--unit",
+                DEMO_UNIT,
+                "--weekday",
+                &today.weekday,
+                "--windows",
+                "00:00-24:00",
+            ])?;
+            wait_for("the opened hours to reach the edge", Duration::from_secs(30), || {
+                tablet(&["hours"]).is_ok_and(|out| out.contains("\"open_now\":true"))
+            })?;
+        }
         // The contact (played by central-sim) answers after a second and hangs up 5 s later.
         let mut script = Command::new(bin("central-sim"));
         script.args(["admin", "--state"]).arg(&central_dir);
@@ -490,6 +557,17 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
         run(script, "central-sim admin call-script")?;
         let args = ["call", "--contact", "1", "--kind", "video", "--place", "--media", "test"];
         let output = tablet(&args)?;
+        if let Some(today) = &closed_today {
+            admin(&[
+                "schedule",
+                "--unit",
+                DEMO_UNIT,
+                "--weekday",
+                &today.weekday,
+                "--windows",
+                &today.windows,
+            ])?;
+        }
         let summary = output.lines().last().unwrap_or_default();
         if !summary.contains("CallSummary") {
             bail!("the demo video call did not finish: {output}");
