@@ -22,6 +22,7 @@ pub mod dial;
 pub mod media_call;
 pub mod output;
 pub mod session;
+pub mod vm;
 
 pub use client::{ClientError, EdgeClient};
 pub use command::{parse_session_line, Body, Command, ComposeArgs, SessionLineError};
