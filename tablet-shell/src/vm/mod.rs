@@ -11,5 +11,9 @@
 //! again here.
 
 pub mod common;
+pub mod compose;
+pub mod messages;
+mod messaging_text;
+pub mod stamps;
 
 pub use common::{Lang, Tone};
