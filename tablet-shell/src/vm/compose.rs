@@ -182,6 +182,7 @@ impl ComposeVm {
         }
     }
 
+    /// Switches the screen's language; the edge's last answer is re-worded.
     pub fn set_lang(&mut self, lang: Lang) {
         self.lang = lang;
     }
@@ -191,6 +192,7 @@ impl ComposeVm {
         self.stamps = stamps;
     }
 
+    /// The recipient.
     pub fn contact(&self) -> ContactId {
         self.contact
     }
@@ -200,14 +202,17 @@ impl ComposeVm {
         self.draft
     }
 
+    /// The subject as typed (proposed, maybe not yet accepted).
     pub fn subject(&self) -> &str {
         &self.current.subject
     }
 
+    /// The body as typed (proposed, maybe not yet accepted).
     pub fn body(&self) -> &str {
         &self.current.body
     }
 
+    /// The attachments as picked (proposed, maybe not yet accepted).
     pub fn attachments(&self) -> &[Attachment] {
         &self.current.attachments
     }

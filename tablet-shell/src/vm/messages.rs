@@ -98,6 +98,10 @@ pub fn state_text(state: &MessageState, lang: Lang) -> (String, Tone) {
         ),
         MessageState::InReview => (lang.pick("Being reviewed", "En revisión").to_string(), Tone::Normal),
         MessageState::Approved => (lang.pick("Approved", "Aprobado").to_string(), Tone::Positive),
+        // The reviewer's reason is shown as written; without one, the word alone.
+        MessageState::Rejected { reason } if reason.trim().is_empty() => {
+            (lang.pick("Rejected", "Rechazado").to_string(), Tone::Alert)
+        }
         MessageState::Rejected { reason } => {
             (format!("{}: {}", lang.pick("Rejected", "Rechazado"), reason.trim()), Tone::Alert)
         }
@@ -179,9 +183,13 @@ impl MailboxVm {
 /// What an attachment is, so the screen picks the right viewer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachmentKind {
+    /// A card from the catalog.
     ECard,
+    /// A photo attached to a contact's message.
     Photo,
+    /// A photo a contact sent on its own.
     SnapNSend,
+    /// A short video from a contact.
     VideoGram,
 }
 
@@ -258,6 +266,7 @@ pub enum MessageAction {
     HideSent,
     /// Open a draft in Compose.
     EditDraft,
+    /// Delete a draft for good (it was never sent).
     DeleteDraft,
 }
 
@@ -374,6 +383,7 @@ impl VideoGramPlayback {
         VideoGramPlayback { duration_secs, position_secs: 0, playing: false }
     }
 
+    /// The video is playing (the button shows Pause).
     pub fn is_playing(&self) -> bool {
         self.playing
     }
@@ -548,6 +558,10 @@ mod tests {
             (MessageState::Received { read: false }, "New", "Nuevo", Tone::Positive),
             (MessageState::Received { read: true }, "Read", "Leído", Tone::Normal),
         ];
+        assert_eq!(
+            state_text(&MessageState::Rejected { reason: " ".into() }, Lang::Spanish),
+            ("Rechazado".to_string(), Tone::Alert)
+        );
         for (state, en, es, tone) in cases {
             assert_eq!(state_text(&state, Lang::English), (en.to_string(), tone));
             assert_eq!(state_text(&state, Lang::Spanish), (es.to_string(), tone));
