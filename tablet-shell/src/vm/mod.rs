@@ -10,6 +10,11 @@
 //! input), or decide policy: a refusal is shown in plain words, never judged
 //! again here.
 
+pub mod call;
 pub mod common;
+pub mod contacts;
+pub mod home;
+pub mod login;
+pub mod settings;
 
 pub use common::{Lang, Tone};
