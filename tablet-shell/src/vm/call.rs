@@ -142,23 +142,21 @@ impl CallVm {
     /// Responses that are not about this call are ignored.
     pub fn apply_response(&mut self, response: &TabletResponse) {
         match response {
-            TabletResponse::CallStarted { call_id, max_duration_secs, warn_at_secs, .. } => {
-                if self.phase == CallPhase::Placing && self.call_id.is_none_or(|id| id == *call_id) {
-                    self.call_id = Some(*call_id);
-                    self.max_duration_secs = Some(*max_duration_secs);
-                    self.warn_at_secs = Some(*warn_at_secs);
-                }
+            TabletResponse::CallStarted { call_id, max_duration_secs, warn_at_secs, .. }
+                if self.phase == CallPhase::Placing && self.call_id.is_none_or(|id| id == *call_id) =>
+            {
+                self.call_id = Some(*call_id);
+                self.max_duration_secs = Some(*max_duration_secs);
+                self.warn_at_secs = Some(*warn_at_secs);
             }
-            TabletResponse::Call(CallDecision::Allowed { max_duration_secs, warn_at_secs, .. }) => {
-                if self.phase == CallPhase::Placing {
-                    self.max_duration_secs = Some(*max_duration_secs);
-                    self.warn_at_secs = Some(*warn_at_secs);
-                }
+            TabletResponse::Call(CallDecision::Allowed { max_duration_secs, warn_at_secs, .. })
+                if self.phase == CallPhase::Placing =>
+            {
+                self.max_duration_secs = Some(*max_duration_secs);
+                self.warn_at_secs = Some(*warn_at_secs);
             }
-            TabletResponse::Call(CallDecision::Denied(reason)) => {
-                if self.phase == CallPhase::Placing {
-                    self.phase = CallPhase::Denied(reason.clone());
-                }
+            TabletResponse::Call(CallDecision::Denied(reason)) if self.phase == CallPhase::Placing => {
+                self.phase = CallPhase::Denied(reason.clone());
             }
             // The edge confirmed the hang-up; the call is reported ended by
             // its `Ended` update, not here.
