@@ -23,7 +23,9 @@ const FALLBACK_WARNING_SECS: u32 = 60;
 pub enum CallPhase {
     /// Asked the edge to place the call; no answer or ringing yet.
     Placing,
+    /// The contact's phone is ringing.
     Ringing,
+    /// The contact answered; the timer runs.
     Connected,
     /// The edge ended the call; `None` when the edge only said the call no
     /// longer exists.
@@ -69,6 +71,7 @@ pub struct CallVm {
 pub struct CallView {
     /// `Video call`, `Llamada telefónica`.
     pub title: String,
+    /// Who is being called.
     pub contact_name: String,
     /// `Calling Maria…`, `Ringing…`, `Connected`, `Call ended`.
     pub status_text: String,
@@ -76,7 +79,9 @@ pub struct CallView {
     pub show_timer: bool,
     /// Connected time so far: `4:05`.
     pub timer_text: String,
+    /// The timer for a screen reader: `Call time 4:05`.
     pub timer_accessible: String,
+    /// `Time left`
     pub remaining_label: String,
     /// Time left before the edge's limit: `0:59`; empty when unknown.
     pub remaining_text: String,
@@ -90,10 +95,15 @@ pub struct CallView {
     pub is_over: bool,
     /// Why it ended, or why it was not placed; empty while live.
     pub end_text: String,
+    /// Tone of `end_text`: Alert for refusals, Warning for cut-off calls.
     pub end_tone: Tone,
+    /// A call id is known, the call is live, and no hang-up is pending.
     pub hang_up_enabled: bool,
+    /// `Hang up`
     pub hang_up_label: String,
+    /// `Hang up the call with Maria`
     pub hang_up_accessible: String,
+    /// The button that leaves the screen once the call is over.
     pub close_label: String,
 }
 
@@ -116,6 +126,7 @@ impl CallVm {
         }
     }
 
+    /// The call's current phase.
     pub fn phase(&self) -> &CallPhase {
         &self.phase
     }
@@ -125,6 +136,7 @@ impl CallVm {
         self.call_id
     }
 
+    /// Voice or video, as placed.
     pub fn kind(&self) -> CallKind {
         self.kind
     }

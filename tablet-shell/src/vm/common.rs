@@ -8,12 +8,15 @@ use proto::tablet::{DenyReason, Freshness, WindowView};
 /// The languages the shell ships; switchable at run time from Settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Lang {
+    /// English (`en`), the default.
     #[default]
     English,
+    /// Spanish (`es`).
     Spanish,
 }
 
 impl Lang {
+    /// Every shipped language, in picker order.
     pub const ALL: [Lang; 2] = [Lang::English, Lang::Spanish];
 
     /// BCP 47 code, as the settings file and the CLI take it.
@@ -24,6 +27,7 @@ impl Lang {
         }
     }
 
+    /// The language for a BCP 47 code, ignoring case; `None` if not shipped.
     pub fn from_code(code: &str) -> Option<Lang> {
         Lang::ALL.into_iter().find(|lang| lang.code().eq_ignore_ascii_case(code))
     }
@@ -49,6 +53,7 @@ impl Lang {
 /// carrier of meaning: the text itself always says it too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tone {
+    /// Nothing special.
     #[default]
     Normal,
     /// Needs attention soon (e.g. the last minute of a call, offline data).
@@ -95,7 +100,9 @@ pub fn clock(secs: u64) -> String {
 /// colours it by (the words carry the meaning on their own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Banner {
+    /// The full sentence.
     pub text: String,
+    /// How the theme colours it.
     pub tone: Tone,
 }
 
@@ -236,25 +243,23 @@ fn join_words(words: &[&str], lang: Lang) -> String {
     }
 }
 
-/// Who a lockdown covers, as the subject of a sentence.
+/// Who a lockdown covers and what it stops. The edge stops calls only (a
+/// lockdown does not stop messaging), so the words say calls.
 fn lockdown_sentence(scope: &LockdownScope, lang: Lang) -> String {
-    match scope {
-        LockdownScope::Facility => lang
-            .pick(
-                "The facility is on lockdown. Calls and messages are paused until it ends.",
-                "El centro está en cierre de seguridad. Las llamadas y los mensajes están en pausa \
-                 hasta que termine.",
-            )
-            .to_string(),
-        LockdownScope::Unit(unit) => match lang {
-            Lang::English => {
-                format!("Your unit ({unit}) is on lockdown. Calls and messages are paused until it ends.")
-            }
-            Lang::Spanish => format!(
-                "Su unidad ({unit}) está en cierre de seguridad. Las llamadas y los mensajes están en \
-                 pausa hasta que termine."
-            ),
-        },
+    match (scope, lang) {
+        (LockdownScope::Facility, Lang::English) => {
+            "The facility is on lockdown. Calls are paused until it ends.".to_string()
+        }
+        (LockdownScope::Facility, Lang::Spanish) => {
+            "El centro está en cierre de seguridad. Las llamadas están en pausa hasta que termine."
+                .to_string()
+        }
+        (LockdownScope::Unit(unit), Lang::English) => {
+            format!("Your unit ({unit}) is on lockdown. Calls are paused until it ends.")
+        }
+        (LockdownScope::Unit(unit), Lang::Spanish) => format!(
+            "Su unidad ({unit}) está en cierre de seguridad. Las llamadas están en pausa hasta que termine."
+        ),
     }
 }
 

@@ -11,6 +11,7 @@ use super::common::{
 /// One service of one contact: its button and its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceAction {
+    /// Which service the button starts.
     pub service: Service,
     /// The button text: `Call`, `Video call`, `Message`.
     pub label: String,
@@ -22,18 +23,24 @@ pub struct ServiceAction {
     pub reason: String,
     /// The edge allows it now.
     pub enabled: bool,
+    /// Normal when available, Warning when not.
     pub tone: Tone,
 }
 
 /// One contact row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactRow {
+    /// The contact to send with the request.
     pub id: ContactId,
+    /// The contact's name as the edge gave it.
     pub name: String,
     /// Phone numbers as people read them.
     pub numbers: Vec<String>,
+    /// The phone call button.
     pub voice: ServiceAction,
+    /// The video call button.
     pub video: ServiceAction,
+    /// The message button.
     pub message: ServiceAction,
     /// Whether to show the video balance (hidden when video is not approved).
     pub show_video_balance: bool,
@@ -48,10 +55,13 @@ pub struct ContactRow {
 /// The contacts screen, display-ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactsVm {
+    /// `Contacts`
     pub title: String,
+    /// One row per contact, in the edge's order.
     pub rows: Vec<ContactRow>,
     /// Shown when `rows` is empty.
     pub empty_text: String,
+    /// Set while the edge cannot reach central (Warning tone).
     pub offline_banner: Option<Banner>,
 }
 
@@ -210,9 +220,12 @@ mod tests {
                 local_date: date(2026, 11, 27),
             }),
         };
-        c.voice = Availability::Unavailable(reason.clone());
-        c.video = Availability::Unavailable(reason);
-        c.message = Availability::Unavailable(DenyReason::Lockdown { scope: LockdownScope::Facility });
+        c.voice = Availability::Unavailable(reason);
+        c.message = Availability::Unavailable(DenyReason::NotApproved {
+            service: Service::Message,
+            status: Approval::Pending,
+        });
+        c.video = Availability::Unavailable(DenyReason::Lockdown { scope: LockdownScope::Facility });
         let vm = ContactsVm::new(&list(vec![c], false), Lang::Spanish);
         assert_eq!(vm.title, "Contactos");
         assert_eq!(
@@ -223,7 +236,8 @@ mod tests {
         assert_eq!(row.voice.label, "Llamar");
         assert_eq!(row.voice.status, "Cerrado ahora");
         assert_eq!(row.voice.reason, "Las llamadas están cerradas ahora. Próximas llamadas: vie 07:00–22:00");
-        assert_eq!(row.message.status, "Cierre de seguridad");
+        assert_eq!(row.video.status, "Cierre de seguridad");
+        assert_eq!(row.message.status, "Esperando aprobación");
         assert_eq!(row.video_rate_text, "$0.20 por minuto");
         assert_eq!(row.tone, Tone::Warning, "nothing possible now");
     }

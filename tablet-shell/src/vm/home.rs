@@ -17,8 +17,11 @@ use super::common::{
 /// Everything the home screen is built from, as the edge last sent it.
 #[derive(Debug, Clone, Copy)]
 pub struct HomeInput<'a> {
+    /// Who is logged in.
     pub session: &'a SessionInfo,
+    /// Debit and video balances, and how fresh they are.
     pub balances: &'a BalancesView,
+    /// Today's calling hours for the resident's unit.
     pub hours: &'a HoursView,
     /// Decides which contacts' video balances are worth showing.
     pub contacts: &'a [ContactView],
@@ -27,12 +30,14 @@ pub struct HomeInput<'a> {
     /// The latest known lockdown: `ServerEvent::LockdownChanged` is newer
     /// than `hours.lockdown`, so the caller passes whichever came last.
     pub lockdown: Option<&'a LockdownScope>,
+    /// The current time (only to find the window open now).
     pub now: Timestamp,
 }
 
 /// One contact's video money.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoBalanceRow {
+    /// The contact's name.
     pub name: String,
     /// `$12.50`
     pub balance_text: String,
@@ -47,15 +52,19 @@ pub struct VideoBalanceRow {
 pub struct HomeVm {
     /// `Hello, Ana`
     pub greeting: String,
+    /// `Your account`
     pub debit_label: String,
     /// The resident's own (debit) money: `$25.00`.
     pub debit_text: String,
+    /// `Video balances`
     pub video_balances_title: String,
     /// Contacts whose video is not refused for lack of approval.
     pub video_balances: Vec<VideoBalanceRow>,
+    /// Unread messages, for a badge.
     pub unread: u32,
     /// `3 unread messages`, `No unread messages`.
     pub unread_text: String,
+    /// `Calling hours`
     pub hours_title: String,
     /// `Today: 07:00–22:00` or `No calls today`.
     pub today_text: String,
@@ -63,8 +72,11 @@ pub struct HomeVm {
     pub calls_open: bool,
     /// `Calls open now until 22:00` / `Calls closed now. Next calls: …`.
     pub hours_status_text: String,
+    /// Positive when open, Warning when closed, Alert in a lockdown.
     pub hours_tone: Tone,
+    /// Set while a lockdown covers the resident (Alert tone).
     pub lockdown_banner: Option<Banner>,
+    /// Set while the edge cannot reach central (Warning tone).
     pub offline_banner: Option<Banner>,
 }
 

@@ -20,14 +20,18 @@ pub const MAX_PIN_LEN: usize = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Field {
     #[default]
+    /// The resident ID field.
     ResidentId,
+    /// The PIN field.
     Pin,
 }
 
 /// What to send to the edge. `Debug` hides the PIN so it never reaches a log.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
+    /// The resident ID as typed.
     pub resident: ResidentId,
+    /// The PIN as typed.
     pub pin: String,
 }
 
@@ -103,29 +107,41 @@ pub struct KeyView {
 /// The login screen, display-ready.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoginView {
+    /// `Log in`
     pub title: String,
+    /// `Resident ID`
     pub id_label: String,
     /// The ID typed so far, as typed.
     pub id_text: String,
+    /// The keypad types into the ID field.
     pub id_active: bool,
+    /// `PIN`
     pub pin_label: String,
     /// One dot per PIN digit typed; the digits are never shown.
     pub pin_dots: String,
+    /// The keypad types into the PIN field.
     pub pin_active: bool,
     /// Screen-reader text for the PIN field: how many digits, never which.
     pub pin_accessible: String,
     /// Digits 1–9 then 0, in keypad order.
     pub keys: Vec<KeyView>,
+    /// `Delete` (the backspace key).
     pub delete_label: String,
+    /// `Delete last digit`
     pub delete_accessible: String,
+    /// `Clear`
     pub clear_label: String,
+    /// `Clear this field`
     pub clear_accessible: String,
+    /// `Next` until a PIN is being typed, then `Log in`.
     pub submit_label: String,
     /// False while locked out or waiting for the edge.
     pub keypad_enabled: bool,
+    /// The submit key does something now.
     pub submit_enabled: bool,
     /// Empty when there is nothing to say.
     pub message: String,
+    /// Alert for refusals, Normal otherwise.
     pub message_tone: Tone,
 }
 
@@ -254,7 +270,8 @@ impl LoginVm {
     pub fn apply_error(&mut self, error: &ApiError, now: Timestamp) {
         self.now = now;
         self.pin.clear();
-        self.active = Field::Pin;
+        // The ID is kept so only the PIN needs retyping.
+        self.active = if self.id.is_empty() { Field::ResidentId } else { Field::Pin };
         self.outcome = match error {
             ApiError::BadCredentials { remaining_attempts } => {
                 Outcome::BadCredentials { remaining_attempts: *remaining_attempts }
@@ -264,15 +281,12 @@ impl LoginVm {
                 en: deny_reason(reason, Lang::English),
                 es: deny_reason(reason, Lang::Spanish),
             },
+            // Internal details are for technicians, not the login screen.
             _ => Outcome::Other {
                 en: "The system could not check your login. Please try again.".into(),
                 es: "El sistema no pudo comprobar su ingreso. Intente de nuevo.".into(),
             },
         };
-        if self.outcome != Outcome::LoggedIn && !matches!(self.outcome, Outcome::LockedOut { .. }) {
-            // The ID is kept so only the PIN needs retyping.
-            self.active = if self.id.is_empty() { Field::ResidentId } else { Field::Pin };
-        }
     }
 
     /// The edge could not be reached; the attempt can be retried at once.

@@ -14,7 +14,9 @@ pub const LARGE_TEXT_SCALE: f32 = 1.4;
 /// The resident's display preferences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Settings {
+    /// The language every screen speaks.
     pub lang: Lang,
+    /// Larger fonts everywhere.
     pub large_text: bool,
 }
 
@@ -37,27 +39,35 @@ impl Settings {
 /// One choice in the language picker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LangOption {
+    /// The language this option picks.
     pub lang: Lang,
     /// `en`, `es`
     pub code: String,
     /// The language's own name, so anyone can find theirs whatever the
     /// current language is.
     pub name: String,
+    /// The language in use now.
     pub selected: bool,
 }
 
 /// The settings screen, display-ready (labels in the current language).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SettingsVm {
+    /// `Settings`
     pub title: String,
+    /// `Language`
     pub language_label: String,
+    /// Every shipped language, the current one selected.
     pub languages: Vec<LangOption>,
+    /// `Large text`
     pub large_text_label: String,
     /// `Make text bigger on every screen`
     pub large_text_hint: String,
+    /// Large text is on.
     pub large_text_on: bool,
     /// `On` / `Off`, so the switch's state is not shown by its colour alone.
     pub large_text_state: String,
+    /// How much to scale every font size (1.0 or 1.4).
     pub text_scale: f32,
 }
 
