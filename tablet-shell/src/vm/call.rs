@@ -155,14 +155,14 @@ impl CallVm {
     pub fn apply_response(&mut self, response: &TabletResponse) {
         match response {
             TabletResponse::CallStarted { call_id, max_duration_secs, warn_at_secs, .. }
-                if self.phase == CallPhase::Placing && self.call_id.is_none_or(|id| id == *call_id) =>
+                if self.is_live() && self.call_id.is_none_or(|id| id == *call_id) =>
             {
                 self.call_id = Some(*call_id);
                 self.max_duration_secs = Some(*max_duration_secs);
                 self.warn_at_secs = Some(*warn_at_secs);
             }
             TabletResponse::Call(CallDecision::Allowed { max_duration_secs, warn_at_secs, .. })
-                if self.phase == CallPhase::Placing =>
+                if self.is_live() =>
             {
                 self.max_duration_secs = Some(*max_duration_secs);
                 self.warn_at_secs = Some(*warn_at_secs);
@@ -675,6 +675,28 @@ mod tests {
         // Updates for another call or after the end change nothing.
         vm.apply_update(&CallUpdate { call_id: 9, state: CallState::Ringing }, 5);
         assert!(matches!(vm.phase(), CallPhase::Denied(_)));
+    }
+
+    #[test]
+    fn call_started_after_an_overtaking_update_still_counts() {
+        let mut vm = CallVm::placing("Maria", CallKind::Voice);
+        vm.apply_update(&update(CallState::Ringing), 1_000);
+        vm.apply_response(&started(300, 200));
+        vm.apply_update(&update(CallState::Connected { limit_secs: 300 }), 2_000);
+        vm.tick(2_000 + 199_000);
+        assert!(!vm.is_warned());
+        vm.tick(2_000 + 200_000);
+        assert!(vm.is_warned(), "warns at the edge's warn_at_secs, not at T-60");
+        assert_eq!(vm.view(Lang::English).warning_text, "2 minutes left");
+        // A `CallStarted` for some other call changes nothing.
+        vm.apply_response(&TabletResponse::CallStarted {
+            call_id: 5,
+            max_duration_secs: 1,
+            warn_at_secs: 0,
+            media: None,
+        });
+        assert_eq!(vm.call_id(), Some(ID));
+        assert_eq!(vm.remaining_secs(), Some(100));
     }
 
     #[test]

@@ -474,7 +474,7 @@ pub fn deny_short(reason: &DenyReason, lang: Lang) -> &'static str {
         DenyReason::NumberBlocked { .. } => lang.pick("Unavailable", "No disponible"),
         DenyReason::AccountClosed => lang.pick("Account closed", "Cuenta cerrada"),
         DenyReason::PrivilegedNumber { .. } => {
-            lang.pick("Legal calls: ask staff", "Llamadas legales: pregunte")
+            lang.pick("Legal call: ask staff", "Llamada legal: consulte al personal")
         }
         DenyReason::BarredNumber { .. } => lang.pick("Number not allowed", "Número no permitido"),
         DenyReason::NumberNotAuthorized { .. } => lang.pick("Number not approved", "Número no aprobado"),

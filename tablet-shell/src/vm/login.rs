@@ -325,6 +325,10 @@ impl LoginVm {
                 };
                 (text, Tone::Alert)
             }
+            // Passed, though `tick` has not caught up yet: no "0 minutes".
+            Outcome::LockedOut { until } if self.now >= *until => {
+                (lang.pick("You can try again now.", "Ya puede intentar de nuevo.").to_string(), Tone::Normal)
+            }
             Outcome::LockedOut { until } => {
                 let left_ms = until.as_millisecond().saturating_sub(self.now.as_millisecond()).max(0);
                 // Rounded up: "1 minute" until the very end, never "0 minutes".
@@ -494,6 +498,13 @@ mod tests {
         vm.tick(at(15 * 60 - 1));
         assert!(vm.is_locked());
         assert_eq!(vm.view(Lang::English).message, "This ID is locked. Try again in 1 minute.");
+
+        // A lockout already over when it arrives (clock skew) leaves the
+        // keypad usable.
+        let mut skewed = filled();
+        skewed.apply_error(&ApiError::LockedOut { until: at(-5) }, at(0));
+        assert!(skewed.view(Lang::English).keypad_enabled);
+        assert_eq!(skewed.view(Lang::English).message, "You can try again now.");
 
         vm.tick(at(15 * 60));
         assert!(!vm.is_locked());
