@@ -3,7 +3,7 @@
 
 use jiff::civil::{Date, Weekday};
 use proto::domain::{Approval, CallKind, Cents, LockdownScope, Service};
-use proto::tablet::{DenyReason, Freshness, WindowView};
+use proto::tablet::{Availability, ContactView, DenyReason, Freshness, WindowView};
 
 /// The languages the shell ships; switchable at run time from Settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -243,9 +243,10 @@ fn join_words(words: &[&str], lang: Lang) -> String {
     }
 }
 
-/// Who a lockdown covers and what it stops. The edge stops calls only (a
-/// lockdown does not stop messaging), so the words say calls.
-fn lockdown_sentence(scope: &LockdownScope, lang: Lang) -> String {
+/// The lockdown banner and refusal: who it covers and what it stops. The
+/// edge stops calls only (a lockdown does not stop messaging), so the words
+/// say calls.
+pub fn lockdown_banner(scope: &LockdownScope, lang: Lang) -> String {
     match (scope, lang) {
         (LockdownScope::Facility, Lang::English) => {
             "The facility is on lockdown. Calls are paused until it ends.".to_string()
@@ -261,11 +262,6 @@ fn lockdown_sentence(scope: &LockdownScope, lang: Lang) -> String {
             "Su unidad ({unit}) está en cierre de seguridad. Las llamadas están en pausa hasta que termine."
         ),
     }
-}
-
-/// The banner shown while a lockdown is in force.
-pub fn lockdown_banner(scope: &LockdownScope, lang: Lang) -> String {
-    lockdown_sentence(scope, lang)
 }
 
 /// The edge's refusal in plain, kind words for the resident, in full
@@ -289,7 +285,7 @@ pub fn deny_reason(reason: &DenyReason, lang: Lang) -> String {
                 ),
             }
         }
-        DenyReason::Lockdown { scope } => lockdown_sentence(scope, lang),
+        DenyReason::Lockdown { scope } => lockdown_banner(scope, lang),
         DenyReason::Suspended { services, ends_on, reason } => {
             let mut names: Vec<Service> = services.clone();
             names.sort();
@@ -493,6 +489,13 @@ fn capitalise(text: &str) -> String {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
     }
+}
+
+/// Whether a contact's video balance is worth showing: not when the edge
+/// refuses video for lack of approval, since money for a service the
+/// resident cannot use would only confuse.
+pub fn shows_video_balance(contact: &ContactView) -> bool {
+    !matches!(contact.video, Availability::Unavailable(DenyReason::NotApproved { .. }))
 }
 
 /// The offline banner, or `None` while the uplink is up: `Offline —

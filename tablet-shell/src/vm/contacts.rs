@@ -2,10 +2,11 @@
 //! call, message), enabled or not as the edge decided, and why not in words.
 
 use proto::domain::{ContactId, Service};
-use proto::tablet::{Availability, ContactList, ContactView, DenyReason};
+use proto::tablet::{Availability, ContactList, ContactView};
 
 use super::common::{
-    deny_reason, deny_short, money, offline_banner, per_minute, phone_label, Banner, Lang, Tone,
+    deny_reason, deny_short, money, offline_banner, per_minute, phone_label, shows_video_balance, Banner,
+    Lang, Tone,
 };
 
 /// One service of one contact: its button and its state.
@@ -112,8 +113,7 @@ impl ContactRow {
         let voice = action(contact, Service::Voice, &contact.voice, lang);
         let video = action(contact, Service::Video, &contact.video, lang);
         let message = action(contact, Service::Message, &contact.message, lang);
-        let show_video_balance =
-            !matches!(contact.video, Availability::Unavailable(DenyReason::NotApproved { .. }));
+        let show_video_balance = shows_video_balance(contact);
         let tone =
             if voice.enabled || video.enabled || message.enabled { Tone::Normal } else { Tone::Warning };
         ContactRow {
@@ -163,7 +163,7 @@ mod tests {
     use super::*;
     use jiff::civil::date;
     use proto::domain::{Approval, LockdownScope};
-    use proto::tablet::{Freshness, WindowView};
+    use proto::tablet::{DenyReason, Freshness, WindowView};
 
     fn maria() -> ContactView {
         ContactView {

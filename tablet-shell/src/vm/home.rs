@@ -6,12 +6,11 @@
 
 use jiff::Timestamp;
 use proto::domain::LockdownScope;
-use proto::tablet::{
-    Availability, BalancesView, ContactView, DenyReason, HoursView, SessionInfo, WindowView,
-};
+use proto::tablet::{BalancesView, ContactView, HoursView, SessionInfo, WindowView};
 
 use super::common::{
-    lockdown_banner, money, offline_banner, per_minute, time_range, window_label, Banner, Lang, Tone,
+    lockdown_banner, money, offline_banner, per_minute, shows_video_balance, time_range, window_label,
+    Banner, Lang, Tone,
 };
 
 /// Everything the home screen is built from, as the edge last sent it.
@@ -91,12 +90,6 @@ pub fn unread_text(unread: u32, lang: Lang) -> String {
     }
 }
 
-/// Contacts with video not refused for lack of approval: a balance for a
-/// service the resident cannot use would only confuse.
-fn shows_video(contact: &ContactView) -> bool {
-    !matches!(contact.video, Availability::Unavailable(DenyReason::NotApproved { .. }))
-}
-
 /// `today 18:00–22:00`, `tomorrow 07:00–22:00`, or `Thu 07:00–22:00`.
 fn next_window_label(window: &WindowView, hours: &HoursView, lang: Lang) -> String {
     let range = time_range(&window.local_start, &window.local_end);
@@ -117,7 +110,7 @@ impl HomeVm {
         let video_balances = balances
             .contacts
             .iter()
-            .filter(|b| contacts.iter().any(|c| c.id == b.contact && shows_video(c)))
+            .filter(|b| contacts.iter().any(|c| c.id == b.contact && shows_video_balance(c)))
             .map(|b| {
                 let balance_text = money(b.video_balance_cents);
                 let rate_text = per_minute(b.video_rate_cents_per_min, lang);
@@ -194,7 +187,7 @@ mod tests {
     use super::*;
     use jiff::civil::date;
     use proto::domain::{Approval, ContactId, ResidentId, Service, UnitId};
-    use proto::tablet::{ContactBalance, Freshness};
+    use proto::tablet::{Availability, ContactBalance, DenyReason, Freshness};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap_or(Timestamp::UNIX_EPOCH)
