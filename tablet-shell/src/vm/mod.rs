@@ -10,10 +10,15 @@
 //! input), or decide policy: a refusal is shown in plain words, never judged
 //! again here.
 
+pub mod call;
 pub mod common;
 pub mod compose;
+pub mod contacts;
+pub mod home;
+pub mod login;
 pub mod messages;
 mod messaging_text;
+pub mod settings;
 pub mod stamps;
 
 pub use common::{Lang, Tone};
