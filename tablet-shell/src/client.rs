@@ -330,3 +330,17 @@ mod tests {
         assert!(matches!(e, ClientError::UnexpectedResponse { asked: "Hours", got: "LoggedOut" }));
     }
 }
+
+impl From<Result<TabletResponse, ClientError>> for crate::kiosk::EdgeReply {
+    fn from(result: Result<TabletResponse, ClientError>) -> Self {
+        use crate::kiosk::EdgeReply;
+        match result {
+            Ok(TabletResponse::Error(error)) | Err(ClientError::Api(error)) => EdgeReply::Refused(error),
+            Ok(response) => EdgeReply::Answer(response),
+            Err(error) => {
+                tracing::warn!(%error, "no answer from the edge");
+                EdgeReply::Unreachable
+            }
+        }
+    }
+}

@@ -18,10 +18,13 @@
 pub mod client;
 pub mod command;
 pub mod dial;
+pub mod kiosk;
 #[cfg(feature = "media")]
 pub mod media_call;
 pub mod output;
 pub mod session;
+#[cfg(feature = "ui")]
+pub mod ui;
 pub mod vm;
 
 pub use client::{ClientError, EdgeClient};

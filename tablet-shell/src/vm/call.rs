@@ -105,6 +105,10 @@ pub struct CallView {
     pub hang_up_accessible: String,
     /// The button that leaves the screen once the call is over.
     pub close_label: String,
+    /// Video calls show the contact's picture and a self view; voice calls neither.
+    pub video: bool,
+    pub remote_video_label: String,
+    pub self_view_label: String,
 }
 
 impl CallVm {
@@ -408,6 +412,12 @@ impl CallVm {
                 Lang::Spanish => format!("Colgar la llamada con {}", self.contact_name),
             },
             close_label: lang.pick("Close", "Cerrar").into(),
+            video: self.kind == CallKind::Video,
+            remote_video_label: match lang {
+                Lang::English => format!("Video of {}", self.contact_name),
+                Lang::Spanish => format!("Video de {}", self.contact_name),
+            },
+            self_view_label: lang.pick("Your camera", "Su cámara").into(),
         }
     }
 }

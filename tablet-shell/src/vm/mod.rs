@@ -18,6 +18,7 @@ pub mod home;
 pub mod login;
 pub mod messages;
 mod messaging_text;
+pub mod nav;
 pub mod settings;
 pub mod stamps;
 

@@ -1,0 +1,843 @@
+//! The kiosk's controller as a sans-IO state machine.
+//!
+//! Owns: which screen is showing, the view-models behind each screen, the
+//! edge's latest answers they are built from, and which request is waiting
+//! for which answer. Input is a touch ([`UiEvent`]), an answer of the edge
+//! ([`EdgeReply`]), a pushed [`ServerEvent`] or the passing of time; output
+//! is the [`Outgoing`] requests to send. The Slint window and the QUIC
+//! client live in thin shells around it (`ui`), so tests drive a whole
+//! session without a display, a network or a real clock.
+//!
+//! Must not: decide policy (a call, a message or a purchase is always asked
+//! of the edge), format words (the view-models do), or touch Slint types.
+
+use std::collections::HashMap;
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use proto::call::CallUpdate;
+use proto::domain::{CallKind, ContactId, LockdownScope};
+use proto::messaging::{ECardRecord, MessagingError};
+use proto::tablet::{
+    ApiError, BalancesView, ContactList, Folder, Freshness, HoursView, MailboxView, MessageState, MessageView,
+    ServerEvent, SessionInfo, StampBalances, StampShop, TabletRequest, TabletResponse,
+};
+
+use crate::vm::call::CallVm;
+use crate::vm::compose::{ComposeVm, ECardPickerVm};
+use crate::vm::contacts::ContactsVm;
+use crate::vm::home::{HomeInput, HomeVm};
+use crate::vm::login::LoginVm;
+use crate::vm::messages::{AttachmentKind, MailboxVm, MessageAction, MessageVm, VideoGramPlayback};
+use crate::vm::nav::{self, NavVm};
+use crate::vm::settings::{Settings, SettingsVm};
+use crate::vm::stamps::{ConfirmPurchase, PurchaseResult, StampsVm};
+use crate::vm::{common, Lang, Tone};
+
+/// The screens of the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Screen {
+    Login,
+    Home,
+    Contacts,
+    Call,
+    Mailbox,
+    Message,
+    Compose,
+    Stamps,
+    Settings,
+}
+
+/// A touch on the screen, in the shell's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UiEvent {
+    Navigate(Screen),
+    Logout,
+    /// Ctrl+Alt+Backspace, or the shell restarted: straight back to login.
+    Reset,
+    LoginSelectField(crate::vm::login::Field),
+    LoginDigit(u8),
+    LoginDelete,
+    LoginClear,
+    LoginSubmit,
+    /// A service button of a contacts row.
+    ContactAction { row: usize, action: ContactAction },
+    HangUp,
+    CloseCall,
+    OpenFolder(Folder),
+    OpenMessage(usize),
+    StartCompose,
+    MessageBack,
+    MessageAction(usize),
+    PlayAttachment,
+    ComposeSubject(String),
+    ComposeBody(String),
+    ComposeBuyStamps,
+    ComposeOpenPicker,
+    ComposePickECard(usize),
+    ComposeClosePicker,
+    ComposeRemoveAttachment(usize),
+    ComposeSend,
+    ComposeSave,
+    StampsSelectContact(usize),
+    StampsBuy(usize),
+    StampsConfirm,
+    StampsCancel,
+    ChooseLanguage(Lang),
+    ToggleLargeText,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactAction {
+    VoiceCall,
+    VideoCall,
+    Message,
+}
+
+/// The edge's answer to one [`Outgoing`] request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EdgeReply {
+    Answer(TabletResponse),
+    Refused(ApiError),
+    /// No answer: the edge could not be reached or the connection broke.
+    Unreachable,
+}
+
+/// A request for the shell to send; its answer comes back with the same id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub id: u64,
+    pub request: TabletRequest,
+}
+
+/// What an outstanding request was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Purpose {
+    Login,
+    Logout,
+    Balances,
+    Hours,
+    Contacts,
+    Mailbox(Folder),
+    /// Only the unread count is wanted (home, navigation bar).
+    UnreadCount,
+    ReadMessage,
+    ECards,
+    StampShop,
+    StampBalance,
+    StartCall,
+    HangUp,
+    SaveDraft,
+    SendMessage,
+    DeleteDraft,
+    HideSent,
+    BuyStamps { contact_name: String },
+}
+
+/// Cached answers of the edge for the logged-in resident.
+#[derive(Debug, Default)]
+struct Data {
+    session: Option<SessionInfo>,
+    balances: Option<BalancesView>,
+    hours: Option<HoursView>,
+    contacts: Option<ContactList>,
+    mailbox: Option<MailboxView>,
+    unread: u32,
+    message: Option<MessageView>,
+    ecards: Vec<ECardRecord>,
+    shop: Option<StampShop>,
+    stamp_balances: Option<StampBalances>,
+    lockdown: Option<LockdownScope>,
+    /// From the last answer that carried it.
+    freshness: Option<Freshness>,
+}
+
+/// The whole kiosk.
+#[derive(Debug)]
+pub struct Kiosk {
+    screen: Screen,
+    settings: Settings,
+    now: Timestamp,
+    now_ms: u64,
+    login: LoginVm,
+    /// Words for the login screen beside the keypad's own (e.g. why the last session ended).
+    login_notice: Option<String>,
+    data: Data,
+    folder: Folder,
+    call: Option<CallVm>,
+    compose: Option<ComposeVm>,
+    compose_dirty: bool,
+    save_in_flight: bool,
+    picker_open: bool,
+    playback: Option<VideoGramPlayback>,
+    playback_started_ms: Option<u64>,
+    stamps_contact: Option<ContactId>,
+    confirm: Option<ConfirmPurchase>,
+    purchase_result: Option<PurchaseResult>,
+    pending: HashMap<u64, Purpose>,
+    next_id: u64,
+    outgoing: Vec<Outgoing>,
+}
+
+impl Kiosk {
+    /// A kiosk on its login screen. `now` is wall-clock time, `now_ms` a
+    /// monotonic millisecond count (both only ever come in as inputs).
+    pub fn new(settings: Settings, now: Timestamp, now_ms: u64) -> Self {
+        Kiosk {
+            screen: Screen::Login,
+            settings,
+            now,
+            now_ms,
+            login: LoginVm::new(now),
+            login_notice: None,
+            data: Data::default(),
+            folder: Folder::Inbox,
+            call: None,
+            compose: None,
+            compose_dirty: false,
+            save_in_flight: false,
+            picker_open: false,
+            playback: None,
+            playback_started_ms: None,
+            stamps_contact: None,
+            confirm: None,
+            purchase_result: None,
+            pending: HashMap::new(),
+            next_id: 1,
+            outgoing: Vec::new(),
+        }
+    }
+
+    pub fn screen(&self) -> Screen {
+        self.screen
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    pub fn lang(&self) -> Lang {
+        self.settings.lang
+    }
+
+    /// Requests waiting to be sent; each answer goes to [`Kiosk::reply`].
+    pub fn take_outgoing(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    /// Whether any request is still waiting for its answer.
+    pub fn is_waiting(&self) -> bool {
+        !self.pending.is_empty() || !self.outgoing.is_empty()
+    }
+
+    fn send(&mut self, purpose: Purpose, request: TabletRequest) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.insert(id, purpose);
+        self.outgoing.push(Outgoing { id, request });
+    }
+
+    /// Time passes: timers, lockout countdowns and VideoGram playback follow.
+    pub fn tick(&mut self, now: Timestamp, now_ms: u64) {
+        self.now = now;
+        self.now_ms = now_ms;
+        self.login.tick(now);
+        if let Some(call) = &mut self.call {
+            call.tick(now_ms);
+        }
+        if let (Some(playback), Some(started)) = (&mut self.playback, self.playback_started_ms) {
+            if playback.is_playing() {
+                let secs = u32::try_from(now_ms.saturating_sub(started) / 1000).unwrap_or(u32::MAX);
+                playback.set_position(secs);
+            }
+        }
+    }
+
+    /// A touch on the screen.
+    pub fn ui(&mut self, event: UiEvent) {
+        match event {
+            UiEvent::Navigate(screen) => self.navigate(screen),
+            UiEvent::Logout => {
+                if self.data.session.is_some() {
+                    self.send(Purpose::Logout, TabletRequest::Logout);
+                }
+                self.back_to_login(None);
+            }
+            UiEvent::Reset => {
+                if self.data.session.is_some() {
+                    self.send(Purpose::Logout, TabletRequest::Logout);
+                }
+                self.back_to_login(None);
+            }
+            UiEvent::LoginSelectField(field) => self.login.select(field),
+            UiEvent::LoginDigit(digit) => self.login.press_digit(digit),
+            UiEvent::LoginDelete => self.login.backspace(),
+            UiEvent::LoginClear => self.login.clear(),
+            UiEvent::LoginSubmit => {
+                if let Some(credentials) = self.login.submit() {
+                    self.login_notice = None;
+                    self.send(Purpose::Login, credentials.into_request());
+                }
+            }
+            UiEvent::ContactAction { row, action } => self.contact_action(row, action),
+            UiEvent::HangUp => {
+                if let Some(call_id) = self.call.as_mut().and_then(CallVm::hang_up) {
+                    self.send(Purpose::HangUp, TabletRequest::HangUp { call_id });
+                }
+            }
+            UiEvent::CloseCall => {
+                if self.call.as_ref().is_none_or(CallVm::is_over) {
+                    self.call = None;
+                    self.navigate(Screen::Contacts);
+                    self.send(Purpose::Balances, TabletRequest::Balances);
+                }
+            }
+            UiEvent::OpenFolder(folder) => {
+                self.folder = folder;
+                self.send(Purpose::Mailbox(folder), TabletRequest::Mailbox { folder });
+            }
+            UiEvent::OpenMessage(row) => {
+                let id = self.data.mailbox.as_ref().and_then(|m| m.messages.get(row)).map(|m| m.id);
+                if let Some(id) = id {
+                    self.send(Purpose::ReadMessage, TabletRequest::ReadMessage { id });
+                }
+            }
+            UiEvent::StartCompose => {
+                // Writing starts from a contact: Contacts shows who may be written to.
+                self.navigate(Screen::Contacts);
+            }
+            UiEvent::MessageBack => self.navigate(Screen::Mailbox),
+            UiEvent::MessageAction(index) => self.message_action(index),
+            UiEvent::PlayAttachment => {
+                if let Some(playback) = &mut self.playback {
+                    playback.toggle();
+                    if playback.is_playing() {
+                        self.playback_started_ms = Some(self.now_ms);
+                    }
+                }
+            }
+            UiEvent::ComposeSubject(subject) => {
+                if let Some(compose) = &mut self.compose {
+                    compose.set_subject(subject);
+                    self.autosave();
+                }
+            }
+            UiEvent::ComposeBody(body) => {
+                if let Some(compose) = &mut self.compose {
+                    compose.set_body(body);
+                    self.autosave();
+                }
+            }
+            UiEvent::ComposeBuyStamps => {
+                self.stamps_contact = self.compose.as_ref().map(ComposeVm::contact);
+                self.navigate(Screen::Stamps);
+            }
+            UiEvent::ComposeOpenPicker => {
+                self.picker_open = true;
+                if self.data.ecards.is_empty() {
+                    self.send(Purpose::ECards, TabletRequest::ECards);
+                }
+            }
+            UiEvent::ComposePickECard(index) => {
+                let card = self.picker_cards().get(index).cloned();
+                if let (Some(card), Some(compose)) = (card, &mut self.compose) {
+                    compose.add_ecard(&card);
+                    self.picker_open = false;
+                    self.autosave();
+                }
+            }
+            UiEvent::ComposeClosePicker => self.picker_open = false,
+            UiEvent::ComposeRemoveAttachment(index) => {
+                if let Some(compose) = &mut self.compose {
+                    compose.remove_attachment(index);
+                    self.autosave();
+                }
+            }
+            UiEvent::ComposeSend => {
+                if let Some(compose) = &self.compose {
+                    let request = TabletRequest::SendMessage { draft: compose.draft_id(), compose: compose.to_compose() };
+                    self.send(Purpose::SendMessage, request);
+                }
+            }
+            UiEvent::ComposeSave => self.save_draft(),
+            UiEvent::StampsSelectContact(row) => {
+                self.stamps_contact =
+                    self.data.stamp_balances.as_ref().and_then(|b| b.contacts.get(row)).map(|c| c.contact);
+                self.confirm = None;
+                self.purchase_result = None;
+            }
+            UiEvent::StampsBuy(index) => {
+                let package = self.data.shop.as_ref().and_then(|s| s.packages.get(index)).map(|p| p.id);
+                self.confirm = match (package, self.stamps_vm()) {
+                    (Some(package), Some(vm)) => vm.confirm(package),
+                    _ => None,
+                };
+                self.purchase_result = None;
+            }
+            UiEvent::StampsConfirm => {
+                if let Some(confirm) = self.confirm.take() {
+                    let contact_name = self.contact_name(confirm.contact);
+                    self.send(
+                        Purpose::BuyStamps { contact_name },
+                        TabletRequest::BuyStamps { contact: confirm.contact, package: confirm.package },
+                    );
+                }
+            }
+            UiEvent::StampsCancel => self.confirm = None,
+            UiEvent::ChooseLanguage(lang) => {
+                self.settings.lang = lang;
+                if let Some(compose) = &mut self.compose {
+                    compose.set_lang(lang);
+                }
+            }
+            UiEvent::ToggleLargeText => self.settings.toggle_large_text(),
+        }
+    }
+
+    fn navigate(&mut self, screen: Screen) {
+        if self.data.session.is_none() && screen != Screen::Login {
+            return;
+        }
+        // A live call keeps the call screen until it is over.
+        if self.call.as_ref().is_some_and(|c| !c.is_over()) && screen != Screen::Call {
+            return;
+        }
+        self.screen = screen;
+        match screen {
+            Screen::Home => {
+                self.send(Purpose::Balances, TabletRequest::Balances);
+                self.send(Purpose::Hours, TabletRequest::Hours);
+                self.send(Purpose::UnreadCount, TabletRequest::Mailbox { folder: Folder::Inbox });
+            }
+            Screen::Contacts => {
+                self.send(Purpose::Contacts, TabletRequest::Contacts);
+                self.send(Purpose::StampBalance, TabletRequest::StampBalance);
+            }
+            Screen::Mailbox => {
+                let folder = self.folder;
+                self.send(Purpose::Mailbox(folder), TabletRequest::Mailbox { folder });
+            }
+            Screen::Stamps => {
+                self.confirm = None;
+                self.purchase_result = None;
+                self.send(Purpose::StampShop, TabletRequest::StampPackages);
+                self.send(Purpose::StampBalance, TabletRequest::StampBalance);
+            }
+            Screen::Compose => {
+                if self.data.ecards.is_empty() {
+                    self.send(Purpose::ECards, TabletRequest::ECards);
+                }
+            }
+            Screen::Login | Screen::Call | Screen::Message | Screen::Settings => {}
+        }
+    }
+
+    fn back_to_login(&mut self, notice: Option<String>) {
+        let settings = self.settings;
+        let (now, now_ms, next_id, pending, outgoing) = (
+            self.now,
+            self.now_ms,
+            self.next_id,
+            std::mem::take(&mut self.pending),
+            std::mem::take(&mut self.outgoing),
+        );
+        *self = Kiosk::new(settings, now, now_ms);
+        // Requests already sent (e.g. the logout) still get answered; keep
+        // counting ids so an old answer is never taken for a new request.
+        self.next_id = next_id;
+        self.pending = pending.into_iter().filter(|(_, p)| *p == Purpose::Logout).collect();
+        self.outgoing = outgoing.into_iter().filter(|o| o.request == TabletRequest::Logout).collect();
+        self.login_notice = notice;
+    }
+
+    fn contact_action(&mut self, row: usize, action: ContactAction) {
+        let Some(contact) = self.data.contacts.as_ref().and_then(|c| c.contacts.get(row)).cloned() else {
+            return;
+        };
+        match action {
+            ContactAction::VoiceCall | ContactAction::VideoCall => {
+                let kind = if action == ContactAction::VideoCall { CallKind::Video } else { CallKind::Voice };
+                self.call = Some(CallVm::placing(contact.name.clone(), kind));
+                self.screen = Screen::Call;
+                self.send(Purpose::StartCall, TabletRequest::StartCall { contact: contact.id, kind, number: None });
+            }
+            ContactAction::Message => {
+                let stamps = self.stamps_for(contact.id);
+                self.compose = Some(
+                    ComposeVm::new(contact.id, contact.name.clone(), stamps, self.lang()).with_catalog(&self.data.ecards),
+                );
+                self.compose_dirty = false;
+                self.picker_open = false;
+                self.navigate(Screen::Compose);
+            }
+        }
+    }
+
+    fn message_action(&mut self, index: usize) {
+        let Some(message) = self.data.message.clone() else { return };
+        let Some(vm) = self.message_vm() else { return };
+        let Some(action) = vm.actions.get(index).map(|a| a.action) else { return };
+        let stamps = self.stamps_for(message.contact);
+        match action {
+            MessageAction::Reply => {
+                self.compose = Some(ComposeVm::reply_to(&message, stamps, self.lang()).with_catalog(&self.data.ecards));
+                self.compose_dirty = false;
+                self.navigate(Screen::Compose);
+            }
+            MessageAction::EditDraft => {
+                self.compose = Some(ComposeVm::edit_draft(&message, stamps, &self.data.ecards, self.lang()));
+                self.compose_dirty = false;
+                self.navigate(Screen::Compose);
+            }
+            MessageAction::DeleteDraft => self.send(Purpose::DeleteDraft, TabletRequest::DeleteDraft { id: message.id }),
+            MessageAction::HideSent => self.send(Purpose::HideSent, TabletRequest::HideSent { id: message.id }),
+        }
+    }
+
+    /// Every edit is offered to the edge as the draft, so a message begun is
+    /// kept, and a refused edit (too long, too many attachments) is rolled
+    /// back to the last one the edge took.
+    fn autosave(&mut self) {
+        self.compose_dirty = true;
+        if !self.save_in_flight {
+            self.save_draft();
+        }
+    }
+
+    fn save_draft(&mut self) {
+        let Some(compose) = &self.compose else { return };
+        let content = compose.to_compose();
+        let empty = content.subject.is_empty() && content.body.is_empty() && content.attachments.is_empty();
+        if empty && compose.draft_id().is_none() {
+            self.compose_dirty = false;
+            return;
+        }
+        let request = TabletRequest::SaveDraft { draft: compose.draft_id(), compose: content };
+        self.compose_dirty = false;
+        self.save_in_flight = true;
+        self.send(Purpose::SaveDraft, request);
+    }
+
+    fn stamps_for(&self, contact: ContactId) -> u32 {
+        self.data
+            .stamp_balances
+            .as_ref()
+            .and_then(|b| b.contacts.iter().find(|c| c.contact == contact))
+            .map_or(0, |c| c.available)
+    }
+
+    fn contact_name(&self, contact: ContactId) -> String {
+        let from_stamps =
+            self.data.stamp_balances.as_ref().and_then(|b| b.contacts.iter().find(|c| c.contact == contact));
+        from_stamps.map(|c| c.name.clone()).unwrap_or_default()
+    }
+
+    fn picker_cards(&self) -> Vec<ECardRecord> {
+        ECardPickerVm::new(&self.data.ecards, self.lang())
+            .groups
+            .iter()
+            .flat_map(|g| g.cards.iter())
+            .filter_map(|choice| self.data.ecards.iter().find(|c| c.id == choice.id).cloned())
+            .collect()
+    }
+
+    fn note_freshness(&mut self, freshness: Freshness) {
+        self.data.freshness = Some(freshness);
+    }
+
+    /// A pushed event from the edge.
+    pub fn event(&mut self, event: ServerEvent) {
+        match event {
+            ServerEvent::SessionEnded { reason } => {
+                if self.data.session.is_some() {
+                    let notice = nav::session_ended(reason, self.lang());
+                    self.back_to_login(Some(notice));
+                }
+            }
+            ServerEvent::LockdownChanged { active } => self.data.lockdown = active,
+            ServerEvent::MailChanged { unread, .. } => {
+                self.data.unread = unread;
+                if self.screen == Screen::Mailbox {
+                    let folder = self.folder;
+                    self.send(Purpose::Mailbox(folder), TabletRequest::Mailbox { folder });
+                }
+            }
+            ServerEvent::Call(update) => self.call_update(&update),
+        }
+    }
+
+    fn call_update(&mut self, update: &CallUpdate) {
+        if let Some(call) = &mut self.call {
+            call.apply_update(update, self.now_ms);
+        }
+    }
+
+    /// The edge answered request `id`.
+    pub fn reply(&mut self, id: u64, reply: EdgeReply) {
+        let Some(purpose) = self.pending.remove(&id) else { return };
+        if purpose == Purpose::SaveDraft {
+            self.save_in_flight = false;
+        }
+        match reply {
+            EdgeReply::Answer(response) => self.answer(purpose, response),
+            EdgeReply::Refused(error) => self.refused(purpose, error),
+            EdgeReply::Unreachable => self.unreachable(purpose),
+        }
+        // Edits made while a save was under way go out now.
+        if self.compose_dirty && !self.save_in_flight {
+            self.save_draft();
+        }
+    }
+
+    fn answer(&mut self, purpose: Purpose, response: TabletResponse) {
+        match (purpose, response) {
+            (Purpose::Login, response @ TabletResponse::LoggedIn(_)) => {
+                self.login.apply_response(&response, self.now);
+                if let TabletResponse::LoggedIn(info) = response {
+                    self.data.session = Some(info);
+                }
+                self.send(Purpose::Contacts, TabletRequest::Contacts);
+                self.send(Purpose::ECards, TabletRequest::ECards);
+                self.send(Purpose::StampBalance, TabletRequest::StampBalance);
+                self.navigate(Screen::Home);
+            }
+            (Purpose::Logout, _) => {}
+            (Purpose::Balances, TabletResponse::Balances(view)) => {
+                self.note_freshness(view.freshness);
+                self.data.balances = Some(view);
+            }
+            (Purpose::Hours, TabletResponse::Hours(view)) => {
+                self.data.lockdown = view.lockdown.clone();
+                self.data.hours = Some(view);
+            }
+            (Purpose::Contacts, TabletResponse::Contacts(list)) => {
+                self.note_freshness(list.freshness);
+                self.data.contacts = Some(list);
+            }
+            (Purpose::UnreadCount, TabletResponse::Mailbox(view)) => self.data.unread = view.unread,
+            (Purpose::Mailbox(folder), TabletResponse::Mailbox(view)) => {
+                self.data.unread = view.unread;
+                if folder == self.folder {
+                    self.data.mailbox = Some(view);
+                }
+            }
+            (Purpose::ReadMessage, TabletResponse::Message(view)) => {
+                self.playback = view.attachments.iter().find_map(|a| match a {
+                    proto::messaging::Attachment::VideoGram { duration_secs, .. } => {
+                        Some(VideoGramPlayback::new(u32::from(*duration_secs)))
+                    }
+                    _ => None,
+                });
+                self.playback_started_ms = None;
+                self.data.message = Some(view);
+                self.screen = Screen::Message;
+                self.send(Purpose::UnreadCount, TabletRequest::Mailbox { folder: Folder::Inbox });
+            }
+            (Purpose::ECards, TabletResponse::ECards(cards)) => {
+                if let Some(compose) = self.compose.take() {
+                    self.compose = Some(compose.with_catalog(&cards));
+                }
+                self.data.ecards = cards;
+            }
+            (Purpose::StampShop, TabletResponse::StampPackages(shop)) => {
+                self.note_freshness(shop.freshness);
+                self.data.shop = Some(shop);
+            }
+            (Purpose::StampBalance, TabletResponse::Stamps(balances)) => {
+                if let Some(compose) = &mut self.compose {
+                    let contact = compose.contact();
+                    if let Some(c) = balances.contacts.iter().find(|c| c.contact == contact) {
+                        compose.set_stamps(c.available);
+                    }
+                }
+                if self.stamps_contact.is_none() {
+                    self.stamps_contact = balances.contacts.first().map(|c| c.contact);
+                }
+                self.data.stamp_balances = Some(balances);
+            }
+            (Purpose::StartCall, response) | (Purpose::HangUp, response) => {
+                if let Some(call) = &mut self.call {
+                    call.apply_response(&response);
+                }
+            }
+            (Purpose::SaveDraft, TabletResponse::DraftSaved { id }) => {
+                if let Some(compose) = &mut self.compose {
+                    compose.apply_saved(id);
+                }
+            }
+            (Purpose::SendMessage, TabletResponse::MessageQueued(view)) => {
+                if let Some(compose) = &mut self.compose {
+                    compose.apply_queued(&view);
+                }
+                self.send(Purpose::StampBalance, TabletRequest::StampBalance);
+            }
+            (Purpose::DeleteDraft, TabletResponse::DraftDeleted { .. })
+            | (Purpose::HideSent, TabletResponse::SentHidden { .. }) => {
+                self.data.message = None;
+                self.navigate(Screen::Mailbox);
+            }
+            (Purpose::BuyStamps { contact_name }, TabletResponse::StampsBought(purchase)) => {
+                self.purchase_result = Some(PurchaseResult::from_purchase(&purchase, &contact_name, self.lang()));
+                self.send(Purpose::StampBalance, TabletRequest::StampBalance);
+                self.send(Purpose::StampShop, TabletRequest::StampPackages);
+            }
+            (purpose, response) => {
+                tracing::warn!(?purpose, ?response, "the edge answered a request with an unexpected response");
+            }
+        }
+    }
+
+    fn refused(&mut self, purpose: Purpose, error: ApiError) {
+        match (&purpose, &error) {
+            (_, ApiError::NotLoggedIn) | (_, ApiError::SessionEnded { .. }) if purpose != Purpose::Login => {
+                if self.data.session.is_some() {
+                    let notice = match &error {
+                        ApiError::SessionEnded { reason } => nav::session_ended(*reason, self.lang()),
+                        _ => nav::session_ended(proto::tablet::SessionEndReason::DeviceDisconnected, self.lang()),
+                    };
+                    self.back_to_login(Some(notice));
+                }
+            }
+            (Purpose::Login, _) => self.login.apply_error(&error, self.now),
+            (Purpose::StartCall, _) | (Purpose::HangUp, _) => {
+                if let Some(call) = &mut self.call {
+                    call.apply_error(&error);
+                }
+            }
+            (Purpose::SaveDraft | Purpose::SendMessage, ApiError::Messaging(err)) => {
+                if let Some(compose) = &mut self.compose {
+                    compose.apply_edge_error(err);
+                }
+            }
+            (Purpose::BuyStamps { .. }, ApiError::Messaging(err)) => {
+                self.purchase_result = Some(PurchaseResult::from_error(err, self.lang()));
+            }
+            (Purpose::SaveDraft | Purpose::SendMessage | Purpose::BuyStamps { .. }, _) => {
+                let err = MessagingError::NotAllowed(match error {
+                    ApiError::Unavailable { reason } => reason,
+                    other => proto::tablet::DenyReason::FacilityMisconfigured { detail: other.to_string() },
+                });
+                if let Some(compose) = &mut self.compose {
+                    compose.apply_edge_error(&err);
+                }
+            }
+            _ => tracing::warn!(?purpose, %error, "the edge refused a request"),
+        }
+    }
+
+    fn unreachable(&mut self, purpose: Purpose) {
+        match purpose {
+            Purpose::Login => self.login.connection_failed(self.now),
+            Purpose::StartCall | Purpose::HangUp => {
+                if let Some(call) = &mut self.call {
+                    call.connection_failed();
+                }
+            }
+            _ => self.login_notice = Some(nav::edge_unreachable(self.lang())),
+        }
+    }
+
+    // ---- what the screens show -------------------------------------------------
+
+    pub fn nav(&self) -> NavVm {
+        let name = self.data.session.as_ref().map_or("", |s| s.name.as_str());
+        NavVm::new(name, self.data.unread, self.lang())
+    }
+
+    pub fn login_view(&self) -> crate::vm::login::LoginView {
+        let mut view = self.login.view(self.lang());
+        if view.message.is_empty() {
+            if let Some(notice) = &self.login_notice {
+                view.message = notice.clone();
+                view.message_tone = Tone::Warning;
+            }
+        }
+        view
+    }
+
+    /// The offline banner, when the edge says central is unreachable.
+    pub fn offline_banner(&self) -> Option<String> {
+        self.data.freshness.as_ref().and_then(|f| common::offline_banner(f, self.lang()))
+    }
+
+    pub fn lockdown_banner(&self) -> Option<String> {
+        self.data.lockdown.as_ref().map(|scope| common::lockdown_banner(scope, self.lang()))
+    }
+
+    /// `None` until the edge has answered everything home needs.
+    pub fn home(&self) -> Option<HomeVm> {
+        let d = &self.data;
+        let (session, balances, hours) = (d.session.as_ref()?, d.balances.as_ref()?, d.hours.as_ref()?);
+        let contacts = d.contacts.as_ref().map_or(&[][..], |c| &c.contacts[..]);
+        let input = HomeInput {
+            session,
+            balances,
+            hours,
+            contacts,
+            unread: d.unread,
+            lockdown: d.lockdown.as_ref(),
+            now: self.now,
+        };
+        Some(HomeVm::new(&input, self.lang()))
+    }
+
+    pub fn contacts(&self) -> Option<ContactsVm> {
+        self.data.contacts.as_ref().map(|list| ContactsVm::new(list, self.lang()))
+    }
+
+    pub fn call(&self) -> Option<&CallVm> {
+        self.call.as_ref()
+    }
+
+    fn time_zone(&self) -> TimeZone {
+        self.data.hours.as_ref().and_then(|h| TimeZone::get(&h.time_zone).ok()).unwrap_or(TimeZone::UTC)
+    }
+
+    pub fn mailbox(&self) -> Option<MailboxVm> {
+        self.data.mailbox.as_ref().map(|m| MailboxVm::new(m, self.now, &self.time_zone(), self.lang()))
+    }
+
+    pub fn message_vm(&self) -> Option<MessageVm> {
+        self.data.message.as_ref().map(|m| MessageVm::new(m, &self.data.ecards, &self.time_zone(), self.lang()))
+    }
+
+    /// The open VideoGram's playback, if the message has one.
+    pub fn playback(&self) -> Option<&VideoGramPlayback> {
+        self.playback.as_ref()
+    }
+
+    pub fn compose(&self) -> Option<&ComposeVm> {
+        self.compose.as_ref()
+    }
+
+    pub fn picker(&self) -> Option<ECardPickerVm> {
+        self.picker_open.then(|| ECardPickerVm::new(&self.data.ecards, self.lang()))
+    }
+
+    pub fn stamps_vm(&self) -> Option<StampsVm> {
+        let (shop, balances) = (self.data.shop.as_ref()?, self.data.stamp_balances.as_ref()?);
+        Some(StampsVm::new(shop, balances, self.stamps_contact, self.lang()))
+    }
+
+    pub fn confirm(&self) -> Option<&ConfirmPurchase> {
+        self.confirm.as_ref()
+    }
+
+    pub fn purchase_result(&self) -> Option<&PurchaseResult> {
+        self.purchase_result.as_ref()
+    }
+
+    pub fn settings_vm(&self) -> SettingsVm {
+        SettingsVm::new(self.settings)
+    }
+
+    /// The open message is a draft still held by the edge (for tests and the UI).
+    pub fn message_is_draft(&self) -> bool {
+        self.data.message.as_ref().is_some_and(|m| m.state == MessageState::Draft)
+    }
+
+    /// Whether the open message has a VideoGram to play.
+    pub fn message_has_videogram(&self) -> bool {
+        self.message_vm().is_some_and(|m| m.attachments.iter().any(|a| a.kind == AttachmentKind::VideoGram))
+    }
+}

@@ -1,0 +1,222 @@
+//! The kiosk as it runs on a tablet or a developer's desktop: the Slint
+//! event loop on the main thread, the edge connection on a tokio thread.
+//!
+//! Slint picks its backend from `SLINT_BACKEND`: `winit` for a desktop
+//! window, `linuxkms-software` on tablets (no compositor, no GPU). Under
+//! systemd the shell reports ready after its first frame and pets the
+//! watchdog from the UI thread, so a hung UI is restarted.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use proto::tablet::{ServerEvent, TabletRequest};
+use tokio::sync::mpsc;
+
+use slint::ComponentHandle;
+
+use super::{render, wire, AppWindow};
+use crate::kiosk::{EdgeReply, Kiosk, Outgoing, UiEvent};
+use crate::vm::settings::Settings;
+use crate::EdgeClient;
+
+/// How often timers (call clock, lockout countdown) are refreshed.
+const TICK: Duration = Duration::from_millis(200);
+/// Wait between attempts to reach the edge.
+const RECONNECT: Duration = Duration::from_secs(2);
+
+/// What the shell needs to start.
+#[derive(Debug, Clone)]
+pub struct KioskOptions {
+    pub edge: SocketAddr,
+    pub bundle: net::Bundle,
+    pub server_name: String,
+    pub settings: Settings,
+}
+
+/// What the network thread hands to the UI thread.
+enum Inbound {
+    Reply(u64, EdgeReply),
+    Event(ServerEvent),
+}
+
+thread_local! {
+    /// The UI thread's handler for [`Inbound`] messages; set by [`run`].
+    static INBOX: RefCell<Option<Box<dyn Fn()>>> = const { RefCell::new(None) };
+}
+
+/// Runs the kiosk until its window is closed.
+pub fn run(options: KioskOptions) -> anyhow::Result<()> {
+    let window = AppWindow::new()?;
+    let started = Instant::now();
+    let kiosk = Rc::new(RefCell::new(Kiosk::new(options.settings, Timestamp::now(), 0)));
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Outgoing>();
+    let (in_tx, in_rx) = std::sync::mpsc::channel::<Inbound>();
+
+    let flush = {
+        let kiosk = kiosk.clone();
+        let window = window.as_weak();
+        let out_tx = out_tx.clone();
+        Rc::new(move || {
+            for out in kiosk.borrow_mut().take_outgoing() {
+                if out_tx.send(out).is_err() {
+                    tracing::error!("the edge connection thread has stopped");
+                }
+            }
+            if let Some(window) = window.upgrade() {
+                render(&kiosk.borrow(), &window);
+            }
+        })
+    };
+    {
+        let kiosk_for_sink = kiosk.clone();
+        let flush = flush.clone();
+        wire(
+            &window,
+            &kiosk,
+            Rc::new(move |event: UiEvent| {
+                kiosk_for_sink.borrow_mut().ui(event);
+                flush();
+            }),
+        );
+    }
+    {
+        let kiosk = kiosk.clone();
+        let flush = flush.clone();
+        INBOX.with(|inbox| {
+            *inbox.borrow_mut() = Some(Box::new(move || {
+                for inbound in in_rx.try_iter() {
+                    match inbound {
+                        Inbound::Reply(id, reply) => kiosk.borrow_mut().reply(id, reply),
+                        Inbound::Event(event) => kiosk.borrow_mut().event(event),
+                    }
+                }
+                flush();
+            }));
+        });
+    }
+
+    let network = std::thread::Builder::new().name("edge-link".into()).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime.block_on(edge_link(options, out_rx, in_tx)),
+            Err(e) => tracing::error!(error = %e, "cannot start the edge connection thread"),
+        }
+    })?;
+
+    let ticker = slint::Timer::default();
+    {
+        let kiosk = kiosk.clone();
+        let flush = flush.clone();
+        let mut watchdog_usec = 0;
+        let watchdog = sd_notify::watchdog_enabled(false, &mut watchdog_usec);
+        let mut ready_sent = false;
+        ticker.start(slint::TimerMode::Repeated, TICK, move || {
+            let now_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            kiosk.borrow_mut().tick(Timestamp::now(), now_ms);
+            flush();
+            if !ready_sent {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+                ready_sent = true;
+            }
+            if watchdog {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+    flush();
+    window.run()?;
+    drop(out_tx);
+    drop(flush);
+    if network.join().is_err() {
+        tracing::error!("the edge connection thread panicked");
+    }
+    Ok(())
+}
+
+fn deliver(in_tx: &std::sync::mpsc::Sender<Inbound>, inbound: Inbound) {
+    if in_tx.send(inbound).is_ok() {
+        let posted = slint::invoke_from_event_loop(|| {
+            INBOX.with(|inbox| {
+                if let Some(handler) = inbox.borrow().as_ref() {
+                    handler();
+                }
+            })
+        });
+        if let Err(e) = posted {
+            tracing::debug!(error = %e, "the UI has stopped");
+        }
+    }
+}
+
+/// Keeps a connection to the edge, sends the kiosk's requests on it and
+/// hands back answers and pushed events. Requests made while the edge is
+/// unreachable are answered `Unreachable` at once, so no screen waits.
+async fn edge_link(
+    options: KioskOptions,
+    mut requests: mpsc::UnboundedReceiver<Outgoing>,
+    in_tx: std::sync::mpsc::Sender<Inbound>,
+) {
+    loop {
+        let client = match EdgeClient::connect(options.edge, &options.bundle, &options.server_name).await {
+            Ok(client) => Arc::new(client),
+            Err(error) => {
+                tracing::warn!(%error, edge = %options.edge, "cannot reach the edge; retrying");
+                let deadline = tokio::time::sleep(RECONNECT);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        _ = &mut deadline => break,
+                        request = requests.recv() => match request {
+                            Some(out) => deliver(&in_tx, Inbound::Reply(out.id, EdgeReply::Unreachable)),
+                            None => return,
+                        },
+                    }
+                }
+                continue;
+            }
+        };
+        tracing::info!(edge = %options.edge, "connected to the edge");
+        let events = {
+            let client = client.clone();
+            let in_tx = in_tx.clone();
+            tokio::spawn(async move {
+                while let Ok(event) = client.next_event().await {
+                    deliver(&in_tx, Inbound::Event(event));
+                }
+            })
+        };
+        loop {
+            tokio::select! {
+                request = requests.recv() => match request {
+                    Some(out) => {
+                        let client = client.clone();
+                        let in_tx = in_tx.clone();
+                        tokio::spawn(async move {
+                            let reply = client.request(&out.request).await.into();
+                            deliver(&in_tx, Inbound::Reply(out.id, reply));
+                        });
+                    }
+                    None => {
+                        // The window closed: say goodbye so the edge ends the session now.
+                        let _ = client.request(&TabletRequest::Logout).await;
+                        events.abort();
+                        return;
+                    }
+                },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    if client.is_closed() {
+                        tracing::warn!("lost the connection to the edge; reconnecting");
+                        deliver(&in_tx, Inbound::Event(ServerEvent::SessionEnded {
+                            reason: proto::tablet::SessionEndReason::DeviceDisconnected,
+                        }));
+                        break;
+                    }
+                }
+            }
+        }
+        events.abort();
+    }
+}
