@@ -25,7 +25,7 @@ mod generated {
     slint::include_modules!();
 }
 
-pub use generated::AppWindow;
+pub use generated::{AppWindow, Tone as UiTone};
 use generated as g;
 
 fn s(text: impl AsRef<str>) -> SharedString {

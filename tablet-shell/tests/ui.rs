@@ -1,0 +1,216 @@
+//! The kiosk's window under Slint's testing backend, against the canned
+//! edge: touches go through the real elements (found by their accessible
+//! labels), time is passed in by the test.
+
+mod support;
+
+use std::time::Duration;
+
+use proto::call::{CallEndReason, CallState};
+use proto::tablet::ApiError;
+use support::{call_update, element, labels, log_in, now, press, CannedEdge};
+use tablet_shell::kiosk::{ContactAction, Screen, UiEvent};
+use tablet_shell::ui::driver::Driver;
+use tablet_shell::vm::settings::Settings;
+use tablet_shell::vm::Lang;
+
+fn driver(edge: CannedEdge, settings: Settings) -> Driver<CannedEdge> {
+    i_slint_backend_testing::init_no_event_loop();
+    Driver::new(edge, settings, now()).expect("the window opens")
+}
+
+fn advance(driver: &mut Driver<CannedEdge>, by: Duration) {
+    i_slint_backend_testing::mock_elapsed_time(by);
+    driver.advance(by);
+}
+
+#[test]
+fn call_timer_turns_red_at_t_minus_60_and_the_call_ends_at_t() {
+    let mut edge = CannedEdge::default();
+    edge.call = Some(proto::tablet::TabletResponse::CallStarted {
+        call_id: 77,
+        max_duration_secs: 300,
+        warn_at_secs: 240,
+        media: None,
+    });
+    let mut d = driver(edge, Settings::default());
+    log_in(&mut d, "1234");
+    press(&mut d, "Contacts");
+    press(&mut d, "Call Maria Alvarez");
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Call);
+    assert!(matches!(d.edge.requests.last(), Some(proto::tablet::TabletRequest::StartCall { .. })));
+
+    d.edge.events.push(call_update(CallState::Ringing));
+    d.pump();
+    assert_eq!(d.window.get_call().status_text, "Ringing…");
+    d.edge.events.push(call_update(CallState::Connected { limit_secs: 300 }));
+    d.pump();
+
+    advance(&mut d, Duration::from_secs(239));
+    let call = d.window.get_call();
+    assert_eq!(call.timer_text, "3:59");
+    assert_eq!(call.remaining_text, "1:01");
+    assert_eq!(call.timer_tone, tablet_shell::ui::UiTone::Normal);
+    assert!(call.warning_text.is_empty());
+    assert!(!labels(&d).iter().any(|l| l == "1 minute left"), "no warning before T-60");
+
+    advance(&mut d, Duration::from_secs(1));
+    let call = d.window.get_call();
+    assert_eq!(call.timer_text, "4:00");
+    assert_eq!(call.timer_tone, tablet_shell::ui::UiTone::Alert, "red at T-60");
+    assert_eq!(call.warning_text, "1 minute left", "the colour is never alone");
+    element(&d, "1 minute left");
+
+    // The edge is the clock: the shell shows the end when the edge cuts.
+    advance(&mut d, Duration::from_secs(60));
+    assert!(!d.window.get_call().is_over, "the tablet never ends a call by itself");
+    d.edge.events.push(call_update(CallState::Ended { reason: CallEndReason::TimeLimit }));
+    d.pump();
+    let call = d.window.get_call();
+    assert!(call.is_over);
+    assert_eq!(call.timer_text, "5:00");
+    element(&d, &call.end_text);
+    assert!(call.end_text.contains("time limit"), "{}", call.end_text);
+    press(&mut d, "Close");
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Contacts);
+}
+
+#[test]
+fn unanswered_call_reads_did_not_answer_and_hang_up_ends_a_call() {
+    let mut d = driver(CannedEdge::default(), Settings::default());
+    log_in(&mut d, "1234");
+    d.ui(UiEvent::Navigate(Screen::Contacts));
+    d.ui(UiEvent::ContactAction { row: 0, action: ContactAction::VideoCall });
+    d.edge.events.push(call_update(CallState::Ended { reason: CallEndReason::DidNotAnswer }));
+    d.pump();
+    let end = d.window.get_call().end_text.to_string();
+    assert!(end.contains("did not answer") && !end.contains("declin"), "{end}");
+
+    press(&mut d, "Close");
+    d.edge.call = Some(proto::tablet::TabletResponse::CallStarted {
+        call_id: 77,
+        max_duration_secs: 900,
+        warn_at_secs: 840,
+        media: None,
+    });
+    press(&mut d, "Call Maria Alvarez");
+    d.edge.events.push(call_update(CallState::Connected { limit_secs: 900 }));
+    d.pump();
+    press(&mut d, "Hang up the call with Maria Alvarez");
+    assert!(d.edge.requests.iter().any(|r| matches!(r, proto::tablet::TabletRequest::HangUp { call_id: 77 })));
+    assert!(d.window.get_call().is_over);
+}
+
+#[test]
+fn login_lockout_disables_the_keypad_until_it_ends() {
+    let mut edge = CannedEdge::default();
+    let until = now() + jiff::SignedDuration::from_mins(15);
+    edge.login_refusals = vec![ApiError::BadCredentials { remaining_attempts: 1 }, ApiError::LockedOut { until }];
+    let mut d = driver(edge, Settings::default());
+
+    log_in(&mut d, "9999");
+    assert_eq!(d.window.get_login().message, "Wrong ID or PIN. 1 attempt left.");
+    element(&d, "Wrong ID or PIN. 1 attempt left.");
+    for digit in "9999".chars() {
+        press(&mut d, &format!("Digit {digit}"));
+    }
+    press(&mut d, "Log in");
+    let message = d.window.get_login().message.to_string();
+    assert_eq!(message, "This ID is locked. Try again in 15 minutes.");
+    assert_eq!(element(&d, "Digit 1").accessible_enabled(), Some(false), "keypad off while locked");
+
+    advance(&mut d, Duration::from_secs(14 * 60));
+    assert_eq!(d.window.get_login().message, "This ID is locked. Try again in 1 minute.");
+    assert_eq!(element(&d, "Digit 1").accessible_enabled(), Some(false));
+    advance(&mut d, Duration::from_secs(60));
+    assert_eq!(element(&d, "Digit 1").accessible_enabled(), Some(true), "keypad back after the lockout");
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Login);
+}
+
+#[test]
+fn every_screen_speaks_spanish() {
+    let mut d = driver(CannedEdge::default(), Settings { lang: Lang::Spanish, large_text: false });
+    assert_eq!(d.window.get_login().title, "Iniciar sesión");
+    element(&d, "Dígito 1");
+    d.edge.login_refusals.clear();
+    d.ui(UiEvent::LoginSelectField(tablet_shell::vm::login::Field::ResidentId));
+    for digit in [1, 0, 0, 1] {
+        d.ui(UiEvent::LoginDigit(digit));
+    }
+    d.ui(UiEvent::LoginSubmit);
+    for digit in [1, 2, 3, 4] {
+        d.ui(UiEvent::LoginDigit(digit));
+    }
+    d.ui(UiEvent::LoginSubmit);
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Home);
+    let nav = d.window.get_nav();
+    assert_eq!((nav.home.as_str(), nav.contacts.as_str(), nav.logout.as_str()), ("Inicio", "Contactos", "Salir"));
+    assert!(d.window.get_home().greeting.contains("Andre Martin"));
+    assert_eq!(d.window.get_home().debit_label, "Su cuenta");
+
+    let checks: [(Screen, Box<dyn Fn(&Driver<CannedEdge>) -> String>); 5] = [
+        (Screen::Contacts, Box::new(|d| d.window.get_contacts().title.to_string())),
+        (Screen::Mailbox, Box::new(|d| d.window.get_mailbox().title.to_string())),
+        (Screen::Stamps, Box::new(|d| d.window.get_stamps().title.to_string())),
+        (Screen::Settings, Box::new(|d| d.window.get_settings().title.to_string())),
+        (Screen::Home, Box::new(|d| d.window.get_home().hours_title.to_string())),
+    ];
+    for (screen, title) in checks {
+        d.ui(UiEvent::Navigate(screen));
+        let english = Settings { lang: Lang::English, large_text: false };
+        let spanish_title = title(&d);
+        d.ui(UiEvent::ChooseLanguage(english.lang));
+        let english_title = title(&d);
+        d.ui(UiEvent::ChooseLanguage(Lang::Spanish));
+        assert_ne!(spanish_title, english_title, "{screen:?} has the same title in both languages");
+        assert!(!spanish_title.is_empty());
+    }
+    d.ui(UiEvent::Navigate(Screen::Mailbox));
+    d.ui(UiEvent::OpenMessage(0));
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Message);
+    assert_eq!(d.window.get_nav().home, "Inicio");
+    assert!(d.window.get_message().attachments_title.len() > 1);
+    d.ui(UiEvent::Navigate(Screen::Contacts));
+    d.ui(UiEvent::ContactAction { row: 0, action: ContactAction::Message });
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Compose);
+    let compose = d.window.get_compose();
+    assert!(compose.counter.contains("Quedan") || compose.counter.contains("quedan"), "{}", compose.counter);
+    d.ui(UiEvent::Navigate(Screen::Contacts));
+    d.ui(UiEvent::ContactAction { row: 0, action: ContactAction::VoiceCall });
+    assert_eq!(d.window.get_call().hang_up_label, "Colgar");
+}
+
+#[test]
+fn offline_and_lockdown_banners_are_words_not_only_colour() {
+    let mut edge = CannedEdge::default();
+    edge.offline = true;
+    edge.lockdown = Some(proto::domain::LockdownScope::Facility);
+    let mut d = driver(edge, Settings::default());
+    log_in(&mut d, "1234");
+    let offline = d.window.get_offline();
+    assert!(offline.visible);
+    assert!(offline.text.contains("12 minutes"), "{}", offline.text);
+    element(&d, &offline.text);
+    let lockdown = d.window.get_lockdown();
+    assert!(lockdown.visible && !lockdown.text.is_empty());
+    element(&d, &lockdown.text);
+}
+
+#[test]
+fn stamps_purchase_asks_for_confirmation_first() {
+    let mut d = driver(CannedEdge::default(), Settings::default());
+    log_in(&mut d, "1234");
+    press(&mut d, "Stamps");
+    let before = d.edge.requests.len();
+    d.ui(UiEvent::StampsBuy(1));
+    assert_eq!(d.edge.requests.len(), before, "nothing is bought before the confirmation");
+    let stamps = d.window.get_stamps();
+    assert!(stamps.confirm_open);
+    assert!(stamps.confirm_text.contains("5 stamps") && stamps.confirm_text.contains("$2.25"), "{}", stamps.confirm_text);
+    element(&d, &stamps.confirm_text);
+    press(&mut d, stamps.confirm_label.as_str());
+    assert!(d.edge.requests.iter().any(|r| matches!(r, proto::tablet::TabletRequest::BuyStamps { .. })));
+    let stamps = d.window.get_stamps();
+    assert!(!stamps.confirm_open);
+    assert!(stamps.result.visible && !stamps.result.text.is_empty());
+}
