@@ -110,3 +110,36 @@ impl Picture {
         differing as f64 / pixels as f64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(width: u32, height: u32, shade: u8) -> Picture {
+        Picture { width, height, rgb: vec![shade; (width * height * 3) as usize] }
+    }
+
+    #[test]
+    fn difference_counts_pixels_beyond_the_channel_threshold() {
+        let a = flat(10, 10, 100);
+        assert_eq!(a.difference(&a, 0), 0.0);
+        let mut b = a.clone();
+        b.rgb[0] = 130;
+        assert_eq!(a.difference(&b, 24), 0.01, "one pixel of 100, off by 30");
+        assert_eq!(a.difference(&b, 40), 0.0, "within the threshold");
+        assert_eq!(a.difference(&flat(10, 11, 100), 0), 1.0, "sizes differ");
+    }
+
+    #[test]
+    fn png_round_trips_and_garbage_is_a_typed_error() {
+        let dir = std::env::temp_dir().join(format!("kiosk-png-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let picture = Picture { width: 2, height: 1, rgb: vec![1, 2, 3, 250, 251, 252] };
+        let path = dir.join("p.png");
+        picture.save_png(&path).expect("saved");
+        assert_eq!(Picture::load_png(&path).expect("loaded"), picture);
+        std::fs::write(&path, b"not a png").expect("written");
+        assert!(matches!(Picture::load_png(&path), Err(PictureError::Decode { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
