@@ -156,6 +156,7 @@ struct Data {
 #[derive(Debug)]
 pub struct Kiosk {
     screen: Screen,
+    id_prefix: String,
     settings: Settings,
     now: Timestamp,
     now_ms: u64,
@@ -185,6 +186,7 @@ impl Kiosk {
     pub fn new(settings: Settings, now: Timestamp, now_ms: u64) -> Self {
         Kiosk {
             screen: Screen::Login,
+            id_prefix: String::new(),
             settings,
             now,
             now_ms,
@@ -206,6 +208,13 @@ impl Kiosk {
             next_id: 1,
             outgoing: Vec::new(),
         }
+    }
+
+    /// Resident IDs here start with `prefix` (see [`LoginVm::with_id_prefix`]).
+    pub fn with_id_prefix(mut self, prefix: &str) -> Self {
+        self.id_prefix = prefix.to_string();
+        self.login = LoginVm::new(self.now).with_id_prefix(prefix);
+        self
     }
 
     pub fn screen(&self) -> Screen {
@@ -441,7 +450,8 @@ impl Kiosk {
             std::mem::take(&mut self.pending),
             std::mem::take(&mut self.outgoing),
         );
-        *self = Kiosk::new(settings, now, now_ms);
+        let id_prefix = std::mem::take(&mut self.id_prefix);
+        *self = Kiosk::new(settings, now, now_ms).with_id_prefix(&id_prefix);
         // Requests already sent (e.g. the logout) still get answered; keep
         // counting ids so an old answer is never taken for a new request.
         self.next_id = next_id;

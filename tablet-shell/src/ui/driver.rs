@@ -89,6 +89,14 @@ impl<E: Edge> Driver<E> {
         Ok(Driver { kiosk, window, edge, now, now_ms: 0 })
     }
 
+    /// Starts over on the login screen with resident IDs beginning `prefix`
+    /// (e.g. `R` for the demo facility's `R1001`).
+    pub fn set_id_prefix(&mut self, prefix: &str) {
+        let settings = self.kiosk.borrow().settings();
+        *self.kiosk.borrow_mut() = Kiosk::new(settings, self.now, self.now_ms).with_id_prefix(prefix);
+        render(&self.kiosk.borrow(), &self.window);
+    }
+
     /// A touch, then every request it causes answered.
     pub fn ui(&mut self, event: UiEvent) {
         self.kiosk.borrow_mut().ui(event);

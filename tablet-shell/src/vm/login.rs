@@ -74,6 +74,7 @@ enum Outcome {
 /// [`LoginVm::view`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct LoginVm {
+    id_prefix: String,
     id: String,
     pin: String,
     active: Field,
@@ -154,7 +155,21 @@ impl Default for LoginVm {
 impl LoginVm {
     /// An empty form; `now` is the current time.
     pub fn new(now: Timestamp) -> Self {
-        Self { id: String::new(), pin: String::new(), active: Field::ResidentId, outcome: Outcome::None, now }
+        Self {
+            id_prefix: String::new(),
+            id: String::new(),
+            pin: String::new(),
+            active: Field::ResidentId,
+            outcome: Outcome::None,
+            now,
+        }
+    }
+
+    /// Resident IDs at this facility start with letters the keypad cannot
+    /// type (e.g. `R` in `R1001`): shown before the digits and sent with them.
+    pub fn with_id_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.id_prefix = prefix.into();
+        self
     }
 
     /// The field the keypad types into.
@@ -248,7 +263,7 @@ impl LoginVm {
             return None;
         }
         self.outcome = Outcome::Waiting;
-        Some(Credentials { resident: ResidentId::new(self.id.clone()), pin: self.pin.clone() })
+        Some(Credentials { resident: ResidentId::new(format!("{}{}", self.id_prefix, self.id)), pin: self.pin.clone() })
     }
 
     /// Applies the edge's answer to the login request at time `now`.
@@ -374,7 +389,7 @@ impl LoginVm {
         LoginView {
             title: lang.pick("Log in", "Iniciar sesión").into(),
             id_label: lang.pick("Resident ID", "Número de residente").into(),
-            id_text: self.id.clone(),
+            id_text: format!("{}{}", self.id_prefix, self.id),
             id_active: self.active == Field::ResidentId,
             pin_label: "PIN".into(),
             pin_dots: "\u{2022}".repeat(pin_len),
@@ -556,5 +571,16 @@ mod tests {
         assert_eq!(es.delete_label, "Borrar");
         assert_eq!(es.id_label, "Número de residente");
         assert_eq!(en.pin_accessible, "PIN, 0 digits entered");
+    }
+
+    #[test]
+    fn the_facility_id_prefix_is_shown_and_sent_with_the_digits() {
+        let mut vm = LoginVm::new(at(0)).with_id_prefix("R");
+        type_digits(&mut vm, "1001");
+        assert_eq!(vm.view(Lang::English).id_text, "R1001");
+        vm.submit();
+        type_digits(&mut vm, "1234");
+        let credentials = vm.submit().expect("credentials");
+        assert_eq!(credentials.resident.as_str(), "R1001");
     }
 }
