@@ -314,6 +314,20 @@ fn unexpected(asked: &'static str, got: TabletResponse) -> ClientError {
     ClientError::UnexpectedResponse { asked, got }
 }
 
+impl From<Result<TabletResponse, ClientError>> for crate::kiosk::EdgeReply {
+    fn from(result: Result<TabletResponse, ClientError>) -> Self {
+        use crate::kiosk::EdgeReply;
+        match result {
+            Ok(TabletResponse::Error(error)) | Err(ClientError::Api(error)) => EdgeReply::Refused(error),
+            Ok(response) => EdgeReply::Answer(response),
+            Err(error) => {
+                tracing::warn!(%error, "no answer from the edge");
+                EdgeReply::Unreachable
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,19 +342,5 @@ mod tests {
     fn mismatched_answers_are_reported_by_name() {
         let e = unexpected("Hours", TabletResponse::LoggedOut);
         assert!(matches!(e, ClientError::UnexpectedResponse { asked: "Hours", got: "LoggedOut" }));
-    }
-}
-
-impl From<Result<TabletResponse, ClientError>> for crate::kiosk::EdgeReply {
-    fn from(result: Result<TabletResponse, ClientError>) -> Self {
-        use crate::kiosk::EdgeReply;
-        match result {
-            Ok(TabletResponse::Error(error)) | Err(ClientError::Api(error)) => EdgeReply::Refused(error),
-            Ok(response) => EdgeReply::Answer(response),
-            Err(error) => {
-                tracing::warn!(%error, "no answer from the edge");
-                EdgeReply::Unreachable
-            }
-        }
     }
 }

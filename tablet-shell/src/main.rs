@@ -31,6 +31,48 @@ enum Mode {
     /// the edge (error or denied call), 2 usage or certificate bundle error,
     /// 3 connection or TLS failure.
     Cli(CliArgs),
+    /// The kiosk UI. Needs a display: SLINT_BACKEND=winit for a desktop
+    /// window, SLINT_BACKEND=linuxkms-software on tablets (no compositor).
+    #[cfg(feature = "ui")]
+    Kiosk(KioskArgs),
+    /// A scripted kiosk session against an edge that writes a picture of
+    /// every screen; needs no display (the demo's fallback).
+    #[cfg(feature = "ui")]
+    Screenshots(ScreenshotArgs),
+}
+
+#[cfg(feature = "ui")]
+#[derive(Debug, Args)]
+struct KioskArgs {
+    /// Edge address, e.g. edge.local:4433.
+    #[arg(long, value_name = "ADDR")]
+    edge: String,
+    /// Device bundle (certificate, key, facility CA) from `edge-agent provision-device`.
+    #[arg(long = "cert", value_name = "BUNDLE")]
+    bundle: PathBuf,
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+    /// Letters that start every resident ID here and that the keypad cannot type (e.g. R).
+    #[arg(long, default_value = "")]
+    id_prefix: String,
+    /// Language at start and after each logout: en or es.
+    #[arg(long, default_value = "en")]
+    lang: String,
+}
+
+#[cfg(feature = "ui")]
+#[derive(Debug, Args)]
+struct ScreenshotArgs {
+    #[command(flatten)]
+    kiosk: KioskArgs,
+    /// Digits of the resident ID to log in with (after --id-prefix).
+    #[arg(long)]
+    resident_digits: String,
+    #[arg(long, env = "TABLET_PIN", hide_env_values = true)]
+    pin: String,
+    /// Directory for the pictures.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -320,7 +362,14 @@ fn main() -> ExitCode {
             return finish_with(&Line::Error(ErrorBody::new(ErrorKind::Usage, clap_summary(&e))), false);
         }
     };
-    let Mode::Cli(args) = cli.mode;
+    #[allow(clippy::infallible_destructuring_match)] // more modes with the `ui` feature
+    let args = match cli.mode {
+        Mode::Cli(args) => args,
+        #[cfg(feature = "ui")]
+        Mode::Kiosk(args) => return kiosk(&args),
+        #[cfg(feature = "ui")]
+        Mode::Screenshots(args) => return screenshots(args),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -329,6 +378,72 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(runtime.block_on(run(args)).code())
+}
+
+#[cfg(feature = "ui")]
+fn kiosk_setup(args: &KioskArgs) -> anyhow::Result<(SocketAddr, net::Bundle, tablet_shell::vm::Lang)> {
+    use anyhow::Context;
+    let bundle = net::Bundle::load(&args.bundle)
+        .with_context(|| format!("cannot use device bundle {}", args.bundle.display()))?;
+    let edge = std::net::ToSocketAddrs::to_socket_addrs(args.edge.as_str())
+        .with_context(|| format!("cannot resolve edge address {:?}", args.edge))?
+        .next()
+        .with_context(|| format!("edge address {:?} resolves to nothing", args.edge))?;
+    let lang = tablet_shell::vm::Lang::from_code(&args.lang)
+        .with_context(|| format!("unknown language {:?}; use en or es", args.lang))?;
+    Ok((edge, bundle, lang))
+}
+
+#[cfg(feature = "ui")]
+fn kiosk(args: &KioskArgs) -> ExitCode {
+    let outcome = kiosk_setup(args).and_then(|(edge, bundle, lang)| {
+        tablet_shell::ui::run::run(tablet_shell::ui::run::KioskOptions {
+            edge,
+            bundle,
+            server_name: args.server_name.clone(),
+            id_prefix: args.id_prefix.clone(),
+            settings: tablet_shell::vm::settings::Settings { lang, large_text: false },
+        })
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "the kiosk stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "ui")]
+fn screenshots(args: ScreenshotArgs) -> ExitCode {
+    let outcome = kiosk_setup(&args.kiosk).and_then(|(edge, bundle, _)| {
+        tablet_shell::ui::tour::run_tour(tablet_shell::ui::tour::TourOptions {
+            edge,
+            bundle,
+            server_name: args.kiosk.server_name.clone(),
+            id_prefix: args.kiosk.id_prefix.clone(),
+            resident_digits: args.resident_digits.clone(),
+            pin: args.pin.clone(),
+            out: args.out.clone(),
+            width: 1280,
+            height: 800,
+        })
+    });
+    match outcome {
+        Ok(pictures) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            for picture in pictures {
+                let line = serde_json::json!({ "ok": { "Screenshot": picture.display().to_string() } });
+                let _ = writeln!(out, "{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "the scripted kiosk session failed");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The first paragraph of a clap error on one line: the complaint plus the
@@ -475,6 +590,7 @@ async fn resolve(edge: &str) -> Result<SocketAddr, ErrorBody> {
 }
 
 #[cfg(test)]
+#[cfg_attr(not(feature = "ui"), allow(irrefutable_let_patterns))]
 mod tests {
     use super::*;
 
@@ -482,9 +598,10 @@ mod tests {
 
     fn parse(extra: &[&str]) -> Result<CliArgs, clap::Error> {
         let argv: Vec<&str> = BASE.iter().chain(extra).copied().collect();
-        Cli::try_parse_from(argv).map(|cli| {
-            let Mode::Cli(args) = cli.mode;
-            args
+        Cli::try_parse_from(argv).map(|cli| match cli.mode {
+            Mode::Cli(args) => args,
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("the test arguments name the cli mode"),
         })
     }
 
@@ -567,7 +684,9 @@ mod tests {
             .copied()
             .chain(["--server-name", "edge.local", "--resident", "R1001", "--pin", "1234", "contacts"])
             .collect();
-        let Mode::Cli(args) = Cli::try_parse_from(argv).unwrap().mode;
+        let Mode::Cli(args) = Cli::try_parse_from(argv).unwrap().mode else {
+            panic!("the arguments name the cli mode");
+        };
         assert_eq!(args.server_name, "edge.local");
         assert_eq!(
             args.login().unwrap(),

@@ -136,10 +136,13 @@ fn screens_match_their_approved_pictures() {
     drop(d);
 
     // Offline with a lockdown, in Spanish.
-    let mut edge = CannedEdge::default();
-    edge.offline = true;
-    edge.lockdown = Some(proto::domain::LockdownScope::Facility);
-    let mut d = Driver::new(edge, Settings { lang: Lang::Spanish, large_text: false }, now()).expect("window");
+    let edge = CannedEdge {
+        offline: true,
+        lockdown: Some(proto::domain::LockdownScope::Facility),
+        ..CannedEdge::default()
+    };
+    let mut d =
+        Driver::new(edge, Settings { lang: Lang::Spanish, large_text: false }, now()).expect("window");
     checker.check("13-login-es");
     d.ui(UiEvent::LoginSelectField(tablet_shell::vm::login::Field::ResidentId));
     for digit in [1, 0, 0, 1] {

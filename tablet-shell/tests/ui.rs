@@ -14,6 +14,9 @@ use tablet_shell::ui::driver::Driver;
 use tablet_shell::vm::settings::Settings;
 use tablet_shell::vm::Lang;
 
+/// Reads one screen's title from the window.
+type TitleOf = Box<dyn Fn(&Driver<CannedEdge>) -> String>;
+
 fn driver(edge: CannedEdge, settings: Settings) -> Driver<CannedEdge> {
     i_slint_backend_testing::init_no_event_loop();
     Driver::new(edge, settings, now()).expect("the window opens")
@@ -26,13 +29,15 @@ fn advance(driver: &mut Driver<CannedEdge>, by: Duration) {
 
 #[test]
 fn call_timer_turns_red_at_t_minus_60_and_the_call_ends_at_t() {
-    let mut edge = CannedEdge::default();
-    edge.call = Some(proto::tablet::TabletResponse::CallStarted {
-        call_id: 77,
-        max_duration_secs: 300,
-        warn_at_secs: 240,
-        media: None,
-    });
+    let edge = CannedEdge {
+        call: Some(proto::tablet::TabletResponse::CallStarted {
+            call_id: 77,
+            max_duration_secs: 300,
+            warn_at_secs: 240,
+            media: None,
+        }),
+        ..CannedEdge::default()
+    };
     let mut d = driver(edge, Settings::default());
     log_in(&mut d, "1234");
     press(&mut d, "Contacts");
@@ -97,7 +102,11 @@ fn unanswered_call_reads_did_not_answer_and_hang_up_ends_a_call() {
     d.edge.events.push(call_update(CallState::Connected { limit_secs: 900 }));
     d.pump();
     press(&mut d, "Hang up the call with Maria Alvarez");
-    assert!(d.edge.requests.iter().any(|r| matches!(r, proto::tablet::TabletRequest::HangUp { call_id: 77 })));
+    assert!(d
+        .edge
+        .requests
+        .iter()
+        .any(|r| matches!(r, proto::tablet::TabletRequest::HangUp { call_id: 77 })));
     assert!(d.window.get_call().is_over);
 }
 
@@ -105,7 +114,8 @@ fn unanswered_call_reads_did_not_answer_and_hang_up_ends_a_call() {
 fn login_lockout_disables_the_keypad_until_it_ends() {
     let mut edge = CannedEdge::default();
     let until = now() + jiff::SignedDuration::from_mins(15);
-    edge.login_refusals = vec![ApiError::BadCredentials { remaining_attempts: 1 }, ApiError::LockedOut { until }];
+    edge.login_refusals =
+        vec![ApiError::BadCredentials { remaining_attempts: 1 }, ApiError::LockedOut { until }];
     let mut d = driver(edge, Settings::default());
 
     log_in(&mut d, "9999");
@@ -144,11 +154,14 @@ fn every_screen_speaks_spanish() {
     d.ui(UiEvent::LoginSubmit);
     assert_eq!(d.kiosk.borrow().screen(), Screen::Home);
     let nav = d.window.get_nav();
-    assert_eq!((nav.home.as_str(), nav.contacts.as_str(), nav.logout.as_str()), ("Inicio", "Contactos", "Salir"));
+    assert_eq!(
+        (nav.home.as_str(), nav.contacts.as_str(), nav.logout.as_str()),
+        ("Inicio", "Contactos", "Salir")
+    );
     assert!(d.window.get_home().greeting.contains("Andre Martin"));
     assert_eq!(d.window.get_home().debit_label, "Su cuenta");
 
-    let checks: [(Screen, Box<dyn Fn(&Driver<CannedEdge>) -> String>); 5] = [
+    let checks: [(Screen, TitleOf); 5] = [
         (Screen::Contacts, Box::new(|d| d.window.get_contacts().title.to_string())),
         (Screen::Mailbox, Box::new(|d| d.window.get_mailbox().title.to_string())),
         (Screen::Stamps, Box::new(|d| d.window.get_stamps().title.to_string())),
@@ -182,9 +195,11 @@ fn every_screen_speaks_spanish() {
 
 #[test]
 fn offline_and_lockdown_banners_are_words_not_only_colour() {
-    let mut edge = CannedEdge::default();
-    edge.offline = true;
-    edge.lockdown = Some(proto::domain::LockdownScope::Facility);
+    let edge = CannedEdge {
+        offline: true,
+        lockdown: Some(proto::domain::LockdownScope::Facility),
+        ..CannedEdge::default()
+    };
     let mut d = driver(edge, Settings::default());
     log_in(&mut d, "1234");
     let offline = d.window.get_offline();
@@ -206,7 +221,11 @@ fn stamps_purchase_asks_for_confirmation_first() {
     assert_eq!(d.edge.requests.len(), before, "nothing is bought before the confirmation");
     let stamps = d.window.get_stamps();
     assert!(stamps.confirm_open);
-    assert!(stamps.confirm_text.contains("5 stamps") && stamps.confirm_text.contains("$2.25"), "{}", stamps.confirm_text);
+    assert!(
+        stamps.confirm_text.contains("5 stamps") && stamps.confirm_text.contains("$2.25"),
+        "{}",
+        stamps.confirm_text
+    );
     element(&d, &stamps.confirm_text);
     press(&mut d, stamps.confirm_label.as_str());
     assert!(d.edge.requests.iter().any(|r| matches!(r, proto::tablet::TabletRequest::BuyStamps { .. })));

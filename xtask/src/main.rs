@@ -577,6 +577,43 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
             args.join(" ")
         );
     }
+    // The kiosk shell: a window when there is a display, else a scripted
+    // session that writes a picture of every screen.
+    let (id_prefix, id_digits) =
+        DEMO_RESIDENT.split_at(DEMO_RESIDENT.find(|c: char| c.is_ascii_digit()).unwrap_or(0));
+    let display = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if display && !exit {
+        let shell = Command::new(bin("tablet-shell"))
+            .args(["kiosk", "--edge", DEMO_TABLETS, "--cert"])
+            .arg(&device)
+            .args(["--id-prefix", id_prefix])
+            .env("SLINT_BACKEND", "winit")
+            .stderr(log("tablet-shell.log")?)
+            .spawn()
+            .context("starting the kiosk window")?;
+        children.0.push(("tablet-shell kiosk".into(), shell));
+        println!("\n-- the kiosk window is open: log in with ID {DEMO_RESIDENT} and PIN {DEMO_PIN}");
+    } else {
+        let pictures = state.join("screenshots");
+        let out = Command::new(bin("tablet-shell"))
+            .args(["screenshots", "--edge", DEMO_TABLETS, "--cert"])
+            .arg(&device)
+            .args(["--id-prefix", id_prefix, "--resident-digits", id_digits, "--pin", DEMO_PIN, "--out"])
+            .arg(&pictures)
+            .output()
+            .context("running the scripted kiosk session")?;
+        if !out.status.success() {
+            bail!("the scripted kiosk session failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let count = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("Screenshot")).count();
+        if count < 8 {
+            bail!("the scripted kiosk session wrote {count} pictures; expected one per screen");
+        }
+        println!(
+            "\n-- no display: the kiosk's scripted session wrote {count} screenshots to {}",
+            pictures.display()
+        );
+    }
     let device_arg = device.display();
     let edge_arg = edge_dir.display();
     let central_arg = central_dir.display();

@@ -34,6 +34,7 @@ pub struct KioskOptions {
     pub edge: SocketAddr,
     pub bundle: net::Bundle,
     pub server_name: String,
+    pub id_prefix: String,
     pub settings: Settings,
 }
 
@@ -52,7 +53,9 @@ thread_local! {
 pub fn run(options: KioskOptions) -> anyhow::Result<()> {
     let window = AppWindow::new()?;
     let started = Instant::now();
-    let kiosk = Rc::new(RefCell::new(Kiosk::new(options.settings, Timestamp::now(), 0)));
+    let kiosk = Rc::new(RefCell::new(
+        Kiosk::new(options.settings, Timestamp::now(), 0).with_id_prefix(&options.id_prefix),
+    ));
     let (out_tx, out_rx) = mpsc::unbounded_channel::<Outgoing>();
     let (in_tx, in_rx) = std::sync::mpsc::channel::<Inbound>();
 

@@ -199,9 +199,19 @@ pub fn window_label(window: &WindowView, lang: Lang) -> String {
     )
 }
 
-/// `07:00–22:00` (an en dash, as both languages write ranges).
+/// `07:00–22:00` (an en dash, as both languages write ranges). A window
+/// that runs to midnight ends at `24:00`, not at the `00:00` the clock shows.
 pub fn time_range(start: &str, end: &str) -> String {
-    format!("{start}\u{2013}{end}")
+    format!("{start}\u{2013}{}", window_end(end))
+}
+
+/// The end of a window: `24:00` for one that runs to midnight.
+pub fn window_end(end: &str) -> &str {
+    if end == "00:00" {
+        "24:00"
+    } else {
+        end
+    }
 }
 
 /// A phone number as people read it: North American E.164 numbers become
@@ -720,5 +730,11 @@ mod tests {
         }
         assert_eq!(Lang::from_code("ES"), Some(Lang::Spanish));
         assert_eq!(Lang::from_code("fr"), None);
+    }
+
+    #[test]
+    fn a_window_to_midnight_ends_at_24_00() {
+        assert_eq!(time_range("07:00", "22:00"), "07:00\u{2013}22:00");
+        assert_eq!(time_range("00:00", "00:00"), "00:00\u{2013}24:00");
     }
 }

@@ -9,8 +9,8 @@ use proto::domain::LockdownScope;
 use proto::tablet::{BalancesView, ContactView, HoursView, SessionInfo, WindowView};
 
 use super::common::{
-    lockdown_banner, money, offline_banner, per_minute, shows_video_balance, time_range, window_label,
-    Banner, Lang, Tone,
+    lockdown_banner, money, offline_banner, per_minute, shows_video_balance, time_range, window_end,
+    window_label, Banner, Lang, Tone,
 };
 
 /// Everything the home screen is built from, as the edge last sent it.
@@ -140,8 +140,10 @@ impl HomeVm {
         } else if hours.open_now {
             let current = hours.today.iter().find(|w| w.starts_at <= now && now < w.ends_at);
             let text = match (current, lang) {
-                (Some(w), Lang::English) => format!("Calls open now until {}", w.local_end),
-                (Some(w), Lang::Spanish) => format!("Llamadas abiertas hasta las {}", w.local_end),
+                (Some(w), Lang::English) => format!("Calls open now until {}", window_end(&w.local_end)),
+                (Some(w), Lang::Spanish) => {
+                    format!("Llamadas abiertas hasta las {}", window_end(&w.local_end))
+                }
                 (None, _) => lang.pick("Calls open now", "Llamadas abiertas ahora").to_string(),
             };
             (text, Tone::Positive)

@@ -263,7 +263,10 @@ impl LoginVm {
             return None;
         }
         self.outcome = Outcome::Waiting;
-        Some(Credentials { resident: ResidentId::new(format!("{}{}", self.id_prefix, self.id)), pin: self.pin.clone() })
+        Some(Credentials {
+            resident: ResidentId::new(format!("{}{}", self.id_prefix, self.id)),
+            pin: self.pin.clone(),
+        })
     }
 
     /// Applies the edge's answer to the login request at time `now`.

@@ -9,7 +9,8 @@ use jiff::Timestamp;
 use proto::call::CallUpdate;
 use proto::domain::{Approval, CallKind, ContactId, LockdownScope, ResidentId, Service, UnitId};
 use proto::messaging::{
-    Attachment, Direction, ECardId, ECardRecord, IdempotencyKey, MediaId, MessageId, PackageId, StampPackageRecord,
+    Attachment, Direction, ECardId, ECardRecord, IdempotencyKey, MediaId, MessageId, PackageId,
+    StampPackageRecord,
 };
 use proto::tablet::*;
 use tablet_shell::kiosk::EdgeReply;
@@ -92,7 +93,14 @@ fn contact(
 pub fn contacts(offline: bool) -> ContactList {
     ContactList {
         contacts: vec![
-            contact(1, "Maria Alvarez", "+12135550100", Availability::Available, Availability::Available, 2000),
+            contact(
+                1,
+                "Maria Alvarez",
+                "+12135550100",
+                Availability::Available,
+                Availability::Available,
+                2000,
+            ),
             contact(
                 5,
                 "Kevin Alvarez",
@@ -123,7 +131,17 @@ pub fn contacts(offline: bool) -> ContactList {
     }
 }
 
-fn summary(id: u128, contact: u64, name: &str, direction: Direction, subject: &str, at: &str, attachments: u32, state: MessageState) -> MessageSummary {
+#[allow(clippy::too_many_arguments)] // one test message per call, every field named at the call
+fn summary(
+    id: u128,
+    contact: u64,
+    name: &str,
+    direction: Direction,
+    subject: &str,
+    at: &str,
+    attachments: u32,
+    state: MessageState,
+) -> MessageSummary {
     MessageSummary {
         id: MessageId::from_u128(id),
         contact: ContactId(contact),
@@ -139,12 +157,48 @@ fn summary(id: u128, contact: u64, name: &str, direction: Direction, subject: &s
 pub fn mailbox(folder: Folder) -> MailboxView {
     let messages = match folder {
         Folder::Inbox => vec![
-            summary(1, 1, "Maria Alvarez", Direction::ContactToResident, "Happy birthday!", "2026-11-25T17:05:00Z", 2, MessageState::Received { read: false }),
-            summary(2, 5, "Kevin Alvarez", Direction::ContactToResident, "Game on Sunday", "2026-11-24T01:45:00Z", 0, MessageState::Received { read: true }),
+            summary(
+                1,
+                1,
+                "Maria Alvarez",
+                Direction::ContactToResident,
+                "Happy birthday!",
+                "2026-11-25T17:05:00Z",
+                2,
+                MessageState::Received { read: false },
+            ),
+            summary(
+                2,
+                5,
+                "Kevin Alvarez",
+                Direction::ContactToResident,
+                "Game on Sunday",
+                "2026-11-24T01:45:00Z",
+                0,
+                MessageState::Received { read: true },
+            ),
         ],
         Folder::Sent => vec![
-            summary(4, 1, "Maria Alvarez", Direction::ResidentToContact, "Sunday", "2026-11-23T18:45:00Z", 0, MessageState::Rejected { reason: "Mentions a three-way call (policy 4.2)".into() }),
-            summary(5, 1, "Maria Alvarez", Direction::ResidentToContact, "Thank you", "2026-11-25T16:00:00Z", 1, MessageState::Queued),
+            summary(
+                4,
+                1,
+                "Maria Alvarez",
+                Direction::ResidentToContact,
+                "Sunday",
+                "2026-11-23T18:45:00Z",
+                0,
+                MessageState::Rejected { reason: "Mentions a three-way call (policy 4.2)".into() },
+            ),
+            summary(
+                5,
+                1,
+                "Maria Alvarez",
+                Direction::ResidentToContact,
+                "Thank you",
+                "2026-11-25T16:00:00Z",
+                1,
+                MessageState::Queued,
+            ),
         ],
         Folder::Drafts => vec![],
     };
@@ -172,17 +226,29 @@ pub fn message(id: MessageId) -> MessageView {
         direction: Direction::ContactToResident,
         subject: "Happy birthday!".into(),
         body: "Happy birthday! We miss you and we are counting the days. The kids made you a video.".into(),
-        attachments: vec![Attachment::ECard(ECardId(2)), Attachment::VideoGram { media: MediaId(9), duration_secs: 30 }],
+        attachments: vec![
+            Attachment::ECard(ECardId(2)),
+            Attachment::VideoGram { media: MediaId(9), duration_secs: 30 },
+        ],
         at: "2026-11-25T17:05:00Z".parse().expect("instant"),
         state: MessageState::Received { read: true },
     }
 }
 
 pub fn ecards() -> Vec<ECardRecord> {
-    [(1, "Holidays", "Warm wishes"), (2, "Birthdays", "Birthday balloons"), (3, "Motivational", "Keep going"), (4, "Birthdays", "Cake")]
-        .into_iter()
-        .map(|(id, category, title)| ECardRecord { id: ECardId(id), category: category.into(), title: title.into() })
-        .collect()
+    [
+        (1, "Holidays", "Warm wishes"),
+        (2, "Birthdays", "Birthday balloons"),
+        (3, "Motivational", "Keep going"),
+        (4, "Birthdays", "Cake"),
+    ]
+    .into_iter()
+    .map(|(id, category, title)| ECardRecord {
+        id: ECardId(id),
+        category: category.into(),
+        title: title.into(),
+    })
+    .collect()
 }
 
 pub fn shop(offline: bool) -> StampShop {
@@ -199,8 +265,18 @@ pub fn shop(offline: bool) -> StampShop {
 pub fn stamp_balances(offline: bool) -> StampBalances {
     StampBalances {
         contacts: vec![
-            ContactStamps { contact: ContactId(1), name: "Maria Alvarez".into(), available: 3, awaiting_payment: 0 },
-            ContactStamps { contact: ContactId(5), name: "Kevin Alvarez".into(), available: 0, awaiting_payment: 0 },
+            ContactStamps {
+                contact: ContactId(1),
+                name: "Maria Alvarez".into(),
+                available: 3,
+                awaiting_payment: 0,
+            },
+            ContactStamps {
+                contact: ContactId(5),
+                name: "Kevin Alvarez".into(),
+                available: 0,
+                awaiting_payment: 0,
+            },
         ],
         purchases: vec![],
         debit_available_cents: 2500,
@@ -249,11 +325,11 @@ impl CannedEdge {
                 freshness: freshness(offline),
             }),
             R::Mailbox { folder } => TabletResponse::Mailbox(mailbox(*folder)),
-            R::ReadMessage { id } => TabletResponse::Message(message(id.clone())),
+            R::ReadMessage { id } => TabletResponse::Message(message(*id)),
             R::SaveDraft { draft, .. } => {
-                TabletResponse::DraftSaved { id: draft.clone().unwrap_or_else(|| MessageId::from_u128(50)) }
+                TabletResponse::DraftSaved { id: (*draft).unwrap_or_else(|| MessageId::from_u128(50)) }
             }
-            R::DeleteDraft { id } => TabletResponse::DraftDeleted { id: id.clone() },
+            R::DeleteDraft { id } => TabletResponse::DraftDeleted { id: *id },
             R::SendMessage { compose, .. } => TabletResponse::MessageQueued(MessageView {
                 id: MessageId::from_u128(51),
                 contact: compose.contact,
@@ -265,12 +341,15 @@ impl CannedEdge {
                 at: now(),
                 state: if offline { MessageState::Queued } else { MessageState::InReview },
             }),
-            R::HideSent { id } => TabletResponse::SentHidden { id: id.clone() },
+            R::HideSent { id } => TabletResponse::SentHidden { id: *id },
             R::ECards => TabletResponse::ECards(ecards()),
             R::StampPackages => TabletResponse::StampPackages(shop(offline)),
             R::BuyStamps { contact, package } => {
-                let (stamps, price_cents) =
-                    shop(offline).packages.iter().find(|p| p.id == *package).map_or((0, 0), |p| (p.stamps, p.price_cents));
+                let (stamps, price_cents) = shop(offline)
+                    .packages
+                    .iter()
+                    .find(|p| p.id == *package)
+                    .map_or((0, 0), |p| (p.stamps, p.price_cents));
                 TabletResponse::StampsBought(PurchaseView {
                     key: IdempotencyKey::from_u128(7),
                     contact: *contact,
@@ -282,12 +361,16 @@ impl CannedEdge {
             R::StampBalance => TabletResponse::Stamps(stamp_balances(offline)),
             R::StartCall { .. } => match self.call.take() {
                 Some(answer) => answer,
-                None => return EdgeReply::Refused(ApiError::Unavailable { reason: DenyReason::AccountClosed }),
+                None => {
+                    return EdgeReply::Refused(ApiError::Unavailable { reason: DenyReason::AccountClosed })
+                }
             },
             R::HangUp { call_id } => {
                 self.events.push(ServerEvent::Call(CallUpdate {
                     call_id: *call_id,
-                    state: proto::call::CallState::Ended { reason: proto::call::CallEndReason::ResidentHungUp },
+                    state: proto::call::CallState::Ended {
+                        reason: proto::call::CallEndReason::ResidentHungUp,
+                    },
                 }));
                 TabletResponse::HungUp { call_id: *call_id }
             }
@@ -325,9 +408,9 @@ use tablet_shell::ui::driver::Driver;
 
 /// The first element with this accessible label; panics with the labels on screen otherwise.
 pub fn element(driver: &Driver<CannedEdge>, label: &str) -> ElementHandle {
-    ElementHandle::find_by_accessible_label(&driver.window, label).next().unwrap_or_else(|| {
-        panic!("no element labelled {label:?}; on screen: {:?}", labels(driver))
-    })
+    ElementHandle::find_by_accessible_label(&driver.window, label)
+        .next()
+        .unwrap_or_else(|| panic!("no element labelled {label:?}; on screen: {:?}", labels(driver)))
 }
 
 /// Every visible element with an accessible label.
