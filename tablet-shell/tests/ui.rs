@@ -233,3 +233,75 @@ fn stamps_purchase_asks_for_confirmation_first() {
     assert!(!stamps.confirm_open);
     assert!(stamps.result.visible && !stamps.result.text.is_empty());
 }
+
+fn press_keys(d: &Driver<CannedEdge>, keys: &[slint::platform::Key]) {
+    use slint::platform::WindowEvent;
+    use slint::ComponentHandle;
+    for key in keys {
+        d.window.window().dispatch_event(WindowEvent::KeyPressed { text: (*key).into() });
+    }
+    for key in keys.iter().rev() {
+        d.window.window().dispatch_event(WindowEvent::KeyReleased { text: (*key).into() });
+    }
+}
+
+#[test]
+fn ctrl_alt_backspace_goes_straight_back_to_login_from_anywhere() {
+    use slint::platform::Key;
+    let mut d = driver(CannedEdge::default(), Settings::default());
+    log_in(&mut d, "1234");
+    d.ui(UiEvent::Navigate(Screen::Contacts));
+    d.ui(UiEvent::ContactAction { row: 0, action: ContactAction::Message });
+    d.ui(UiEvent::ComposeBody("half a message".into()));
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Compose);
+
+    press_keys(&d, &[Key::Backspace]);
+    d.pump();
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Compose, "Backspace alone does nothing here");
+    press_keys(&d, &[Key::Control, Key::Alt, Key::Backspace]);
+    d.pump();
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Login);
+    assert!(
+        d.edge.requests.iter().any(|r| *r == proto::tablet::TabletRequest::Logout),
+        "the session is ended at the edge"
+    );
+    assert!(d.window.get_login().id_text.is_empty(), "nothing of the last resident is left on screen");
+}
+
+#[test]
+fn every_control_has_a_label_and_a_role() {
+    use i_slint_backend_testing::{AccessibleRole, ElementQuery};
+    let mut d = driver(CannedEdge::default(), Settings::default());
+    let mut screens = vec![("login", Vec::new())];
+    log_in(&mut d, "1234");
+    for (name, screen) in [
+        ("home", Screen::Home),
+        ("contacts", Screen::Contacts),
+        ("mailbox", Screen::Mailbox),
+        ("stamps", Screen::Stamps),
+        ("settings", Screen::Settings),
+    ] {
+        d.ui(UiEvent::Navigate(screen));
+        let unlabelled: Vec<String> = ElementQuery::from_root(&d.window)
+            .match_descendants()
+            .match_predicate(|e| {
+                matches!(e.accessible_role(), Some(AccessibleRole::Button | AccessibleRole::TextInput))
+                    && e.accessible_label().is_none_or(|l| l.trim().is_empty())
+            })
+            .find_all()
+            .iter()
+            .map(|e| format!("{:?} {:?}", e.type_name(), e.id()))
+            .collect();
+        screens.push((name, unlabelled));
+    }
+    d.ui(UiEvent::Navigate(Screen::Contacts));
+    d.ui(UiEvent::ContactAction { row: 0, action: ContactAction::Message });
+    let buttons = ElementQuery::from_root(&d.window)
+        .match_descendants()
+        .match_accessible_role(AccessibleRole::Button)
+        .find_all();
+    assert!(buttons.len() >= 8, "compose has its buttons");
+    for (name, unlabelled) in screens {
+        assert!(unlabelled.is_empty(), "{name}: controls without an accessible label: {unlabelled:?}");
+    }
+}

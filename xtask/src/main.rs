@@ -96,6 +96,11 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "gstreamer1.0-plugins-bad",
     "gstreamer1.0-plugins-ugly",
     "gstreamer1.0-libav",
+    // The Slint kiosk: linuxkms input (libinput, udev, xkbcommon) and fonts.
+    "libinput-dev",
+    "libudev-dev",
+    "libxkbcommon-dev",
+    "libfontconfig-dev",
 ];
 
 fn main() -> ExitCode {
