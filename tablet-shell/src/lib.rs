@@ -5,15 +5,15 @@
 //! judges by itself whether a call is allowed, how long it may last or what a
 //! resident may see.
 //!
-//! Owns: the client side of the tablet API ([`client::EdgeClient`]), the
-//! headless command vocabulary shared by `tablet-shell cli` and its `session`
-//! mode ([`command`]), placing and following a call ([`dial`]), running those commands on one connection
-//! ([`session`]), and their JSON output contract ([`output`]).
+//! Owns: the kiosk's view-models ([`vm`]), its sans-IO controller
+//! ([`kiosk`]) and Slint shell (`ui`, feature `ui`); the client side of the
+//! tablet API ([`client::EdgeClient`]), the headless command vocabulary
+//! shared by `tablet-shell cli` and its `session` mode ([`command`]),
+//! placing and following a call ([`dial`]), running those commands on one
+//! connection ([`session`]), their JSON output contract ([`output`]), and
+//! the call media leg (`media_call`, feature `media`).
 //!
 //! Must not: hold policy, cache decisions, or store resident data on disk.
-//!
-//! Later issues add the Slint kiosk UI and GStreamer media here; the headless
-//! CLI stays as the diagnostic and test client.
 
 pub mod client;
 pub mod command;

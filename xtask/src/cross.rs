@@ -142,14 +142,23 @@ pub fn test() -> anyhow::Result<()> {
     // each one would be another aarch64 link plus emulator start.
     cmd.args(["--lib", "--bins"]);
     let mut skipped = Vec::new();
+    let mut ui_only = Vec::new();
     for (dir, _) in EMULATED_TEST_CRATES {
         for test in integration_tests(&root().join(dir))? {
-            if test.spawns_binaries {
+            if test.needs_ui {
+                ui_only.push(format!("{dir}/tests/{}", test.name));
+            } else if test.spawns_binaries {
                 skipped.push(format!("{dir}/tests/{}", test.name));
             } else {
                 cmd.args(["--test", &test.name]);
             }
         }
+    }
+    if !ui_only.is_empty() {
+        eprintln!(
+            "xtask: not built for aarch64 (they need the kiosk's `ui` feature): {}",
+            ui_only.join(", ")
+        );
     }
     if !skipped.is_empty() {
         eprintln!(
@@ -307,6 +316,8 @@ struct IntegrationTest {
     name: String,
     /// Uses `CARGO_BIN_EXE_*`, i.e. execs the crate's binary as a child process.
     spawns_binaries: bool,
+    /// Drives the kiosk's Slint window (`tablet_shell::ui`).
+    needs_ui: bool,
 }
 
 /// Integration test targets by cargo's auto-discovery rules: `tests/*.rs` and
@@ -329,7 +340,10 @@ fn integration_tests(crate_dir: &Path) -> anyhow::Result<Vec<IntegrationTest>> {
         let Some(name) = name.map(|n| n.to_string_lossy().into_owned()) else { continue };
         let text =
             std::fs::read_to_string(&source).with_context(|| format!("reading {}", source.display()))?;
-        tests.push(IntegrationTest { name, spawns_binaries: text.contains("CARGO_BIN_EXE_") });
+        // The kiosk UI's tests need the `ui` feature (Slint), which the aarch64
+        // build leaves off with the other default features.
+        let needs_ui = text.contains("tablet_shell::ui");
+        tests.push(IntegrationTest { name, spawns_binaries: text.contains("CARGO_BIN_EXE_"), needs_ui });
     }
     tests.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(tests)
