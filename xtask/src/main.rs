@@ -287,6 +287,7 @@ fn bench() -> anyhow::Result<()> {
         ("edge-agent", "outbox", "durable enqueue benchmark"),
         ("edge-agent", "bridge", "MoQ bridge calls benchmark (needs moq-relay-ietf)"),
         ("central-sim", "drain", "outbox drain benchmark"),
+        ("tablet-shell", "kiosk", "kiosk start, memory and frame time benchmark"),
     ] {
         let mut cmd = cargo();
         cmd.args(["bench", "-p", package, "--bench", bench]);
