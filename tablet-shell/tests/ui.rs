@@ -262,7 +262,7 @@ fn ctrl_alt_backspace_goes_straight_back_to_login_from_anywhere() {
     d.pump();
     assert_eq!(d.kiosk.borrow().screen(), Screen::Login);
     assert!(
-        d.edge.requests.iter().any(|r| *r == proto::tablet::TabletRequest::Logout),
+        d.edge.requests.contains(&proto::tablet::TabletRequest::Logout),
         "the session is ended at the edge"
     );
     assert!(d.window.get_login().id_text.is_empty(), "nothing of the last resident is left on screen");
