@@ -97,6 +97,14 @@ pub enum ContactAction {
     Message,
 }
 
+/// Starting and stopping a call's media leg (camera, microphone, the
+/// contact's pictures), which the shell runs beside the kiosk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaCommand {
+    Start { media: proto::call::CallMedia, kind: CallKind },
+    Stop,
+}
+
 /// The edge's answer to one [`Outgoing`] request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EdgeReply {
@@ -183,6 +191,8 @@ pub struct Kiosk {
     pending: HashMap<u64, Purpose>,
     next_id: u64,
     outgoing: Vec<Outgoing>,
+    media_commands: Vec<MediaCommand>,
+    media_live: bool,
 }
 
 impl Kiosk {
@@ -212,6 +222,8 @@ impl Kiosk {
             pending: HashMap::new(),
             next_id: 1,
             outgoing: Vec::new(),
+            media_commands: Vec::new(),
+            media_live: false,
         }
     }
 
@@ -237,6 +249,19 @@ impl Kiosk {
     /// Requests waiting to be sent; each answer goes to [`Kiosk::reply`].
     pub fn take_outgoing(&mut self) -> Vec<Outgoing> {
         std::mem::take(&mut self.outgoing)
+    }
+
+    /// Media legs to start or stop, in order.
+    pub fn take_media_commands(&mut self) -> Vec<MediaCommand> {
+        std::mem::take(&mut self.media_commands)
+    }
+
+    /// Stops the media leg once the call is over (or gone).
+    fn settle_media(&mut self) {
+        if self.media_live && self.call.as_ref().is_none_or(CallVm::is_over) {
+            self.media_live = false;
+            self.media_commands.push(MediaCommand::Stop);
+        }
     }
 
     /// Whether any request is still waiting for its answer.
@@ -451,6 +476,7 @@ impl Kiosk {
 
     fn back_to_login(&mut self, notice: Option<String>) {
         let settings = self.settings;
+        let media_stop = self.media_live;
         let (now, now_ms, next_id, pending, outgoing) = (
             self.now,
             self.now_ms,
@@ -466,6 +492,9 @@ impl Kiosk {
         self.pending = pending.into_iter().filter(|(_, p)| *p == Purpose::Logout).collect();
         self.outgoing = outgoing.into_iter().filter(|o| o.request == TabletRequest::Logout).collect();
         self.login_notice = notice;
+        if media_stop {
+            self.media_commands.push(MediaCommand::Stop);
+        }
     }
 
     fn contact_action(&mut self, row: usize, action: ContactAction) {
@@ -597,6 +626,7 @@ impl Kiosk {
         if let Some(call) = &mut self.call {
             call.apply_update(update, self.now_ms);
         }
+        self.settle_media();
     }
 
     /// The edge answered request `id`.
@@ -685,7 +715,15 @@ impl Kiosk {
             (Purpose::StartCall, response) | (Purpose::HangUp, response) => {
                 if let Some(call) = &mut self.call {
                     call.apply_response(&response);
+                    if let TabletResponse::CallStarted { media: Some(media), .. } = &response {
+                        if !call.is_over() && !self.media_live {
+                            self.media_live = true;
+                            self.media_commands
+                                .push(MediaCommand::Start { media: media.clone(), kind: call.kind() });
+                        }
+                    }
                 }
+                self.settle_media();
             }
             (Purpose::SaveDraft, TabletResponse::DraftSaved { id }) => {
                 if let Some(compose) = &mut self.compose {

@@ -536,6 +536,7 @@ async fn run(args: CliArgs) -> ExitStatus {
                 edge,
                 server_name: args.server_name.clone(),
                 identity: bundle.clone(),
+                on_video: None,
                 sources: match media {
                     MediaArg::Test => facility_media::Sources::Test,
                     MediaArg::Camera => {

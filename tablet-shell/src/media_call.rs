@@ -51,7 +51,13 @@ pub struct MediaOptions {
     pub server_name: String,
     pub identity: Bundle,
     pub sources: Sources,
+    /// Gets each decoded picture of the contact (the kiosk's call screen);
+    /// `None` only counts them (the CLI).
+    pub on_video: Option<OnVideo>,
 }
+
+/// Where decoded pictures go.
+pub type OnVideo = Arc<dyn Fn(facility_media::DecodedVideoFrame) + Send + Sync>;
 
 /// A running media leg.
 pub struct MediaLeg {
@@ -133,9 +139,13 @@ async fn run(
         }
     };
     let received = Arc::new(Received::default());
-    // The UI takes the pictures; the CLI only counts them (`video_delivered`).
+    let on_video = options.on_video.clone();
     let playback =
-        Playback::start(&PlaybackConfig { kind: media_kind, ..PlaybackConfig::default() }, |_frame| {});
+        Playback::start(&PlaybackConfig { kind: media_kind, ..PlaybackConfig::default() }, move |frame| {
+            if let Some(on_video) = &on_video {
+                on_video(frame);
+            }
+        });
     let playback = match playback {
         Ok(playback) => Arc::new(playback),
         Err(error) => {

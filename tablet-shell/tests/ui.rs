@@ -305,3 +305,36 @@ fn every_control_has_a_label_and_a_role() {
         assert!(unlabelled.is_empty(), "{name}: controls without an accessible label: {unlabelled:?}");
     }
 }
+
+#[test]
+fn a_call_with_media_starts_the_media_leg_and_its_end_stops_it() {
+    use tablet_shell::kiosk::MediaCommand;
+    let media = proto::call::CallMedia {
+        publish: "facility/F/call/77/resident".into(),
+        subscribe: "facility/F/call/77/contact".into(),
+    };
+    let edge = CannedEdge {
+        call: Some(proto::tablet::TabletResponse::CallStarted {
+            call_id: 77,
+            max_duration_secs: 900,
+            warn_at_secs: 840,
+            media: Some(media.clone()),
+        }),
+        ..CannedEdge::default()
+    };
+    let mut d = driver(edge, Settings::default());
+    log_in(&mut d, "1234");
+    assert!(d.kiosk.borrow_mut().take_media_commands().is_empty());
+    d.ui(UiEvent::Navigate(Screen::Contacts));
+    d.ui(UiEvent::ContactAction { row: 0, action: ContactAction::VideoCall });
+    assert_eq!(
+        d.kiosk.borrow_mut().take_media_commands(),
+        vec![MediaCommand::Start { media, kind: proto::domain::CallKind::Video }]
+    );
+    d.edge.events.push(call_update(CallState::Connected { limit_secs: 900 }));
+    d.pump();
+    assert!(d.kiosk.borrow_mut().take_media_commands().is_empty(), "nothing new while the call runs");
+    d.edge.events.push(call_update(CallState::Ended { reason: CallEndReason::Lockdown }));
+    d.pump();
+    assert_eq!(d.kiosk.borrow_mut().take_media_commands(), vec![MediaCommand::Stop]);
+}

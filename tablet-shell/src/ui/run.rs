@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use slint::ComponentHandle;
 
 use super::{render, wire, AppWindow};
-use crate::kiosk::{EdgeReply, Kiosk, Outgoing, UiEvent};
+use crate::kiosk::{EdgeReply, Kiosk, MediaCommand, Outgoing, UiEvent};
 use crate::vm::settings::Settings;
 use crate::EdgeClient;
 
@@ -38,10 +38,18 @@ pub struct KioskOptions {
     pub settings: Settings,
 }
 
+/// What the UI thread hands to the network thread.
+enum NetCommand {
+    Request(Outgoing),
+    Media(MediaCommand),
+}
+
 /// What the network thread hands to the UI thread.
 enum Inbound {
     Reply(u64, EdgeReply),
     Event(ServerEvent),
+    /// A decoded picture of the contact: RGBA, width, height.
+    Picture(Vec<u8>, u32, u32),
 }
 
 thread_local! {
@@ -56,7 +64,7 @@ pub fn run(options: KioskOptions) -> anyhow::Result<()> {
     let kiosk = Rc::new(RefCell::new(
         Kiosk::new(options.settings, Timestamp::now(), 0).with_id_prefix(&options.id_prefix),
     ));
-    let (out_tx, out_rx) = mpsc::unbounded_channel::<Outgoing>();
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<NetCommand>();
     let (in_tx, in_rx) = std::sync::mpsc::channel::<Inbound>();
 
     let flush = {
@@ -64,8 +72,10 @@ pub fn run(options: KioskOptions) -> anyhow::Result<()> {
         let window = window.as_weak();
         let out_tx = out_tx.clone();
         Rc::new(move || {
-            for out in kiosk.borrow_mut().take_outgoing() {
-                if out_tx.send(out).is_err() {
+            let requests = kiosk.borrow_mut().take_outgoing().into_iter().map(NetCommand::Request);
+            let media = kiosk.borrow_mut().take_media_commands().into_iter().map(NetCommand::Media);
+            for command in requests.chain(media) {
+                if out_tx.send(command).is_err() {
                     tracing::error!("the edge connection thread has stopped");
                 }
             }
@@ -89,12 +99,18 @@ pub fn run(options: KioskOptions) -> anyhow::Result<()> {
     {
         let kiosk = kiosk.clone();
         let flush = flush.clone();
+        let window = window.as_weak();
         INBOX.with(|inbox| {
             *inbox.borrow_mut() = Some(Box::new(move || {
                 for inbound in in_rx.try_iter() {
                     match inbound {
                         Inbound::Reply(id, reply) => kiosk.borrow_mut().reply(id, reply),
                         Inbound::Event(event) => kiosk.borrow_mut().event(event),
+                        Inbound::Picture(rgba, width, height) => {
+                            if let Some(window) = window.upgrade() {
+                                super::show_frame(&window, true, &rgba, width, height);
+                            }
+                        }
                     }
                 }
                 flush();
@@ -159,9 +175,10 @@ fn deliver(in_tx: &std::sync::mpsc::Sender<Inbound>, inbound: Inbound) {
 /// unreachable are answered `Unreachable` at once, so no screen waits.
 async fn edge_link(
     options: KioskOptions,
-    mut requests: mpsc::UnboundedReceiver<Outgoing>,
+    mut requests: mpsc::UnboundedReceiver<NetCommand>,
     in_tx: std::sync::mpsc::Sender<Inbound>,
 ) {
+    let mut media = MediaLegs::default();
     loop {
         let client = match EdgeClient::connect(options.edge, &options.bundle, &options.server_name).await {
             Ok(client) => Arc::new(client),
@@ -173,7 +190,8 @@ async fn edge_link(
                     tokio::select! {
                         _ = &mut deadline => break,
                         request = requests.recv() => match request {
-                            Some(out) => deliver(&in_tx, Inbound::Reply(out.id, EdgeReply::Unreachable)),
+                            Some(NetCommand::Request(out)) => deliver(&in_tx, Inbound::Reply(out.id, EdgeReply::Unreachable)),
+                            Some(NetCommand::Media(command)) => media.apply(command, &options, &in_tx),
                             None => return,
                         },
                     }
@@ -194,7 +212,8 @@ async fn edge_link(
         loop {
             tokio::select! {
                 request = requests.recv() => match request {
-                    Some(out) => {
+                    Some(NetCommand::Media(command)) => media.apply(command, &options, &in_tx),
+                    Some(NetCommand::Request(out)) => {
                         let client = client.clone();
                         let in_tx = in_tx.clone();
                         tokio::spawn(async move {
@@ -204,6 +223,7 @@ async fn edge_link(
                     }
                     None => {
                         // The window closed: say goodbye so the edge ends the session now.
+                        media.apply(MediaCommand::Stop, &options, &in_tx);
                         let _ = client.request(&TabletRequest::Logout).await;
                         events.abort();
                         return;
@@ -221,5 +241,65 @@ async fn edge_link(
             }
         }
         events.abort();
+    }
+}
+
+/// The call's media leg, run beside the kiosk on the network thread.
+#[derive(Default)]
+struct MediaLegs {
+    #[cfg(feature = "media")]
+    live: Option<crate::media_call::MediaLeg>,
+}
+
+impl MediaLegs {
+    #[cfg(feature = "media")]
+    fn apply(
+        &mut self,
+        command: MediaCommand,
+        options: &KioskOptions,
+        in_tx: &std::sync::mpsc::Sender<Inbound>,
+    ) {
+        use crate::media_call::{MediaLeg, MediaOptions};
+        if let Some(leg) = self.live.take() {
+            tokio::spawn(async move {
+                let report = leg.finish().await;
+                tracing::info!(?report, "call media stopped");
+            });
+        }
+        let MediaCommand::Start { media, kind } = command else { return };
+        let pictures = in_tx.clone();
+        let on_video: crate::media_call::OnVideo =
+            Arc::new(move |frame: facility_media::DecodedVideoFrame| {
+                let row = frame.width as usize * 4;
+                let rgba = if frame.stride == row {
+                    frame.rgba
+                } else {
+                    frame.rgba.chunks(frame.stride.max(1)).flat_map(|r| r.iter().take(row).copied()).collect()
+                };
+                deliver(&pictures, Inbound::Picture(rgba, frame.width, frame.height));
+            });
+        let video_device = std::env::var("KIOSK_CAMERA").unwrap_or_else(|_| "/dev/video0".into());
+        let leg_options = MediaOptions {
+            edge: options.edge,
+            server_name: options.server_name.clone(),
+            identity: options.bundle.clone(),
+            sources: facility_media::Sources::Devices { video_device },
+            on_video: Some(on_video),
+        };
+        self.live = Some(MediaLeg::start(leg_options, media, kind));
+    }
+
+    #[cfg(not(feature = "media"))]
+    fn apply(
+        &mut self,
+        command: MediaCommand,
+        _options: &KioskOptions,
+        _in_tx: &std::sync::mpsc::Sender<Inbound>,
+    ) {
+        if matches!(command, MediaCommand::Start { .. }) {
+            tracing::warn!(
+                "this build has no call media (feature `media`); the call runs without pictures or sound"
+            );
+        }
     }
 }
