@@ -49,6 +49,7 @@ enum Inbound {
     Reply(u64, EdgeReply),
     Event(ServerEvent),
     /// A decoded picture of the contact: RGBA, width, height.
+    #[cfg_attr(not(feature = "media"), allow(dead_code))]
     Picture(Vec<u8>, u32, u32),
 }
 
