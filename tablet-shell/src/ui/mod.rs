@@ -26,6 +26,8 @@ mod generated {
 }
 
 pub use generated::AppWindow;
+/// The window's text sizes and colours (its `text-scale` follows the large-text setting).
+pub use generated::Theme;
 use generated as g;
 
 fn s(text: impl AsRef<str>) -> SharedString {

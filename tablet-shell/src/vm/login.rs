@@ -11,8 +11,12 @@ use proto::tablet::{ApiError, TabletRequest, TabletResponse};
 
 use super::common::{deny_reason, minutes, Lang, Tone};
 
-/// Longest resident ID the keypad accepts; longer input is ignored.
+/// Longest resident ID the keypad accepts (digits after the prefix);
+/// longer input is ignored.
 pub const MAX_ID_LEN: usize = 12;
+/// Resident IDs are this letter and digits (`R1001`); the keypad has digits
+/// only, so the ID field starts with it and it is sent with them.
+pub const RESIDENT_ID_PREFIX: &str = "R";
 /// Longest PIN the keypad accepts.
 pub const MAX_PIN_LEN: usize = 8;
 
@@ -111,7 +115,7 @@ pub struct LoginView {
     pub title: String,
     /// `Resident ID`
     pub id_label: String,
-    /// The ID typed so far, as typed.
+    /// The ID so far: the prefix and the digits typed.
     pub id_text: String,
     /// The keypad types into the ID field.
     pub id_active: bool,
@@ -248,7 +252,10 @@ impl LoginVm {
             return None;
         }
         self.outcome = Outcome::Waiting;
-        Some(Credentials { resident: ResidentId::new(self.id.clone()), pin: self.pin.clone() })
+        Some(Credentials {
+            resident: ResidentId::new(format!("{RESIDENT_ID_PREFIX}{}", self.id)),
+            pin: self.pin.clone(),
+        })
     }
 
     /// Applies the edge's answer to the login request at time `now`.
@@ -374,7 +381,7 @@ impl LoginVm {
         LoginView {
             title: lang.pick("Log in", "Iniciar sesión").into(),
             id_label: lang.pick("Resident ID", "Número de residente").into(),
-            id_text: self.id.clone(),
+            id_text: format!("{RESIDENT_ID_PREFIX}{}", self.id),
             id_active: self.active == Field::ResidentId,
             pin_label: "PIN".into(),
             pin_dots: "\u{2022}".repeat(pin_len),
@@ -424,7 +431,7 @@ mod tests {
     fn typing_masks_the_pin_and_respects_max_lengths() {
         let mut vm = LoginVm::new(at(0));
         type_digits(&mut vm, "12345678901234");
-        assert_eq!(vm.view(Lang::English).id_text, "123456789012");
+        assert_eq!(vm.view(Lang::English).id_text, "R123456789012");
         vm.select(Field::Pin);
         type_digits(&mut vm, "1234567890");
         let view = vm.view(Lang::English);
@@ -453,7 +460,7 @@ mod tests {
         type_digits(&mut vm, "1111");
         assert!(vm.can_submit());
         let creds = vm.submit().expect("can submit");
-        assert_eq!(creds.resident, ResidentId::new("42"));
+        assert_eq!(creds.resident, ResidentId::new("R42"));
         assert!(!format!("{creds:?}").contains("1111"));
         assert!(matches!(creds.into_request(), TabletRequest::Login { pin, .. } if pin == "1111"));
         // Waiting for the edge: keypad off.
@@ -471,7 +478,7 @@ mod tests {
         assert_eq!(view.message, "Wrong ID or PIN. 3 attempts left.");
         assert_eq!(view.message_tone, Tone::Alert);
         assert_eq!(view.pin_dots, "");
-        assert_eq!(view.id_text, "1234");
+        assert_eq!(view.id_text, "R1234");
         assert!(view.pin_active && view.keypad_enabled);
         assert_eq!(vm.view(Lang::Spanish).message, "ID o PIN incorrecto. Le quedan 3 intentos.");
         vm.apply_error(&ApiError::BadCredentials { remaining_attempts: 1 }, at(2));
