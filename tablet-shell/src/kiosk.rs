@@ -19,8 +19,8 @@ use proto::call::CallUpdate;
 use proto::domain::{CallKind, ContactId, LockdownScope};
 use proto::messaging::{ECardRecord, MessagingError};
 use proto::tablet::{
-    ApiError, BalancesView, ContactList, Folder, Freshness, HoursView, MailboxView, MessageState, MessageView,
-    ServerEvent, SessionInfo, StampBalances, StampShop, TabletRequest, TabletResponse,
+    ApiError, BalancesView, ContactList, Folder, Freshness, HoursView, MailboxView, MessageState,
+    MessageView, ServerEvent, SessionInfo, StampBalances, StampShop, TabletRequest, TabletResponse,
 };
 
 use crate::vm::call::CallVm;
@@ -61,7 +61,10 @@ pub enum UiEvent {
     LoginClear,
     LoginSubmit,
     /// A service button of a contacts row.
-    ContactAction { row: usize, action: ContactAction },
+    ContactAction {
+        row: usize,
+        action: ContactAction,
+    },
     HangUp,
     CloseCall,
     OpenFolder(Folder),
@@ -131,7 +134,9 @@ enum Purpose {
     SendMessage,
     DeleteDraft,
     HideSent,
-    BuyStamps { contact_name: String },
+    BuyStamps {
+        contact_name: String,
+    },
 }
 
 /// Cached answers of the edge for the logged-in resident.
@@ -355,7 +360,10 @@ impl Kiosk {
             }
             UiEvent::ComposeSend => {
                 if let Some(compose) = &self.compose {
-                    let request = TabletRequest::SendMessage { draft: compose.draft_id(), compose: compose.to_compose() };
+                    let request = TabletRequest::SendMessage {
+                        draft: compose.draft_id(),
+                        compose: compose.to_compose(),
+                    };
                     self.send(Purpose::SendMessage, request);
                 }
             }
@@ -459,12 +467,16 @@ impl Kiosk {
                 let kind = if action == ContactAction::VideoCall { CallKind::Video } else { CallKind::Voice };
                 self.call = Some(CallVm::placing(contact.name.clone(), kind));
                 self.screen = Screen::Call;
-                self.send(Purpose::StartCall, TabletRequest::StartCall { contact: contact.id, kind, number: None });
+                self.send(
+                    Purpose::StartCall,
+                    TabletRequest::StartCall { contact: contact.id, kind, number: None },
+                );
             }
             ContactAction::Message => {
                 let stamps = self.stamps_for(contact.id);
                 self.compose = Some(
-                    ComposeVm::new(contact.id, contact.name.clone(), stamps, self.lang()).with_catalog(&self.data.ecards),
+                    ComposeVm::new(contact.id, contact.name.clone(), stamps, self.lang())
+                        .with_catalog(&self.data.ecards),
                 );
                 self.compose_dirty = false;
                 self.picker_open = false;
@@ -480,7 +492,8 @@ impl Kiosk {
         let stamps = self.stamps_for(message.contact);
         match action {
             MessageAction::Reply => {
-                self.compose = Some(ComposeVm::reply_to(&message, stamps, self.lang()).with_catalog(&self.data.ecards));
+                self.compose =
+                    Some(ComposeVm::reply_to(&message, stamps, self.lang()).with_catalog(&self.data.ecards));
                 self.compose_dirty = false;
                 self.navigate(Screen::Compose);
             }
@@ -489,8 +502,12 @@ impl Kiosk {
                 self.compose_dirty = false;
                 self.navigate(Screen::Compose);
             }
-            MessageAction::DeleteDraft => self.send(Purpose::DeleteDraft, TabletRequest::DeleteDraft { id: message.id }),
-            MessageAction::HideSent => self.send(Purpose::HideSent, TabletRequest::HideSent { id: message.id }),
+            MessageAction::DeleteDraft => {
+                self.send(Purpose::DeleteDraft, TabletRequest::DeleteDraft { id: message.id })
+            }
+            MessageAction::HideSent => {
+                self.send(Purpose::HideSent, TabletRequest::HideSent { id: message.id })
+            }
         }
     }
 
@@ -677,12 +694,17 @@ impl Kiosk {
                 self.navigate(Screen::Mailbox);
             }
             (Purpose::BuyStamps { contact_name }, TabletResponse::StampsBought(purchase)) => {
-                self.purchase_result = Some(PurchaseResult::from_purchase(&purchase, &contact_name, self.lang()));
+                self.purchase_result =
+                    Some(PurchaseResult::from_purchase(&purchase, &contact_name, self.lang()));
                 self.send(Purpose::StampBalance, TabletRequest::StampBalance);
                 self.send(Purpose::StampShop, TabletRequest::StampPackages);
             }
             (purpose, response) => {
-                tracing::warn!(?purpose, ?response, "the edge answered a request with an unexpected response");
+                tracing::warn!(
+                    ?purpose,
+                    ?response,
+                    "the edge answered a request with an unexpected response"
+                );
             }
         }
     }
@@ -693,7 +715,10 @@ impl Kiosk {
                 if self.data.session.is_some() {
                     let notice = match &error {
                         ApiError::SessionEnded { reason } => nav::session_ended(*reason, self.lang()),
-                        _ => nav::session_ended(proto::tablet::SessionEndReason::DeviceDisconnected, self.lang()),
+                        _ => nav::session_ended(
+                            proto::tablet::SessionEndReason::DeviceDisconnected,
+                            self.lang(),
+                        ),
                     };
                     self.back_to_login(Some(notice));
                 }
@@ -798,7 +823,10 @@ impl Kiosk {
     }
 
     pub fn message_vm(&self) -> Option<MessageVm> {
-        self.data.message.as_ref().map(|m| MessageVm::new(m, &self.data.ecards, &self.time_zone(), self.lang()))
+        self.data
+            .message
+            .as_ref()
+            .map(|m| MessageVm::new(m, &self.data.ecards, &self.time_zone(), self.lang()))
     }
 
     /// The open VideoGram's playback, if the message has one.

@@ -25,10 +25,10 @@ mod generated {
     slint::include_modules!();
 }
 
+use generated as g;
 pub use generated::AppWindow;
 /// The window's text sizes and colours (its `text-scale` follows the large-text setting).
 pub use generated::Theme;
-use generated as g;
 
 fn s(text: impl AsRef<str>) -> SharedString {
     SharedString::from(text.as_ref())
@@ -203,7 +203,11 @@ fn render_contacts(kiosk: &Kiosk, window: &AppWindow, lang: Lang) {
             video_rate_text: s(&r.video_rate_text),
         })
         .collect();
-    window.set_contacts(g::ContactsView { title: s(&v.title), rows: model(rows), empty_text: s(&v.empty_text) });
+    window.set_contacts(g::ContactsView {
+        title: s(&v.title),
+        rows: model(rows),
+        empty_text: s(&v.empty_text),
+    });
 }
 
 fn render_call(kiosk: &Kiosk, window: &AppWindow, lang: Lang) {
@@ -311,7 +315,9 @@ fn render_compose(kiosk: &Kiosk, window: &AppWindow) {
         .map(|p| {
             p.groups
                 .iter()
-                .flat_map(|g| g.cards.iter().map(|c| g::ECardView { category: s(&g.category), title: s(&c.title) }))
+                .flat_map(|g| {
+                    g.cards.iter().map(|c| g::ECardView { category: s(&g.category), title: s(&c.title) })
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -358,7 +364,12 @@ fn render_stamps(kiosk: &Kiosk, window: &AppWindow, lang: Lang) {
     let packages = v
         .packages
         .iter()
-        .map(|p| g::PackageView { stamps: s(&p.stamps), price: s(&p.price), buy_label: s(&p.buy_label), enabled: p.enabled })
+        .map(|p| g::PackageView {
+            stamps: s(&p.stamps),
+            price: s(&p.price),
+            buy_label: s(&p.buy_label),
+            enabled: p.enabled,
+        })
         .collect();
     let contacts = v
         .contacts
@@ -455,7 +466,10 @@ pub fn wire(window: &AppWindow, kiosk: &Rc<RefCell<Kiosk>>, sink: Rc<dyn Fn(UiEv
     let on = send(&sink);
     let k = kiosk.clone();
     window.on_open_folder(move |i| {
-        let from_vm = k.borrow().mailbox().and_then(|m| usize::try_from(i).ok().and_then(|i| m.tabs.get(i).map(|t| t.folder)));
+        let from_vm = k
+            .borrow()
+            .mailbox()
+            .and_then(|m| usize::try_from(i).ok().and_then(|i| m.tabs.get(i).map(|t| t.folder)));
         let folder = from_vm.unwrap_or(match i {
             1 => Folder::Sent,
             2 => Folder::Drafts,

@@ -79,13 +79,21 @@ impl Picture {
 
     pub fn load_png(path: &Path) -> Result<Picture, PictureError> {
         let name = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|source| PictureError::Read { path: name.clone(), source })?;
+        let file =
+            std::fs::File::open(path).map_err(|source| PictureError::Read { path: name.clone(), source })?;
         let decoder = png::Decoder::new(std::io::BufReader::new(file));
-        let mut reader = decoder.read_info().map_err(|e| PictureError::Decode { path: name.clone(), detail: e.to_string() })?;
+        let mut reader = decoder
+            .read_info()
+            .map_err(|e| PictureError::Decode { path: name.clone(), detail: e.to_string() })?;
         let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).map_err(|e| PictureError::Decode { path: name.clone(), detail: e.to_string() })?;
+        let info = reader
+            .next_frame(&mut buf)
+            .map_err(|e| PictureError::Decode { path: name.clone(), detail: e.to_string() })?;
         if info.color_type != png::ColorType::Rgb || info.bit_depth != png::BitDepth::Eight {
-            return Err(PictureError::Decode { path: name, detail: format!("{:?} {:?}", info.color_type, info.bit_depth) });
+            return Err(PictureError::Decode {
+                path: name,
+                detail: format!("{:?} {:?}", info.color_type, info.bit_depth),
+            });
         }
         buf.truncate(info.buffer_size());
         Ok(Picture { width: info.width, height: info.height, rgb: buf })
