@@ -117,7 +117,7 @@ impl<E: Edge> Driver<E> {
 
     /// Lets `by` pass on the kiosk's clocks, then handles what arrived.
     pub fn advance(&mut self, by: Duration) {
-        self.now = self.now + by;
+        self.now += by;
         self.now_ms += u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         self.kiosk.borrow_mut().tick(self.now, self.now_ms);
         self.pump();
