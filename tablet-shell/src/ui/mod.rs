@@ -27,7 +27,7 @@ mod generated {
 }
 
 use generated as g;
-pub use generated::{AppWindow, Tone as UiTone};
+pub use generated::{AppWindow, Theme, Tone as UiTone};
 
 fn s(text: impl AsRef<str>) -> SharedString {
     SharedString::from(text.as_ref())
