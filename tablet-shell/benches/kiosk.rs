@@ -22,7 +22,6 @@ use support::{call_update, now, CannedEdge};
 use tablet_shell::kiosk::{ContactAction, Screen, UiEvent};
 use tablet_shell::ui::driver::Driver;
 use tablet_shell::ui::screenshot;
-use tablet_shell::vm::login::Field;
 use tablet_shell::vm::settings::Settings;
 
 const WIDTH: u32 = 1280;
@@ -40,15 +39,7 @@ fn rss_kib() -> u64 {
 }
 
 fn log_in(d: &mut Driver<CannedEdge>) {
-    d.ui(UiEvent::LoginSelectField(Field::ResidentId));
-    for digit in [1, 0, 0, 1] {
-        d.ui(UiEvent::LoginDigit(digit));
-    }
-    d.ui(UiEvent::LoginSubmit);
-    for digit in [1, 2, 3, 4] {
-        d.ui(UiEvent::LoginDigit(digit));
-    }
-    d.ui(UiEvent::LoginSubmit);
+    d.log_in_with_keypad(&[1, 0, 0, 1], &[1, 2, 3, 4]);
 }
 
 /// Child scenarios; each prints one line of numbers.

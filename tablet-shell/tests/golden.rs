@@ -144,15 +144,7 @@ fn screens_match_their_approved_pictures() {
     let mut d =
         Driver::new(edge, Settings { lang: Lang::Spanish, large_text: false }, now()).expect("window");
     checker.check("13-login-es");
-    d.ui(UiEvent::LoginSelectField(tablet_shell::vm::login::Field::ResidentId));
-    for digit in [1, 0, 0, 1] {
-        d.ui(UiEvent::LoginDigit(digit));
-    }
-    d.ui(UiEvent::LoginSubmit);
-    for digit in [1, 2, 3, 4] {
-        d.ui(UiEvent::LoginDigit(digit));
-    }
-    d.ui(UiEvent::LoginSubmit);
+    d.log_in_with_keypad(&[1, 0, 0, 1], &[1, 2, 3, 4]);
     checker.check("14-home-es-offline-lockdown");
     d.ui(UiEvent::Navigate(Screen::Contacts));
     checker.check("15-contacts-es");

@@ -143,15 +143,7 @@ fn every_screen_speaks_spanish() {
     assert_eq!(d.window.get_login().title, "Iniciar sesión");
     element(&d, "Dígito 1");
     d.edge.login_refusals.clear();
-    d.ui(UiEvent::LoginSelectField(tablet_shell::vm::login::Field::ResidentId));
-    for digit in [1, 0, 0, 1] {
-        d.ui(UiEvent::LoginDigit(digit));
-    }
-    d.ui(UiEvent::LoginSubmit);
-    for digit in [1, 2, 3, 4] {
-        d.ui(UiEvent::LoginDigit(digit));
-    }
-    d.ui(UiEvent::LoginSubmit);
+    d.log_in_with_keypad(&[1, 0, 0, 1], &[1, 2, 3, 4]);
     assert_eq!(d.kiosk.borrow().screen(), Screen::Home);
     let nav = d.window.get_nav();
     assert_eq!(

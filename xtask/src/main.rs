@@ -537,20 +537,15 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
         // Outside the demo unit's calling hours the call would be denied, so the demo opens
         // today's hours for the call and puts them back afterwards.
         let closed_today = todays_hours_if_closed(&tablet(&["hours"])?)?;
+        let set_today = |today: &TodaysHours, windows: &str| {
+            admin(&["schedule", "--unit", DEMO_UNIT, "--weekday", &today.weekday, "--windows", windows])
+        };
         if let Some(today) = &closed_today {
             println!(
                 "\n-- outside calling hours: unit {DEMO_UNIT} is opened all day {} for the demo call",
                 today.local_date
             );
-            admin(&[
-                "schedule",
-                "--unit",
-                DEMO_UNIT,
-                "--weekday",
-                &today.weekday,
-                "--windows",
-                "00:00-24:00",
-            ])?;
+            set_today(today, "00:00-24:00")?;
             wait_for("the opened hours to reach the edge", Duration::from_secs(30), || {
                 tablet(&["hours"]).is_ok_and(|out| out.contains("\"open_now\":true"))
             })?;
@@ -564,15 +559,7 @@ fn demo(state: &Path, exit: bool) -> anyhow::Result<()> {
         let args = ["call", "--contact", "1", "--kind", "video", "--place", "--media", "test"];
         let output = tablet(&args)?;
         if let Some(today) = &closed_today {
-            admin(&[
-                "schedule",
-                "--unit",
-                DEMO_UNIT,
-                "--weekday",
-                &today.weekday,
-                "--windows",
-                &today.windows,
-            ])?;
+            set_today(today, &today.windows)?;
         }
         let summary = output.lines().last().unwrap_or_default();
         if !summary.contains("CallSummary") {

@@ -97,6 +97,19 @@ impl<E: Edge> Driver<E> {
         render(&self.kiosk.borrow(), &self.window);
     }
 
+    /// Types the ID digits and the PIN on the keypad and logs in.
+    pub fn log_in_with_keypad(&mut self, id_digits: &[u8], pin: &[u8]) {
+        self.ui(UiEvent::LoginSelectField(crate::vm::login::Field::ResidentId));
+        for digit in id_digits {
+            self.ui(UiEvent::LoginDigit(*digit));
+        }
+        self.ui(UiEvent::LoginSubmit);
+        for digit in pin {
+            self.ui(UiEvent::LoginDigit(*digit));
+        }
+        self.ui(UiEvent::LoginSubmit);
+    }
+
     /// A touch, then every request it causes answered.
     pub fn ui(&mut self, event: UiEvent) {
         self.kiosk.borrow_mut().ui(event);

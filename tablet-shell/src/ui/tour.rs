@@ -10,7 +10,6 @@ use jiff::Timestamp;
 use super::driver::{Driver, QuicEdge};
 use super::screenshot;
 use crate::kiosk::{ContactAction, Screen, UiEvent};
-use crate::vm::login::Field;
 use crate::vm::settings::Settings;
 use crate::vm::Lang;
 
@@ -56,16 +55,8 @@ pub fn run_tour(options: TourOptions) -> anyhow::Result<Vec<PathBuf>> {
         Ok(())
     };
 
-    d.ui(UiEvent::LoginSelectField(Field::ResidentId));
-    for digit in &id {
-        d.ui(UiEvent::LoginDigit(*digit));
-    }
-    d.ui(UiEvent::LoginSubmit);
-    for digit in &pin {
-        d.ui(UiEvent::LoginDigit(*digit));
-    }
     shoot("login")?;
-    d.ui(UiEvent::LoginSubmit);
+    d.log_in_with_keypad(&id, &pin);
     if d.kiosk.borrow().screen() != Screen::Home {
         anyhow::bail!("the edge did not log the demo resident in: {}", d.kiosk.borrow().login_view().message);
     }
