@@ -7,8 +7,9 @@
 # release artefacts (bundle, .img.zst, .bmap, SHA256SUMS) from what it leaves.
 #
 # Usage: build-image.sh KIND BIN_DIR OUT_DIR CACHE_DIR VERSION
-#   KIND      edge
-#   BIN_DIR   directory holding the aarch64 edge-agent
+#   KIND      edge (the facility's edge box) or tablet (a resident tablet or
+#             wall kiosk running the kiosk shell full screen)
+#   BIN_DIR   directory holding the aarch64 edge-agent (edge) or tablet-shell (tablet)
 #   OUT_DIR   receives disk.img, rootfs.ext4, vmlinuz, initrd.img, data-empty.ext4
 #   CACHE_DIR apt lists and downloaded .debs (reused between builds)
 #   VERSION   X.Y.Z, written to os-release and the boot entry
@@ -22,7 +23,6 @@ KIND=$1 BIN_DIR=$(realpath "$2") OUT=$3 CACHE=$4 VERSION=$5
 HERE=$(dirname "$(realpath "$0")")
 mkdir -p "$OUT" "$CACHE"
 OUT=$(realpath "$OUT") CACHE=$(realpath "$CACHE")
-[ "$KIND" = edge ] || { echo "build-image.sh: unknown image kind '$KIND'" >&2; exit 2; }
 
 # Partition sizes in MiB. The ESP holds two uncompressed kernels (~32 MiB
 # each: the arm64 EFI stub cannot boot a gzip image) and their initrds.
@@ -36,38 +36,40 @@ BOOT_PACKAGES="linux-image-arm64 systemd-boot-efi busybox-static"
 # and later by the root (network, ESP, EFI variables for boot counting).
 INITRD_MODULES="virtio_pci virtio_blk crc32c_generic ext4 i6300esb softdog"
 ROOT_MODULES="$INITRD_MODULES virtio_net virtio_rng vfat nls_cp437 nls_ascii efivarfs"
+case $KIND in
+  edge)
+    BINARY=edge-agent SERVICE_USER=edge
+    UNITS="edge-agent.service facility-firstboot.service facility-health.service facility-update.path"
+    ;;
+  tablet)
+    BINARY=tablet-shell SERVICE_USER=kiosk
+    UNITS="facility-kiosk.service facility-kiosk-firstboot.service facility-tablet-health.service"
+    # The kiosk's C libraries: Slint's linuxkms backend (libinput, udev,
+    # xkbcommon and its keymaps, fontconfig) and the call media (GStreamer:
+    # the v4l2 camera and VP8 in -good, x264 in -ugly, the H.264 decoder in -libav).
+    ROOT_PACKAGES="$ROOT_PACKAGES libinput10 libxkbcommon0 xkb-data libfontconfig1 libgstreamer1.0-0
+      libgstreamer-plugins-base1.0-0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+      gstreamer1.0-plugins-ugly gstreamer1.0-libav"
+    # The display (DRM/KMS) and the touch screen and keys (evdev).
+    ROOT_MODULES="$ROOT_MODULES virtio_gpu virtio_input evdev"
+    ROOT_MIB=1024
+    ;;
+  *) echo "build-image.sh: unknown image kind '$KIND' (edge or tablet)" >&2; exit 2 ;;
+esac
 
 log() { echo "build-image: $*" >&2; }
 
 # --- packages --------------------------------------------------------------
-APT_DIR=$CACHE/apt
-mkdir -p "$APT_DIR"/{lists/partial,cache,archives/partial}
-: > "$APT_DIR/status"
-cat > "$APT_DIR/sources.list" <<EOF
-deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-updates main
-deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
-EOF
-# A separate apt state and an empty dpkg status: the host's own package
-# database and architecture list are never touched.
-APT=(apt-get -q -oAPT::Architecture=arm64 -oAPT::Architectures=arm64
-  -oDir::State::Lists="$APT_DIR/lists" -oDir::Cache="$APT_DIR/cache"
-  -oDir::Cache::archives="$APT_DIR/archives" -oDir::State::status="$APT_DIR/status"
-  -oDir::Etc::SourceList="$APT_DIR/sources.list" -oDir::Etc::SourceParts=/nonexistent
-  -oDebug::NoLocking=1)
-if [ -z "$(find "$APT_DIR/lists" -name '*_Packages*' -mmin -1440 2>/dev/null | head -1)" ]; then
-  log "refreshing arm64 package lists"
-  "${APT[@]}" update >> "$CACHE/apt.log" 2>&1 || { log "apt-get update failed, see $CACHE/apt.log"; exit 1; }
-fi
-closure() { "${APT[@]}" -s install --no-install-recommends "$@" | awk '/^Inst /{print $2}'; }
+# shellcheck source=cross/arm64-apt.sh
+. "$HERE/../cross/arm64-apt.sh"
+arm64_apt_init "$CACHE"
+deb_of() { arm64_deb_of "$1"; }
 # shellcheck disable=SC2086
-ROOT_CLOSURE=$(closure $ROOT_PACKAGES)
+ROOT_CLOSURE=$(arm64_closure $ROOT_PACKAGES)
 # shellcheck disable=SC2086
-BOOT_CLOSURE=$(closure $BOOT_PACKAGES | grep -E '^(linux-image-[0-9].*|systemd-boot-efi|busybox-static)$')
+BOOT_CLOSURE=$(arm64_closure $BOOT_PACKAGES | grep -E '^(linux-image-[0-9].*|systemd-boot-efi|busybox-static)$')
 # shellcheck disable=SC2086
-"${APT[@]}" -y -d install --no-install-recommends $ROOT_PACKAGES $BOOT_PACKAGES >> "$CACHE/apt.log" 2>&1 ||
-  { log "downloading packages failed, see $CACHE/apt.log"; exit 1; }
-deb_of() { ls "$APT_DIR"/archives/"$1"_*_arm64.deb "$APT_DIR"/archives/"$1"_*_all.deb 2>/dev/null | head -1; }
+arm64_download $ROOT_PACKAGES $BOOT_PACKAGES
 
 WORK=$OUT/work
 rm -rf "$WORK"
@@ -141,10 +143,10 @@ install_modules "$ROOT/usr" "$ROOT_MODULES"
 # compiled form a maintainer script would build) are no use on an appliance.
 rm -rf "$ROOT"/usr/share/{doc,man,info,locale,lintian,bug,bash-completion,zsh} "$ROOT"/usr/lib/udev/hwdb.d
 
-install -D -m 0755 "$BIN_DIR/edge-agent" "$ROOT/usr/bin/edge-agent"
-# Symbols stay with the build (release/edge-agent.debug), not on every box.
-aarch64-linux-gnu-objcopy --only-keep-debug "$ROOT/usr/bin/edge-agent" "$OUT/edge-agent.debug"
-aarch64-linux-gnu-strip --strip-all "$ROOT/usr/bin/edge-agent"
+install -D -m 0755 "$BIN_DIR/$BINARY" "$ROOT/usr/bin/$BINARY"
+# Symbols stay with the build ($BINARY.debug), not on every device.
+aarch64-linux-gnu-objcopy --only-keep-debug "$ROOT/usr/bin/$BINARY" "$OUT/$BINARY.debug"
+aarch64-linux-gnu-strip --strip-all "$ROOT/usr/bin/$BINARY"
 install -D -m 0644 "$UPDATE_KEY" "$ROOT/usr/share/facility-edge/update-keys/release.pub"
 echo "$COMPATIBLE" > "$ROOT/usr/share/facility-edge/compatible"
 cp -a "$HERE/rootfs/common/." "$ROOT/"
@@ -169,8 +171,8 @@ printf 'root:*:19000:0:99999:7:::\n' > "$ROOT/etc/shadow"
 printf 'root:*::\n' > "$ROOT/etc/gshadow"
 systemd-sysusers --root="$ROOT" >&2
 systemctl --root="$ROOT" set-default multi-user.target >&2
-systemctl --root="$ROOT" enable systemd-networkd.service edge-agent.service facility-firstboot.service \
-  facility-health.service facility-update.path >&2
+# shellcheck disable=SC2086
+systemctl --root="$ROOT" enable systemd-networkd.service $UNITS >&2
 # No logins anywhere: no getty on the serial console or VTs, no emergency shell.
 systemctl --root="$ROOT" mask getty.target serial-getty@.service getty@.service console-getty.service \
   systemd-firstboot.service emergency.service rescue.service emergency.target rescue.target \
@@ -189,12 +191,15 @@ mkfs.ext4 -q -F -L "root" -O ^has_journal -N $((ROOT_FILES + 1024)) -E root_owne
 
 # --- data partition (empty: provisioning writes its own) --------------------
 DATA=$WORK/data
-mkdir -p "$DATA/edge" "$DATA/provision"
-EDGE_UID=$(awk -F: '$1=="edge"{print $3}' "$ROOT/etc/passwd")
-chown "$EDGE_UID:$EDGE_UID" "$DATA/edge"
-chmod 0700 "$DATA/edge"
+# The service's own directory: the agent's state on an edge box, the device
+# identity and settings on a tablet.
+mkdir -p "$DATA/$SERVICE_USER" "$DATA/provision"
+SERVICE_UID=$(awk -F: -v u="$SERVICE_USER" '$1==u{print $3}' "$ROOT/etc/passwd")
+[ -n "$SERVICE_UID" ] || { log "no $SERVICE_USER user in the root file system (sysusers.d)"; exit 1; }
+chown "$SERVICE_UID:$SERVICE_UID" "$DATA/$SERVICE_USER"
+chmod 0700 "$DATA/$SERVICE_USER"
 mkfs.ext4 -q -F -L data -d "$DATA" "$OUT/data-empty.ext4" "${DATA_MIB}M"
-echo "$EDGE_UID" > "$OUT/edge-uid"
+echo "$SERVICE_UID" > "$OUT/$SERVICE_USER-uid"
 
 # --- ESP ------------------------------------------------------------------------
 ESP=$OUT/esp.vfat

@@ -18,9 +18,48 @@ use sha2::{Digest, Sha256};
 
 const SECTOR: u64 = 512;
 const GPT_SIGNATURE: &[u8; 8] = b"EFI PART";
-/// The files a kit must carry; the rest (facility CA, device registrations)
-/// is optional.
+/// The files an edge box's kit must carry; the rest (facility CA, device
+/// registrations) is optional.
 pub const KIT_REQUIRED: [&str; 2] = ["edge.toml", "uplink.pem"];
+/// The files a tablet's kit must carry: its device bundle (from
+/// `edge-agent provision-device`) and the kiosk's settings.
+pub const TABLET_KIT_REQUIRED: [&str; 2] = ["device.pem", "kiosk.env"];
+/// The settings `kiosk.env` must give, and the languages the kiosk speaks.
+const KIOSK_ENV_REQUIRED: [&str; 3] = ["EDGE", "ID_PREFIX", "LANG_DEFAULT"];
+const KIOSK_LANGUAGES: [&str; 2] = ["en", "es"];
+
+/// Which device a kit provisions, told by the files it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KitKind {
+    Edge,
+    Tablet,
+}
+
+impl KitKind {
+    /// The kit's kind: a kit with `kiosk.env` is a tablet's.
+    pub fn of(kit: &Path) -> KitKind {
+        if kit.join("kiosk.env").exists() {
+            KitKind::Tablet
+        } else {
+            KitKind::Edge
+        }
+    }
+
+    fn required(self) -> [&'static str; 2] {
+        match self {
+            KitKind::Edge => KIT_REQUIRED,
+            KitKind::Tablet => TABLET_KIT_REQUIRED,
+        }
+    }
+
+    /// The service's directory on the data partition.
+    fn state_dir(self) -> &'static str {
+        match self {
+            KitKind::Edge => "edge",
+            KitKind::Tablet => "kiosk",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
@@ -32,6 +71,8 @@ pub enum ProvisionError {
     NoPartition { path: PathBuf, name: String },
     #[error("the kit {kit} lacks {file}")]
     IncompleteKit { kit: PathBuf, file: &'static str },
+    #[error("{path}: {reason}")]
+    BadKioskEnv { path: PathBuf, reason: String },
     #[error("mkfs.ext4 failed ({status}): {stderr}")]
     Mkfs { status: String, stderr: String },
     #[error("the kit needs {needed} bytes but the data partition holds {available}")]
@@ -126,19 +167,63 @@ pub fn find_partition(device: &Path, name: &str) -> Result<GptPartition, Provisi
         .ok_or_else(|| ProvisionError::NoPartition { path: device.to_path_buf(), name: name.into() })
 }
 
-/// Replaces the `data` partition of `device` with a file system holding
-/// `kit` under `provision/`. Returns the partition written.
-pub fn write_kit(device: &Path, kit: &Path, work: &Path) -> Result<GptPartition, ProvisionError> {
-    for file in KIT_REQUIRED {
+/// Checks a tablet's `kiosk.env` (systemd `KEY=value` lines) before it goes
+/// onto a disk: a tablet whose kiosk cannot start shows residents nothing.
+pub fn check_kiosk_env(path: &Path) -> Result<(), ProvisionError> {
+    let text = fs::read_to_string(path).map_err(io("reading", path))?;
+    let bad = |reason: String| ProvisionError::BadKioskEnv { path: path.to_path_buf(), reason };
+    let mut values = std::collections::BTreeMap::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) =
+            line.split_once('=').ok_or_else(|| bad(format!("line {}: expected KEY=value", number + 1)))?;
+        values.insert(key.trim().to_string(), value.trim().trim_matches('"').to_string());
+    }
+    for key in KIOSK_ENV_REQUIRED {
+        if !values.contains_key(key) {
+            return Err(bad(format!("{key} is not set")));
+        }
+    }
+    let edge = &values["EDGE"];
+    match edge.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {}
+        _ => return Err(bad(format!("EDGE={edge:?} is not HOST:PORT"))),
+    }
+    let lang = &values["LANG_DEFAULT"];
+    if !KIOSK_LANGUAGES.contains(&lang.as_str()) {
+        return Err(bad(format!("LANG_DEFAULT={lang:?}: the kiosk speaks {}", KIOSK_LANGUAGES.join(", "))));
+    }
+    Ok(())
+}
+
+/// Checks that `kit` is complete (and, for a tablet, that its settings let
+/// the kiosk start), so that a flash can refuse it before writing anything.
+pub fn check_kit(kit: &Path) -> Result<KitKind, ProvisionError> {
+    let kind = KitKind::of(kit);
+    for file in kind.required() {
         if !kit.join(file).is_file() {
             return Err(ProvisionError::IncompleteKit { kit: kit.to_path_buf(), file });
         }
     }
+    if kind == KitKind::Tablet {
+        check_kiosk_env(&kit.join("kiosk.env"))?;
+    }
+    Ok(kind)
+}
+
+/// Replaces the `data` partition of `device` with a file system holding
+/// `kit` under `provision/` (an edge box's or a tablet's, see [`KitKind`]).
+/// Returns the partition written.
+pub fn write_kit(device: &Path, kit: &Path, work: &Path) -> Result<GptPartition, ProvisionError> {
+    let kind = check_kit(kit)?;
     let data = find_partition(device, "data")?;
     let root = work.join("data-root");
     let _ = fs::remove_dir_all(&root);
     copy_dir(kit, &root.join("provision"))?;
-    fs::create_dir_all(root.join("edge")).map_err(io("creating", &root))?;
+    fs::create_dir_all(root.join(kind.state_dir())).map_err(io("creating", &root))?;
     let needed = dir_size(&root)?;
     if needed + (8 << 20) > data.size() {
         return Err(ProvisionError::TooLarge { needed, available: data.size() });
@@ -283,5 +368,33 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&cat.stdout), "ca");
+    }
+
+    #[test]
+    fn a_tablet_kit_needs_its_bundle_and_settings_that_let_the_kiosk_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = gpt_disk(dir.path());
+        let before = fs::read(&disk).unwrap();
+        let kit = dir.path().join("kit");
+        fs::create_dir_all(&kit).unwrap();
+        fs::write(kit.join("kiosk.env"), "EDGE=edge.local:7443\nID_PREFIX=R\nLANG_DEFAULT=en\n").unwrap();
+        assert_eq!(KitKind::of(&kit), KitKind::Tablet);
+        let err = write_kit(&disk, &kit, dir.path()).unwrap_err();
+        assert!(matches!(err, ProvisionError::IncompleteKit { file: "device.pem", .. }), "{err}");
+        fs::write(kit.join("device.pem"), "pem").unwrap();
+        for (env, why) in [
+            ("EDGE=edge.local\nID_PREFIX=R\nLANG_DEFAULT=en\n", "HOST:PORT"),
+            ("EDGE=edge.local:7443\nLANG_DEFAULT=en\n", "ID_PREFIX is not set"),
+            ("EDGE=edge.local:7443\nID_PREFIX=R\nLANG_DEFAULT=fr\n", "speaks en, es"),
+            ("EDGE=edge.local:7443\nID_PREFIX\n", "line 2"),
+        ] {
+            fs::write(kit.join("kiosk.env"), env).unwrap();
+            let err = write_kit(&disk, &kit, dir.path()).unwrap_err();
+            assert!(matches!(err, ProvisionError::BadKioskEnv { .. }) && err.to_string().contains(why), "{err}");
+        }
+        assert_eq!(fs::read(&disk).unwrap(), before, "a refused kit wrote to the disk");
+        fs::write(kit.join("kiosk.env"), "# tablet T-0001\nEDGE=10.0.2.2:7443\nID_PREFIX=\nLANG_DEFAULT=es\n")
+            .unwrap();
+        check_kiosk_env(&kit.join("kiosk.env")).unwrap();
     }
 }

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 pub mod calls;
 pub mod qemu;
+pub mod tablet_vm;
 
 pub const FACILITY: &str = "demo-ca-01";
 

@@ -23,8 +23,8 @@ use crate::{bin, free_udp_port, CliResult, FACILITY};
 const HOST_FROM_GUEST: &str = "10.0.2.2";
 /// Where the agent in the guest listens for tablets.
 const GUEST_TABLET_PORT: u16 = 7443;
-const UEFI_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.fd";
-const UEFI_VARS: &str = "/usr/share/AAVMF/AAVMF_VARS.fd";
+pub const UEFI_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.fd";
+pub const UEFI_VARS: &str = "/usr/share/AAVMF/AAVMF_VARS.fd";
 /// The line the boot health check prints once the agent answers.
 pub const READY: &str = "FACILITY-EDGE READY";
 
@@ -307,7 +307,7 @@ impl Drop for EdgeVm {
 
 /// Consoles are kept under target/qemu-logs (named after the VM's directory
 /// and the test) so a failed CI run can be read afterwards.
-fn console_log(dir: &Path) -> PathBuf {
+pub fn console_log(dir: &Path) -> PathBuf {
     let logs = workspace_root().join("target/qemu-logs");
     let _ = std::fs::create_dir_all(&logs);
     let test = std::thread::current().name().unwrap_or("qemu").replace("::", "-");

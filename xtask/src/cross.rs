@@ -33,6 +33,9 @@ const BINARIES: [&str; 2] = ["edge-agent", "tablet-shell"];
 /// and the user-mode emulator cargo's runner calls.
 const TOOLCHAIN_PACKAGES: [&str; 3] = ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross", "qemu-user-static"];
 
+/// tablet-shell's features on a device: the kiosk UI under linuxkms and call media.
+const TABLET_FEATURES: &str = "tablet-shell/ui,tablet-shell/media";
+
 /// Emulator and library root; keep in step with `runner` in .cargo/config.toml.
 const QEMU: &str = "qemu-aarch64-static";
 const QEMU_SYSROOT: &str = "/usr/aarch64-linux-gnu";
@@ -93,10 +96,16 @@ pub fn build_binaries(arch: Arch, release: bool, via: Via, binaries: &[&str]) ->
         }
     };
     cmd.args(["build", "--target", TRIPLE]);
-    // Default features stay off for aarch64: tablet-shell's call media needs
-    // an arm64 GStreamer sysroot, which this build does not assemble yet
-    // (../shared/design/cross-facts.md records how one was built here).
+    if via == Via::DockerFree {
+        let sysroot = ensure_sysroot()?;
+        link_against_sysroot(&mut cmd, &sysroot);
+    }
+    // Default features are for the build host; on a device the kiosk runs
+    // under linuxkms with call media, and without the desktop (winit) window.
     cmd.arg("--no-default-features");
+    if binaries.contains(&"tablet-shell") {
+        cmd.args(["--features", TABLET_FEATURES]);
+    }
     for bin in binaries {
         cmd.args(["--package", bin, "--bin", bin]);
     }
@@ -170,6 +179,33 @@ pub fn test() -> anyhow::Result<()> {
     run(cmd, &format!("cargo test --target {TRIPLE} (under {QEMU})"))?;
     eprintln!("xtask: aarch64 tests passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The arm64 sysroot of Debian -dev packages (libc, Slint's linuxkms C
+/// libraries, GStreamer) that device builds link against; assembled once by
+/// `cross/sysroot-arm64.sh` and reused while its package list is unchanged.
+pub fn ensure_sysroot() -> anyhow::Result<PathBuf> {
+    crate::ensure_packages(&["debian-archive-keyring"], "fetching arm64 packages for the sysroot")?;
+    let sysroot = root().join("target").join("cross").join("sysroot-arm64");
+    let mut script = Command::new(root().join("cross").join("sysroot-arm64.sh"));
+    script.arg(&sysroot).arg(root().join("target").join("cross").join("cache"));
+    run(script, "assembling the arm64 sysroot (cross/sysroot-arm64.sh)")?;
+    Ok(sysroot)
+}
+
+/// pkg-config answers from the sysroot, and the linker resolves libc's
+/// absolute paths (its linker script names /lib/...) inside it. Every
+/// aarch64 device build sets the same flags, so they share artefacts.
+fn link_against_sysroot(cmd: &mut Command, sysroot: &Path) {
+    let lib = sysroot.join("usr/lib/aarch64-linux-gnu/pkgconfig");
+    let share = sysroot.join("usr/share/pkgconfig");
+    cmd.env("PKG_CONFIG_SYSROOT_DIR", sysroot)
+        .env("PKG_CONFIG_LIBDIR", format!("{}:{}", lib.display(), share.display()))
+        .env("PKG_CONFIG_ALLOW_CROSS", "1")
+        .env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+            format!("-C link-arg=--sysroot={}", sysroot.display()),
+        );
 }
 
 fn resolve_via(via: Via) -> anyhow::Result<Via> {

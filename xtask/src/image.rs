@@ -1,4 +1,5 @@
-//! `cargo xtask image`: the flashable edge disk image and its slot artefacts.
+//! `cargo xtask image`: the flashable edge and tablet disk images and their
+//! release artefacts.
 //!
 //! Owns installing the host tools the image needs, building the aarch64
 //! release binaries, and calling `images/build-image.sh` (which assembles the
@@ -39,6 +40,33 @@ pub const IMAGE_PACKAGES: &[&str] = &[
 pub enum Kind {
     /// The facility edge box.
     Edge,
+    /// A resident tablet or wall kiosk: the kiosk shell full screen.
+    Tablet,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Edge => "edge",
+            Kind::Tablet => "tablet",
+        }
+    }
+
+    /// The one program of ours on the image.
+    fn binary(self) -> &'static str {
+        match self {
+            Kind::Edge => "edge-agent",
+            Kind::Tablet => "tablet-shell",
+        }
+    }
+
+    /// What the image's update bundles must name in `compatible`.
+    pub fn compatible(self) -> &'static str {
+        match self {
+            Kind::Edge => COMPATIBLE,
+            Kind::Tablet => "facility-tablet-aarch64",
+        }
+    }
 }
 
 /// A test-only fault baked into the root file system, for proving that an
@@ -54,7 +82,7 @@ pub fn output_dir(kind: Kind, version: &str, fault: Option<Fault>) -> PathBuf {
         None => version.to_string(),
         Some(Fault::BrokenAgent) => format!("{version}-broken-agent"),
     };
-    root().join("target").join("images").join(format!("{kind:?}").to_lowercase()).join(name)
+    root().join("target").join("images").join(kind.name()).join(name)
 }
 
 /// The images the QEMU tier boots: the release under test, an update that
@@ -64,6 +92,7 @@ pub fn build_test_images() -> anyhow::Result<()> {
     build(Kind::Edge, version, None)?;
     build(Kind::Edge, &bump_patch(version, 1)?, Some(Fault::BrokenAgent))?;
     build(Kind::Edge, &bump_patch(version, 2)?, None)?;
+    build(Kind::Tablet, version, None)?;
     Ok(())
 }
 
@@ -79,11 +108,17 @@ pub fn build(kind: Kind, version: &str, fault: Option<Fault>) -> anyhow::Result<
     check_version(version)?;
     ensure_packages(IMAGE_PACKAGES, "building and booting aarch64 images")?;
     let started = Instant::now();
-    cross::build_binaries(cross::Arch::Aarch64, true, cross::Via::Auto, &["edge-agent"])?;
+    let binary = kind.binary();
+    cross::build_binaries(cross::Arch::Aarch64, true, cross::Via::Auto, &[binary])?;
     let bin_dir = cross::target_dir().join(cross::TRIPLE).join("release");
     let dir = output_dir(kind, version, fault);
     let key = release_key()?;
-    let inputs = [bin_dir.join("edge-agent"), root().join("images"), edge_image::keys::public_key_path(&key)];
+    let inputs = [
+        bin_dir.join(binary),
+        root().join("images"),
+        root().join("cross").join("arm64-apt.sh"),
+        edge_image::keys::public_key_path(&key),
+    ];
     if is_fresh(&dir.join("release").join(SUMS), &inputs) {
         eprintln!("xtask: image {} is up to date", dir.display());
         return Ok(dir);
@@ -92,7 +127,7 @@ pub fn build(kind: Kind, version: &str, fault: Option<Fault>) -> anyhow::Result<
     std::fs::create_dir_all(&staged)?;
     match fault {
         None => {
-            std::fs::copy(bin_dir.join("edge-agent"), staged.join("edge-agent"))?;
+            std::fs::copy(bin_dir.join(binary), staged.join(binary))?;
         }
         Some(Fault::BrokenAgent) => {
             // A real aarch64 program that starts and exits 1: the unit
@@ -102,15 +137,15 @@ pub fn build(kind: Kind, version: &str, fault: Option<Fault>) -> anyhow::Result<
     }
     let mut script = Command::new(root().join("images").join("build-image.sh"));
     script
-        .arg(format!("{kind:?}").to_lowercase())
+        .arg(kind.name())
         .arg(&staged)
         .arg(&dir)
         .arg(root().join("target").join("images").join("cache"))
         .arg(version)
         .env("UPDATE_KEY", edge_image::keys::public_key_path(&key))
-        .env("COMPATIBLE", COMPATIBLE);
-    run(script, &format!("assembling the {kind:?} image {version}"))?;
-    release_artefacts(&dir, version, &key)?;
+        .env("COMPATIBLE", kind.compatible());
+    run(script, &format!("assembling the {} image {version}", kind.name()))?;
+    release_artefacts(kind, &dir, version, &key)?;
     eprintln!("xtask: image built in {:.0} s: {}", started.elapsed().as_secs_f64(), dir.display());
     Ok(dir)
 }
@@ -135,14 +170,15 @@ fn release_key() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// `release/`: the flashable `.img.zst` with its `.bmap`, the signed update
-/// bundle (this version's root, kernel and initramfs), and `SHA256SUMS` with
-/// its ed25519 signature over all three.
-fn release_artefacts(dir: &Path, version: &str, key_path: &Path) -> anyhow::Result<()> {
+/// `release/`: the flashable `.img.zst` with its `.bmap`, for edge boxes the
+/// signed update bundle (this version's root, kernel and initramfs), and
+/// `SHA256SUMS` with its ed25519 signature over them. Tablets have no update
+/// agent yet, so their release is the image alone.
+fn release_artefacts(kind: Kind, dir: &Path, version: &str, key_path: &Path) -> anyhow::Result<()> {
     let release = dir.join("release");
     let _ = std::fs::remove_dir_all(&release);
     std::fs::create_dir_all(&release)?;
-    let name = format!("facility-edge-{version}");
+    let name = format!("facility-{}-{version}", kind.name());
     let key = edge_image::load_signing_key(key_path).context("loading the release key")?;
 
     let bmap = edge_image::create_bmap(&dir.join("disk.img")).context("mapping the disk image")?;
@@ -154,16 +190,19 @@ fn release_artefacts(dir: &Path, version: &str, key_path: &Path) -> anyhow::Resu
     zstd.args(["-q", "-f", "-T0", "-6", "--sparse"]).arg(dir.join("disk.img")).arg("-o").arg(&zst);
     run(zstd, "compressing the disk image")?;
 
+    let mut signed = vec![zst.clone(), bmap_path];
     let bundle = release.join(format!("{name}.bundle"));
-    let parsed: edge_image::Version = version.parse().context("image version")?;
-    edge_image::BundleBuilder::new(parsed, COMPATIBLE)
-        .image(edge_image::ImageName::Rootfs, &dir.join("rootfs.ext4"))
-        .image(edge_image::ImageName::Kernel, &dir.join("vmlinuz"))
-        .image(edge_image::ImageName::Initrd, &dir.join("initrd.img"))
-        .write(&bundle, &key)
-        .context("writing the update bundle")?;
-    edge_image::sums::write_sums(&[zst.clone(), bmap_path, bundle.clone()], Some(&key))
-        .context("writing SHA256SUMS")?;
+    if kind == Kind::Edge {
+        let parsed: edge_image::Version = version.parse().context("image version")?;
+        edge_image::BundleBuilder::new(parsed, kind.compatible())
+            .image(edge_image::ImageName::Rootfs, &dir.join("rootfs.ext4"))
+            .image(edge_image::ImageName::Kernel, &dir.join("vmlinuz"))
+            .image(edge_image::ImageName::Initrd, &dir.join("initrd.img"))
+            .write(&bundle, &key)
+            .context("writing the update bundle")?;
+        signed.push(bundle.clone());
+    }
+    edge_image::sums::write_sums(&signed, Some(&key)).context("writing SHA256SUMS")?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1048576.0).unwrap_or(0.0);
     eprintln!(
         "xtask: release {name}: disk {:.0} MiB raw ({:.0} MiB mapped), {:.0} MiB .img.zst, {:.0} MiB bundle",

@@ -267,15 +267,16 @@ fn test(with_fuzz: bool, with_aarch64: bool, with_qemu: bool) -> anyhow::Result<
     Ok(())
 }
 
-/// Builds the edge images and boots them under qemu-system-aarch64: one VM at
-/// a time, as TCG emulation wants both cores.
+/// Builds the edge and tablet images and boots them under qemu-system-aarch64:
+/// one VM at a time, as TCG emulation wants both cores.
 fn qemu_tier() -> anyhow::Result<()> {
     let started = Instant::now();
     image::build_test_images()?;
     let mut tests = cargo();
-    tests.args(["test", "-p", "facility-tests", "--features", "qemu", "--test", "qemu_edge", "--"]);
+    tests.args(["test", "-p", "facility-tests", "--features", "qemu"]);
+    tests.args(["--test", "qemu_edge", "--test", "qemu_tablet", "--"]);
     tests.args(["--test-threads=1", "--nocapture"]);
-    run(tests, "QEMU tier: booting the edge image")?;
+    run(tests, "QEMU tier: booting the edge and tablet images")?;
     eprintln!("xtask: QEMU tier passed in {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
 }

@@ -40,8 +40,9 @@ struct FlashArgs {
     /// (a public key file or a directory of them).
     #[arg(long)]
     release_key: Option<PathBuf>,
-    /// After flashing, put this provisioning kit (edge.toml, uplink.pem, and
-    /// optionally pki/ and edge.db) on the data partition for the first boot.
+    /// After flashing, put this provisioning kit on the data partition for the
+    /// first boot: an edge box's (edge.toml, uplink.pem, and optionally pki/
+    /// and edge.db) or a tablet's (device.pem and kiosk.env).
     #[arg(long)]
     kit: Option<PathBuf>,
 }
@@ -152,6 +153,10 @@ fn flash(args: FlashArgs) -> Result<()> {
         Some(p) => Some(load_verifying_keys(p)?),
         None => None,
     };
+    // A kit that cannot provision the device is refused before the disk is touched.
+    if let Some(kit) = &args.kit {
+        edge_image::provision::check_kit(kit)?;
+    }
     let job = prepare_flash(&image, &device, args.bmap.as_deref(), keys.as_deref())?;
     let what = match (&job.target.kernel_name, job.target.size) {
         (Some(_), size) => format!(

@@ -6,6 +6,7 @@
 //! ([`run`]). Must not: hold state of its own beyond the window, or decide
 //! anything (the kiosk and, behind it, the edge do).
 
+pub mod console;
 pub mod driver;
 pub mod run;
 pub mod screenshot;

@@ -147,6 +147,18 @@ pub fn run(options: KioskOptions) -> anyhow::Result<()> {
         });
     }
     flush();
+    let stdin = std::io::stdin();
+    let _console = match super::console::ConsoleLock::acquire(std::os::fd::AsFd::as_fd(&stdin)) {
+        Ok(lock) => {
+            tracing::info!("the virtual terminal's keyboard is off: no VT switching");
+            Some(lock)
+        }
+        Err(super::console::ConsoleError::NotAVirtualTerminal) => None,
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot turn the virtual terminal's keyboard off");
+            None
+        }
+    };
     window.run()?;
     drop(out_tx);
     drop(flush);
