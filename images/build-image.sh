@@ -47,12 +47,13 @@ case $KIND in
     # The kiosk's C libraries: Slint's linuxkms backend (libinput, udev,
     # xkbcommon and its keymaps, fontconfig) and the call media (GStreamer:
     # the v4l2 camera and VP8 in -good, x264 in -ugly, the H.264 decoder in -libav).
-    ROOT_PACKAGES="$ROOT_PACKAGES libinput10 libxkbcommon0 xkb-data libfontconfig1 libgstreamer1.0-0
+    # coreutils: install and echo for the first-boot and health units.
+    ROOT_PACKAGES="$ROOT_PACKAGES coreutils libinput10 libxkbcommon0 xkb-data libfontconfig1 libgstreamer1.0-0
       libgstreamer-plugins-base1.0-0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       gstreamer1.0-plugins-ugly gstreamer1.0-libav"
     # The display (DRM/KMS) and the touch screen and keys (evdev).
     ROOT_MODULES="$ROOT_MODULES virtio_gpu virtio_input evdev"
-    ROOT_MIB=1024
+    ROOT_MIB=640
     ;;
   *) echo "build-image.sh: unknown image kind '$KIND' (edge or tablet)" >&2; exit 2 ;;
 esac

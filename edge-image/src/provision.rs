@@ -390,11 +390,17 @@ mod tests {
         ] {
             fs::write(kit.join("kiosk.env"), env).unwrap();
             let err = write_kit(&disk, &kit, dir.path()).unwrap_err();
-            assert!(matches!(err, ProvisionError::BadKioskEnv { .. }) && err.to_string().contains(why), "{err}");
+            assert!(
+                matches!(err, ProvisionError::BadKioskEnv { .. }) && err.to_string().contains(why),
+                "{err}"
+            );
         }
         assert_eq!(fs::read(&disk).unwrap(), before, "a refused kit wrote to the disk");
-        fs::write(kit.join("kiosk.env"), "# tablet T-0001\nEDGE=10.0.2.2:7443\nID_PREFIX=\nLANG_DEFAULT=es\n")
-            .unwrap();
+        fs::write(
+            kit.join("kiosk.env"),
+            "# tablet T-0001\nEDGE=10.0.2.2:7443\nID_PREFIX=\nLANG_DEFAULT=es\n",
+        )
+        .unwrap();
         check_kiosk_env(&kit.join("kiosk.env")).unwrap();
     }
 }

@@ -176,6 +176,8 @@ impl Qmp {
 /// with a display, a touch screen and a keyboard when powered on.
 pub struct TabletVm {
     pub dir: PathBuf,
+    /// Every screendump, kept under target/qemu-logs for a failed run.
+    pub screens: PathBuf,
     disk: PathBuf,
     console: PathBuf,
     boot_mark: u64,
@@ -204,10 +206,15 @@ impl TabletVm {
             .output()
             .expect("facility-flash");
         assert!(out.status.success(), "facility-flash: {}", String::from_utf8_lossy(&out.stderr));
+        let console = console_log(dir);
+        let screens = console.with_extension("screens");
+        let _ = std::fs::remove_dir_all(&screens);
+        std::fs::create_dir_all(&screens).expect("screens dir");
         TabletVm {
             dir: dir.to_path_buf(),
+            screens,
             disk,
-            console: console_log(dir),
+            console,
             boot_mark: 0,
             qemu: None,
             qmp: None,
@@ -235,7 +242,14 @@ impl TabletVm {
             .arg(format!("if=none,id=disk,format=raw,file={}", self.disk.display()))
             .args(["-device", "virtio-blk-pci,drive=disk"])
             .args(["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile="])
-            .args(["-device", "virtio-gpu-pci", "-device", "virtio-tablet-pci", "-device", "virtio-keyboard-pci"])
+            .args([
+                "-device",
+                "virtio-gpu-pci",
+                "-device",
+                "virtio-tablet-pci",
+                "-device",
+                "virtio-keyboard-pci",
+            ])
             .args(["-device", "i6300esb", "-device", "virtio-rng-pci"])
             .stdin(Stdio::null())
             .stdout(console)
@@ -257,7 +271,11 @@ impl TabletVm {
             if let Some(Ok(Some(status))) = self.qemu.as_mut().map(|c| c.try_wait()) {
                 panic!("QEMU exited ({status}) before {needle:?}; console:\n{}", tail(&text, 60));
             }
-            assert!(started.elapsed() < timeout, "no {needle:?} within {timeout:?}; console:\n{}", tail(&text, 80));
+            assert!(
+                started.elapsed() < timeout,
+                "no {needle:?} within {timeout:?}; console:\n{}",
+                tail(&text, 80)
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -276,11 +294,11 @@ impl TabletVm {
         self.qmp.as_mut().expect("powered on")
     }
 
-    /// What the display shows now; also kept as `screen-N.ppm` in the VM's
-    /// directory for a failed run.
+    /// What the display shows now; also kept as `screen-N.ppm` in
+    /// [`TabletVm::screens`].
     pub fn screen(&mut self) -> Screen {
         self.shots += 1;
-        let path = self.dir.join(format!("screen-{:02}.ppm", self.shots));
+        let path = self.screens.join(format!("screen-{:02}.ppm", self.shots));
         self.qmp().execute("screendump", json!({"filename": path.to_string_lossy()}));
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Screen::from_ppm(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -288,7 +306,12 @@ impl TabletVm {
 
     /// Polls the display until `accept` takes it; panics with the last
     /// picture's path after `timeout`.
-    pub fn wait_screen(&mut self, what: &str, timeout: Duration, mut accept: impl FnMut(&Screen) -> bool) -> Screen {
+    pub fn wait_screen(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut accept: impl FnMut(&Screen) -> bool,
+    ) -> Screen {
         let started = Instant::now();
         loop {
             let screen = self.screen();
@@ -298,13 +321,25 @@ impl TabletVm {
             if started.elapsed() > timeout {
                 panic!(
                     "the display did not show {what} within {timeout:?}: see {}/screen-{:02}.ppm; console:\n{}",
-                    self.dir.display(),
+                    self.screens.display(),
                     self.shots,
                     tail(&self.console_since_power_on(), 40)
                 );
             }
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    /// Waits until two pictures a second apart agree (within `threshold` per
+    /// channel), i.e. the kiosk has finished drawing what it was given.
+    pub fn settled_screen(&mut self, timeout: Duration, threshold: u8) -> Screen {
+        let mut last = self.screen();
+        self.wait_screen("a settled picture", timeout, |now| {
+            let settled = now.difference(&last, threshold) == 0.0;
+            last = Screen { width: now.width, height: now.height, rgb: now.rgb.clone() };
+            std::thread::sleep(Duration::from_millis(500));
+            settled
+        })
     }
 
     /// A finger down and up at `(x, y)` in screen pixels.
@@ -317,7 +352,10 @@ impl TabletVm {
         ]);
         self.qmp().execute("input-send-event", json!({"events": at}));
         for down in [true, false] {
-            self.qmp().execute("input-send-event", json!({"events": [{"type": "btn", "data": {"button": "left", "down": down}}]}));
+            self.qmp().execute(
+                "input-send-event",
+                json!({"events": [{"type": "btn", "data": {"button": "left", "down": down}}]}),
+            );
             std::thread::sleep(Duration::from_millis(80));
         }
     }

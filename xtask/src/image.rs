@@ -204,12 +204,13 @@ fn release_artefacts(kind: Kind, dir: &Path, version: &str, key_path: &Path) -> 
     }
     edge_image::sums::write_sums(&signed, Some(&key)).context("writing SHA256SUMS")?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64 / 1048576.0).unwrap_or(0.0);
+    let bundle_size =
+        if kind == Kind::Edge { format!(", {:.0} MiB bundle", size(&bundle)) } else { String::new() };
     eprintln!(
-        "xtask: release {name}: disk {:.0} MiB raw ({:.0} MiB mapped), {:.0} MiB .img.zst, {:.0} MiB bundle",
+        "xtask: release {name}: disk {:.0} MiB raw ({:.0} MiB mapped), {:.0} MiB .img.zst{bundle_size}",
         size(&dir.join("disk.img")),
         bmap.mapped_bytes() as f64 / 1048576.0,
         size(&zst),
-        size(&bundle)
     );
     Ok(())
 }

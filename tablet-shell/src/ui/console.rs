@@ -69,9 +69,11 @@ impl<'fd> ConsoleLock<'fd> {
         let keyboard_mode = ioctl_get(fd, KDGKBMODE).map_err(|_| ConsoleError::NotAVirtualTerminal)?;
         let display_mode =
             ioctl_get(fd, KDGETMODE).map_err(|source| ConsoleError::Ioctl { what: "KDGETMODE", source })?;
-        ioctl_set(fd, KDSKBMODE, K_OFF).map_err(|source| ConsoleError::Ioctl { what: "KDSKBMODE", source })?;
+        ioctl_set(fd, KDSKBMODE, K_OFF)
+            .map_err(|source| ConsoleError::Ioctl { what: "KDSKBMODE", source })?;
         let lock = ConsoleLock { fd, keyboard_mode, display_mode };
-        ioctl_set(fd, KDSETMODE, KD_GRAPHICS).map_err(|source| ConsoleError::Ioctl { what: "KDSETMODE", source })?;
+        ioctl_set(fd, KDSETMODE, KD_GRAPHICS)
+            .map_err(|source| ConsoleError::Ioctl { what: "KDSETMODE", source })?;
         Ok(lock)
     }
 }
