@@ -1020,13 +1020,16 @@ mod tests {
         assert_eq!(kiosk.default_settings(), facility, "the facility's defaults are untouched");
     }
 
+    /// One way a session ends.
+    type EndSession = fn(&mut Kiosk);
+
     #[test]
     fn every_way_back_to_login_restores_the_facility_settings() {
         // Defaults other than `Settings::default()`, so a reset to the
         // facility's choice cannot pass by accident.
         let facility = Settings { lang: Lang::Spanish, large_text: true };
         let resident_lang = Lang::English;
-        let session_ended: [(&str, fn(&mut Kiosk)); 5] = [
+        let session_ended: [(&str, EndSession); 5] = [
             ("log out", |k| k.ui(UiEvent::Logout)),
             ("Ctrl+Alt+Backspace", |k| k.ui(UiEvent::Reset)),
             ("the edge ends the session", |k| {
