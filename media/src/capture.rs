@@ -8,7 +8,8 @@ use gst::prelude::*;
 use tokio::sync::mpsc;
 
 use crate::pipeline::{self, BusWatch};
-use crate::{EncodedFrame, MediaError, MediaKind, TrackKind, VideoCodec};
+use crate::playback::to_frame;
+use crate::{DecodedVideoFrame, EncodedFrame, MediaError, MediaKind, TrackKind, VideoCodec};
 
 /// Where the raw media comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,51 @@ pub enum Sources {
     Test,
     /// A V4L2 camera (device path, e.g. `/dev/video0`) and the default microphone (`autoaudiosrc`).
     Devices { video_device: String },
+}
+
+/// Where local preview pictures go: called on a GStreamer thread, so it should only hand the frame
+/// over (the newest frame wins; older ones are dropped while it is busy).
+#[derive(Clone)]
+pub struct PreviewSink(Arc<dyn Fn(DecodedVideoFrame) + Send + Sync>);
+
+impl PreviewSink {
+    pub fn new(on_frame: impl Fn(DecodedVideoFrame) + Send + Sync + 'static) -> Self {
+        PreviewSink(Arc::new(on_frame))
+    }
+}
+
+impl std::fmt::Debug for PreviewSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreviewSink")
+    }
+}
+
+/// Two configs are equal only when they hand pictures to the very same callback.
+impl PartialEq for PreviewSink {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for PreviewSink {}
+
+/// A local preview of the camera (the self view): the raw video, before the encoder, scaled to small
+/// RGBA pictures at a low frame rate. It sits behind a leaky queue, so a slow receiver costs preview
+/// frames, never encoded ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewConfig {
+    pub width: u32,
+    pub height: u32,
+    /// At most this many pictures a second (never more than the capture's own rate).
+    pub fps: u32,
+    pub sink: PreviewSink,
+}
+
+impl PreviewConfig {
+    /// 320x180 at 15 fps: enough for a corner of the call screen, cheap to scale and copy.
+    pub fn new(sink: PreviewSink) -> Self {
+        PreviewConfig { width: 320, height: 180, fps: 15, sink }
+    }
 }
 
 /// Capture settings. Audio is always Opus, 48 kHz mono, 20 ms packets.
@@ -32,6 +78,8 @@ pub struct CaptureConfig {
     pub audio_bitrate_bps: u32,
     /// Capacity of the frame channel; when it is full new frames are dropped and counted.
     pub channel_capacity: usize,
+    /// Local preview pictures of the camera; ignored for [`MediaKind::Voice`].
+    pub preview: Option<PreviewConfig>,
 }
 
 impl Default for CaptureConfig {
@@ -46,6 +94,7 @@ impl Default for CaptureConfig {
             video_bitrate_kbps: 1300,
             audio_bitrate_bps: 32_000,
             channel_capacity: 256,
+            preview: None,
         }
     }
 }
@@ -60,6 +109,8 @@ pub struct CaptureStats {
     pub audio_bytes: u64,
     /// Frames dropped because the channel was full (or its receiver gone).
     pub dropped: u64,
+    /// Preview pictures handed to [`PreviewConfig::sink`].
+    pub preview_frames: u64,
 }
 
 #[derive(Default)]
@@ -70,6 +121,7 @@ struct Counters {
     audio_frames: AtomicU64,
     audio_bytes: AtomicU64,
     dropped: AtomicU64,
+    preview_frames: AtomicU64,
 }
 
 impl Counters {
@@ -81,6 +133,7 @@ impl Counters {
             audio_frames: self.audio_frames.load(Ordering::Relaxed),
             audio_bytes: self.audio_bytes.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            preview_frames: self.preview_frames.load(Ordering::Relaxed),
         }
     }
 }
@@ -124,6 +177,11 @@ fn describe(cfg: &CaptureConfig) -> Result<(String, Vec<&'static str>), MediaErr
             }
         }
         needed.push("videoconvert");
+        let preview = cfg.preview.as_ref();
+        if preview.is_some() {
+            needed.extend(["tee", "queue", "videorate", "videoscale"]);
+            desc += "tee name=vtee ! ";
+        }
         // Keyframe at least every 2 s.
         let gop = cfg.fps.saturating_mul(2);
         // 4:2:0 before the encoder: otherwise x264enc negotiates High 4:4:4, which decoders refuse.
@@ -148,6 +206,26 @@ fn describe(cfg: &CaptureConfig) -> Result<(String, Vec<&'static str>), MediaErr
         }
         // The callback copies each frame out and returns at once, so the sink queue stays near empty.
         desc += "appsink name=vsink sync=false async=false emit-signals=false max-buffers=8 drop=false ";
+        if let Some(p) = preview {
+            if p.width == 0 || p.height == 0 || p.fps == 0 {
+                return Err(MediaError::Pipeline {
+                    element: "config".into(),
+                    message: "preview width, height and fps must be non-zero".into(),
+                });
+            }
+            // The leaky one-buffer queue is the branch's own thread: the tee hands a frame over and goes
+            // back to the encoder at once; when the preview falls behind its oldest frame is dropped.
+            // drop-only: a camera slower than the preview rate is passed through, never padded.
+            desc += &format!(
+                "vtee. ! queue name=vpreviewq leaky=downstream max-size-buffers=1 max-size-bytes=0 \
+                 max-size-time=0 ! videorate drop-only=true ! videoscale ! videoconvert ! \
+                 video/x-raw,format=RGBA,width={},height={},framerate={}/1,pixel-aspect-ratio=1/1 ! \
+                 appsink name=vpreview sync=false async=false max-buffers=1 drop=true ",
+                p.width,
+                p.height,
+                p.fps.min(cfg.fps)
+            );
+        }
     }
     match &cfg.sources {
         Sources::Test => {
@@ -189,6 +267,23 @@ impl Capture {
         } else {
             None
         };
+        if let (MediaKind::Video, Some(preview)) = (cfg.kind, &cfg.preview) {
+            let sink: gst_app::AppSink = pipeline::by_name(&pipeline, "vpreview")?;
+            let on_frame = preview.sink.0.clone();
+            let counters = counters.clone();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if let Some(frame) = to_frame(&sample) {
+                            counters.preview_frames.fetch_add(1, Ordering::Relaxed);
+                            on_frame(frame);
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
         let audio_sink: gst_app::AppSink = pipeline::by_name(&pipeline, "asink")?;
         audio_sink.set_callbacks(callbacks(TrackKind::Audio, tx, counters.clone()));
 

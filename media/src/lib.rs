@@ -5,6 +5,8 @@
 //!   delivered as self-contained [`EncodedFrame`]s on a bounded tokio channel. Every H.264 keyframe
 //!   carries SPS/PPS and each frame is one complete access unit, so a subscriber that starts at a
 //!   keyframe can decode. [`Capture::request_keyframe`] forces a new keyframe (e.g. a subscriber joined).
+//!   An optional [`PreviewConfig`] tees the raw camera picture off before the encoder to small RGBA
+//!   frames for a self view.
 //! * [`Playback`]: [`EncodedFrame`]s pushed in → decoded RGBA video frames scaled to the UI's size,
 //!   handed to a callback (newest frame wins), and decoded audio to a sink (fake or the device's).
 //!
@@ -16,7 +18,8 @@
 //! # Threads
 //! GStreamer runs its own streaming threads. The capture channel is filled with `try_send` from them,
 //! so the receiver works in async code or, with `blocking_recv`, without a tokio runtime; the
-//! playback `on_video` callback runs on a GStreamer thread and should only hand the frame over.
+//! playback `on_video` and capture preview callbacks run on GStreamer threads and should only hand the
+//! frame over.
 //! See `README.md` for the pipelines, the Debian packages and measured figures.
 
 mod bitstream;
@@ -25,7 +28,7 @@ mod pipeline;
 mod playback;
 
 pub use bitstream::{h264_nal_types, H264_NAL_IDR, H264_NAL_PPS, H264_NAL_SPS};
-pub use capture::{Capture, CaptureConfig, CaptureStats, Sources};
+pub use capture::{Capture, CaptureConfig, CaptureStats, PreviewConfig, PreviewSink, Sources};
 pub use playback::{AudioOutput, DecodedVideoFrame, Playback, PlaybackConfig, PlaybackStats};
 
 /// What a call carries.

@@ -349,7 +349,7 @@ fn count_buffers(
     Ok(())
 }
 
-fn to_frame(sample: &gst::Sample) -> Option<DecodedVideoFrame> {
+pub(crate) fn to_frame(sample: &gst::Sample) -> Option<DecodedVideoFrame> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
     let buffer = sample.buffer()?;
     let map = buffer.map_readable().ok()?;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use facility_media::{
     h264_nal_types, AudioOutput, Capture, CaptureConfig, DecodedVideoFrame, EncodedFrame, MediaError,
-    MediaKind, Playback, PlaybackConfig, TrackKind, VideoCodec, H264_NAL_IDR, H264_NAL_PPS, H264_NAL_SPS,
+    MediaKind, Playback, PlaybackConfig, PreviewConfig, PreviewSink, TrackKind, VideoCodec, H264_NAL_IDR,
+    H264_NAL_PPS, H264_NAL_SPS,
 };
 use tokio::sync::mpsc::Receiver;
 
@@ -260,6 +261,62 @@ async fn voice_is_audio_only() {
     eprintln!("voice: {} frames, {stats:?}", sent_a);
     assert!(stats.audio_decoded * 10 >= sent_a * 9);
     assert_eq!((stats.video_decoded, calls.load(Ordering::Relaxed)), (0, 0));
+}
+
+/// A preview sink that keeps what it is handed.
+fn preview_sink() -> (PreviewSink, Arc<Mutex<Vec<DecodedVideoFrame>>>) {
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    let keep = frames.clone();
+    (PreviewSink::new(move |f| keep.lock().expect("test mutex").push(f)), frames)
+}
+
+#[tokio::test]
+async fn the_preview_gets_small_rgba_pictures_while_encoded_frames_still_flow() {
+    let _turn = TURN.lock().await;
+    let (sink, pictures) = preview_sink();
+    let cfg = CaptureConfig { preview: Some(PreviewConfig::new(sink)), ..CaptureConfig::default() };
+    let (capture, mut rx) = Capture::start(&cfg).expect("capture with a preview starts");
+    let frames = collect_for(&mut rx, Duration::from_millis(2000)).await;
+    let stats = capture.stop();
+
+    let pictures = pictures.lock().expect("test mutex").clone();
+    let v = video(&frames);
+    eprintln!("2 s with preview: {} encoded video, {} preview pictures, {stats:?}", v.len(), pictures.len());
+    // The encoder is not slowed by the preview: the same floor as without one.
+    assert!(v.len() >= 40, "only {} encoded video frames in ~2 s", v.len());
+    assert!(v[0].keyframe && h264_nal_types(&v[0].data).contains(&H264_NAL_SPS));
+    assert!(audio(&frames).len() >= 60, "audio still flows: {}", audio(&frames).len());
+    assert_eq!(stats.dropped, 0);
+
+    // 15 of the camera's 30 frames a second, at the preview's size, not the encoder's.
+    assert!(pictures.len() >= 10, "only {} preview pictures in ~2 s", pictures.len());
+    assert!(pictures.len() <= 2 * 15 + 3, "{} preview pictures: not rate-limited to 15 fps", pictures.len());
+    assert_eq!(stats.preview_frames, pictures.len() as u64);
+    for p in &pictures {
+        assert_eq!((p.width, p.height), (320, 180));
+        assert!(p.stride >= 320 * 4 && p.rgba.len() >= p.stride * 179 + 320 * 4, "stride {}", p.stride);
+    }
+    // Real pictures, not blank buffers: the SMPTE bars have more than one colour across a row.
+    let row = &pictures[0].rgba[pictures[0].stride * 40..pictures[0].stride * 40 + 320 * 4];
+    let first = &row[..4];
+    assert!(row.chunks(4).any(|px| px != first), "a preview row is one flat colour");
+}
+
+#[tokio::test]
+async fn a_voice_capture_has_no_preview() {
+    let _turn = TURN.lock().await;
+    let (sink, pictures) = preview_sink();
+    let cfg = CaptureConfig {
+        kind: MediaKind::Voice,
+        preview: Some(PreviewConfig::new(sink)),
+        ..CaptureConfig::default()
+    };
+    let (capture, mut rx) = Capture::start(&cfg).expect("voice capture starts");
+    let frames = collect_for(&mut rx, Duration::from_millis(800)).await;
+    let stats = capture.stop();
+    assert!(video(&frames).is_empty() && !audio(&frames).is_empty());
+    assert_eq!(stats.preview_frames, 0);
+    assert!(pictures.lock().expect("test mutex").is_empty(), "no camera in a voice call");
 }
 
 /// Captures `dur` of default H.264, forcing a keyframe at `key_at`.

@@ -165,17 +165,37 @@ struct Data {
     freshness: Option<Freshness>,
 }
 
+/// Why the login screen is showing again, worded in whatever language the
+/// screen speaks when it is drawn (the facility's, after a reset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoginNotice {
+    SessionEnded(proto::tablet::SessionEndReason),
+    EdgeUnreachable,
+}
+
+impl LoginNotice {
+    fn words(self, lang: Lang) -> String {
+        match self {
+            LoginNotice::SessionEnded(reason) => nav::session_ended(reason, lang),
+            LoginNotice::EdgeUnreachable => nav::edge_unreachable(lang),
+        }
+    }
+}
+
 /// The whole kiosk.
 #[derive(Debug)]
 pub struct Kiosk {
     screen: Screen,
     id_prefix: String,
     settings: Settings,
+    /// The facility's settings (`--lang` at start): tablets are shared, so
+    /// every return to login goes back to them.
+    default_settings: Settings,
     now: Timestamp,
     now_ms: u64,
     login: LoginVm,
     /// Words for the login screen beside the keypad's own (e.g. why the last session ended).
-    login_notice: Option<String>,
+    login_notice: Option<LoginNotice>,
     data: Data,
     folder: Folder,
     call: Option<CallVm>,
@@ -203,6 +223,7 @@ impl Kiosk {
             screen: Screen::Login,
             id_prefix: String::new(),
             settings,
+            default_settings: settings,
             now,
             now_ms,
             login: LoginVm::new(now),
@@ -240,6 +261,11 @@ impl Kiosk {
 
     pub fn settings(&self) -> Settings {
         self.settings
+    }
+
+    /// What every return to the login screen resets [`Kiosk::settings`] to.
+    pub fn default_settings(&self) -> Settings {
+        self.default_settings
     }
 
     pub fn lang(&self) -> Lang {
@@ -474,8 +500,11 @@ impl Kiosk {
         }
     }
 
-    fn back_to_login(&mut self, notice: Option<String>) {
-        let settings = self.settings;
+    /// Every way out of a session (log out, Ctrl+Alt+Backspace, the edge
+    /// ending it) comes through here, so nothing of one resident, their
+    /// language and text size included, is left for the next.
+    fn back_to_login(&mut self, notice: Option<LoginNotice>) {
+        let settings = self.default_settings;
         let media_stop = self.media_live;
         let (now, now_ms, next_id, pending, outgoing) = (
             self.now,
@@ -606,8 +635,7 @@ impl Kiosk {
         match event {
             ServerEvent::SessionEnded { reason } => {
                 if self.data.session.is_some() {
-                    let notice = nav::session_ended(reason, self.lang());
-                    self.back_to_login(Some(notice));
+                    self.back_to_login(Some(LoginNotice::SessionEnded(reason)));
                 }
             }
             ServerEvent::LockdownChanged { active } => self.data.lockdown = active,
@@ -761,14 +789,11 @@ impl Kiosk {
         match (&purpose, &error) {
             (_, ApiError::NotLoggedIn) | (_, ApiError::SessionEnded { .. }) if purpose != Purpose::Login => {
                 if self.data.session.is_some() {
-                    let notice = match &error {
-                        ApiError::SessionEnded { reason } => nav::session_ended(*reason, self.lang()),
-                        _ => nav::session_ended(
-                            proto::tablet::SessionEndReason::DeviceDisconnected,
-                            self.lang(),
-                        ),
+                    let reason = match &error {
+                        ApiError::SessionEnded { reason } => *reason,
+                        _ => proto::tablet::SessionEndReason::DeviceDisconnected,
                     };
-                    self.back_to_login(Some(notice));
+                    self.back_to_login(Some(LoginNotice::SessionEnded(reason)));
                 }
             }
             (Purpose::Login, _) => self.login.apply_error(&error, self.now),
@@ -806,7 +831,7 @@ impl Kiosk {
                     call.connection_failed();
                 }
             }
-            _ => self.login_notice = Some(nav::edge_unreachable(self.lang())),
+            _ => self.login_notice = Some(LoginNotice::EdgeUnreachable),
         }
     }
 
@@ -820,8 +845,8 @@ impl Kiosk {
     pub fn login_view(&self) -> crate::vm::login::LoginView {
         let mut view = self.login.view(self.lang());
         if view.message.is_empty() {
-            if let Some(notice) = &self.login_notice {
-                view.message = notice.clone();
+            if let Some(notice) = self.login_notice {
+                view.message = notice.words(self.lang());
                 view.message_tone = Tone::Warning;
             }
         }
@@ -915,5 +940,181 @@ impl Kiosk {
     /// Whether the open message has a VideoGram to play.
     pub fn message_has_videogram(&self) -> bool {
         self.message_vm().is_some_and(|m| m.attachments.iter().any(|a| a.kind == AttachmentKind::VideoGram))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::domain::{ResidentId, UnitId};
+    use proto::tablet::SessionEndReason;
+
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// Answers the login and logout requests waiting now, as the edge would.
+    fn answer_all(kiosk: &mut Kiosk) {
+        for out in kiosk.take_outgoing() {
+            let reply = match out.request {
+                TabletRequest::Login { resident, .. } => {
+                    EdgeReply::Answer(TabletResponse::LoggedIn(SessionInfo {
+                        resident,
+                        name: "Andre Martin".into(),
+                        unit: UnitId::new("A"),
+                        session_id: 1,
+                    }))
+                }
+                TabletRequest::Logout => EdgeReply::Answer(TabletResponse::LoggedOut),
+                // Home's data is not what these tests look at; left unanswered.
+                _ => continue,
+            };
+            kiosk.reply(out.id, reply);
+        }
+    }
+
+    fn log_in(kiosk: &mut Kiosk) {
+        for digit in [1, 0, 0, 1] {
+            kiosk.ui(UiEvent::LoginDigit(digit));
+        }
+        kiosk.ui(UiEvent::LoginSubmit);
+        for digit in [1, 2, 3, 4] {
+            kiosk.ui(UiEvent::LoginDigit(digit));
+        }
+        kiosk.ui(UiEvent::LoginSubmit);
+        let sent = kiosk.take_outgoing();
+        assert!(
+            matches!(sent.as_slice(), [Outgoing { request: TabletRequest::Login { resident, .. }, .. }]
+                if *resident == ResidentId::new("1001")),
+            "{sent:?}"
+        );
+        kiosk.outgoing = sent;
+        answer_all(kiosk);
+        assert_eq!(kiosk.screen(), Screen::Home);
+    }
+
+    /// The resident changes both settings during the session.
+    fn change_settings_in_session(kiosk: &mut Kiosk, lang: Lang) {
+        kiosk.ui(UiEvent::Navigate(Screen::Settings));
+        kiosk.ui(UiEvent::ChooseLanguage(lang));
+        kiosk.ui(UiEvent::ToggleLargeText);
+        answer_all(kiosk);
+    }
+
+    #[test]
+    fn a_language_chosen_on_the_login_screen_carries_into_the_session() {
+        let facility = Settings { lang: Lang::English, large_text: false };
+        let mut kiosk = Kiosk::new(facility, at(0), 0);
+        assert_eq!(kiosk.login_view().title, "Log in");
+        kiosk.ui(UiEvent::ChooseLanguage(Lang::Spanish));
+        assert_eq!(kiosk.screen(), Screen::Login);
+        assert!(kiosk.take_outgoing().is_empty(), "choosing a language asks nothing of the edge");
+        let view = kiosk.login_view();
+        assert_eq!(view.title, "Iniciar sesión");
+        assert_eq!(view.languages.iter().find(|c| c.selected).map(|c| c.lang), Some(Lang::Spanish));
+
+        log_in(&mut kiosk);
+        assert_eq!(kiosk.lang(), Lang::Spanish);
+        assert_eq!(kiosk.nav().home, "Inicio");
+        assert_eq!(kiosk.default_settings(), facility, "the facility's defaults are untouched");
+    }
+
+    /// One way a session ends.
+    type EndSession = fn(&mut Kiosk);
+
+    #[test]
+    fn every_way_back_to_login_restores_the_facility_settings() {
+        // Defaults other than `Settings::default()`, so a reset to the
+        // facility's choice cannot pass by accident.
+        let facility = Settings { lang: Lang::Spanish, large_text: true };
+        let resident_lang = Lang::English;
+        let session_ended: [(&str, EndSession); 5] = [
+            ("log out", |k| k.ui(UiEvent::Logout)),
+            ("Ctrl+Alt+Backspace", |k| k.ui(UiEvent::Reset)),
+            ("the edge ends the session", |k| {
+                k.event(ServerEvent::SessionEnded { reason: SessionEndReason::LoggedInElsewhere })
+            }),
+            ("a request finds the session over", |k| {
+                k.ui(UiEvent::Navigate(Screen::Contacts));
+                for out in k.take_outgoing() {
+                    k.reply(
+                        out.id,
+                        EdgeReply::Refused(ApiError::SessionEnded {
+                            reason: SessionEndReason::ResidentInactive,
+                        }),
+                    );
+                }
+            }),
+            ("a request finds no session", |k| {
+                k.ui(UiEvent::Navigate(Screen::Mailbox));
+                for out in k.take_outgoing() {
+                    k.reply(out.id, EdgeReply::Refused(ApiError::NotLoggedIn));
+                }
+            }),
+        ];
+        for (how, end) in session_ended {
+            let mut kiosk = Kiosk::new(facility, at(0), 0);
+            log_in(&mut kiosk);
+            change_settings_in_session(&mut kiosk, resident_lang);
+            assert_eq!(kiosk.settings(), Settings { lang: resident_lang, large_text: false }, "{how}");
+
+            kiosk.tick(at(60), 60_000);
+            end(&mut kiosk);
+            answer_all(&mut kiosk);
+            assert_eq!(kiosk.screen(), Screen::Login, "{how}");
+            assert_eq!(
+                kiosk.settings(),
+                facility,
+                "{how}: the next resident starts from the facility's settings"
+            );
+            assert_eq!(kiosk.settings_vm().text_scale(), crate::vm::settings::LARGE_TEXT_SCALE, "{how}");
+            let view = kiosk.login_view();
+            assert_eq!(view.title, "Iniciar sesión", "{how}");
+            assert!(view.id_text.is_empty(), "{how}");
+        }
+    }
+
+    #[test]
+    fn why_the_session_ended_is_told_in_the_language_of_the_login_screen() {
+        let facility = Settings { lang: Lang::English, large_text: false };
+        let mut kiosk = Kiosk::new(facility, at(0), 0);
+        log_in(&mut kiosk);
+        change_settings_in_session(&mut kiosk, Lang::Spanish);
+        kiosk.event(ServerEvent::SessionEnded { reason: SessionEndReason::LoggedInElsewhere });
+        assert_eq!(
+            kiosk.login_view().message,
+            "You logged in on another tablet, so this one was logged out.",
+            "the previous resident's Spanish is gone with them"
+        );
+        // The next resident switches: the notice follows.
+        kiosk.ui(UiEvent::ChooseLanguage(Lang::Spanish));
+        assert_eq!(kiosk.login_view().message, "Inició sesión en otra tableta, así que esta se cerró.");
+    }
+
+    #[test]
+    fn a_reset_keeps_the_logout_and_the_id_prefix() {
+        let facility = Settings { lang: Lang::English, large_text: false };
+        let mut kiosk = Kiosk::new(facility, at(0), 0).with_id_prefix("R");
+        kiosk.ui(UiEvent::ChooseLanguage(Lang::Spanish));
+        for digit in [1, 0, 0, 1] {
+            kiosk.ui(UiEvent::LoginDigit(digit));
+        }
+        kiosk.ui(UiEvent::LoginSubmit);
+        for digit in [1, 2, 3, 4] {
+            kiosk.ui(UiEvent::LoginDigit(digit));
+        }
+        kiosk.ui(UiEvent::LoginSubmit);
+        answer_all(&mut kiosk);
+        assert_eq!(kiosk.lang(), Lang::Spanish);
+        kiosk.ui(UiEvent::Reset);
+        assert_eq!(
+            kiosk.take_outgoing().into_iter().map(|o| o.request).collect::<Vec<_>>(),
+            [TabletRequest::Logout],
+            "the session is still ended at the edge"
+        );
+        assert_eq!(kiosk.settings(), facility);
+        kiosk.ui(UiEvent::LoginDigit(7));
+        assert_eq!(kiosk.login_view().id_text, "R7", "the facility's ID prefix survives the reset");
     }
 }

@@ -537,6 +537,7 @@ async fn run(args: CliArgs) -> ExitStatus {
                 server_name: args.server_name.clone(),
                 identity: bundle.clone(),
                 on_video: None,
+                on_self_view: None,
                 sources: match media {
                     MediaArg::Test => facility_media::Sources::Test,
                     MediaArg::Camera => {

@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use facility_media::{
-    Capture, CaptureConfig, EncodedFrame, MediaKind, Playback, PlaybackConfig, Sources, TrackKind,
+    Capture, CaptureConfig, EncodedFrame, MediaKind, Playback, PlaybackConfig, PreviewConfig, PreviewSink,
+    Sources, TrackKind,
 };
 use media_link::moq_transport::coding::TrackNamespace;
 use media_link::{follow_track, wall_micros, Broadcast, MediaObject, MoqSession, AUDIO_TRACK, VIDEO_TRACK};
@@ -54,6 +55,9 @@ pub struct MediaOptions {
     /// Gets each decoded picture of the contact (the kiosk's call screen);
     /// `None` only counts them (the CLI).
     pub on_video: Option<OnVideo>,
+    /// Gets small pictures of our own camera (the call screen's self view),
+    /// in video calls only; `None` runs no preview at all.
+    pub on_self_view: Option<OnVideo>,
 }
 
 /// Where decoded pictures go.
@@ -129,8 +133,15 @@ async fn run(
             return report;
         }
     };
+    let preview = match (kind, options.on_self_view) {
+        (CallKind::Video, Some(on_self_view)) => {
+            Some(PreviewConfig::new(PreviewSink::new(move |frame| on_self_view(frame))))
+        }
+        // A voice call never turns the camera on, so there is nothing to preview.
+        _ => None,
+    };
     let capture_config =
-        CaptureConfig { kind: media_kind, sources: options.sources, ..CaptureConfig::default() };
+        CaptureConfig { kind: media_kind, sources: options.sources, preview, ..CaptureConfig::default() };
     let (capture, mut frames) = match Capture::start(&capture_config) {
         Ok(started) => started,
         Err(error) => {

@@ -168,6 +168,14 @@ fn screens_match_their_approved_pictures() {
         checker.check(name);
     }
 
+    drop(d);
+
+    // The longest words of the login screen, its language buttons included.
+    let d = Driver::new(CannedEdge::default(), Settings { lang: Lang::Spanish, large_text: true }, now())
+        .expect("window");
+    assert_nothing_clipped(&d, "login, Spanish, large text");
+    checker.check("22-login-es-large");
+
     assert!(checker.checked >= 8);
     assert!(checker.failures.is_empty(), "golden screenshots differ:\n{}", checker.failures.join("\n"));
 }

@@ -330,3 +330,165 @@ fn a_call_with_media_starts_the_media_leg_and_its_end_stops_it() {
     d.pump();
     assert_eq!(d.kiosk.borrow_mut().take_media_commands(), vec![MediaCommand::Stop]);
 }
+
+fn text_scale(d: &Driver<CannedEdge>) -> f32 {
+    use slint::ComponentHandle;
+    d.window.global::<tablet_shell::ui::Theme>().get_text_scale()
+}
+
+#[test]
+fn a_language_picked_at_login_lasts_the_session_and_every_exit_restores_the_facility_settings() {
+    use slint::platform::Key;
+    let facility = Settings { lang: Lang::English, large_text: false };
+    let mut d = driver(CannedEdge::default(), facility);
+    assert_eq!(
+        element(&d, "Language").accessible_role(),
+        Some(i_slint_backend_testing::AccessibleRole::Text)
+    );
+    assert_eq!(element(&d, "Use English").accessible_checked(), Some(true));
+    assert_eq!(element(&d, "Usar español").accessible_checked(), Some(false));
+
+    // Before logging in: the whole screen changes, the keypad included.
+    press(&mut d, "Usar español");
+    assert_eq!(d.window.get_login().title, "Iniciar sesión");
+    element(&d, "Idioma");
+    element(&d, "Dígito 1");
+    assert_eq!(element(&d, "Usar español").accessible_checked(), Some(true));
+    assert!(d.edge.requests.is_empty(), "choosing a language asks nothing of the edge");
+
+    d.log_in_with_keypad(&[1, 0, 0, 1], &[1, 2, 3, 4]);
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Home);
+    assert_eq!(d.window.get_nav().home, "Inicio", "the choice carries into the session");
+    press(&mut d, "Ajustes");
+    press(&mut d, "Texto grande");
+    assert!(text_scale(&d) > 1.0);
+
+    press(&mut d, "Salir");
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Login);
+    assert_eq!(d.window.get_login().title, "Log in", "the next resident gets the facility's language");
+    assert_eq!(text_scale(&d), 1.0, "and its text size");
+    assert_eq!(element(&d, "Use English").accessible_checked(), Some(true));
+
+    // The same after Ctrl+Alt+Backspace.
+    press(&mut d, "Usar español");
+    d.log_in_with_keypad(&[1, 0, 0, 1], &[1, 2, 3, 4]);
+    d.ui(UiEvent::ToggleLargeText);
+    assert_eq!((d.kiosk.borrow().lang(), text_scale(&d) > 1.0), (Lang::Spanish, true));
+    press_keys(&d, &[Key::Control, Key::Alt, Key::Backspace]);
+    d.pump();
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Login);
+    assert_eq!(d.window.get_login().title, "Log in");
+    assert_eq!(text_scale(&d), 1.0);
+
+    // And when the edge ends the session: its reason is told in the facility's words.
+    press(&mut d, "Usar español");
+    d.log_in_with_keypad(&[1, 0, 0, 1], &[1, 2, 3, 4]);
+    d.edge.events.push(proto::tablet::ServerEvent::SessionEnded {
+        reason: proto::tablet::SessionEndReason::LoggedInElsewhere,
+    });
+    d.pump();
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Login);
+    assert_eq!(d.window.get_login().title, "Log in");
+    assert_eq!(d.window.get_login().message, "You logged in on another tablet, so this one was logged out.");
+}
+
+fn media_call(kind: proto::domain::CallKind) -> Driver<CannedEdge> {
+    let media = proto::call::CallMedia {
+        publish: "facility/F/call/77/resident".into(),
+        subscribe: "facility/F/call/77/contact".into(),
+    };
+    let edge = CannedEdge {
+        call: Some(proto::tablet::TabletResponse::CallStarted {
+            call_id: 77,
+            max_duration_secs: 900,
+            warn_at_secs: 840,
+            media: Some(media),
+        }),
+        ..CannedEdge::default()
+    };
+    let mut d = driver(edge, Settings::default());
+    log_in(&mut d, "1234");
+    d.ui(UiEvent::Navigate(Screen::Contacts));
+    let action = match kind {
+        proto::domain::CallKind::Video => ContactAction::VideoCall,
+        proto::domain::CallKind::Voice => ContactAction::VoiceCall,
+    };
+    d.ui(UiEvent::ContactAction { row: 0, action });
+    d.edge.events.push(call_update(CallState::Connected { limit_secs: 900 }));
+    d.pump();
+    d
+}
+
+/// A 320x180 picture of one colour, as the media leg's preview hands over.
+fn picture(rgba: [u8; 4]) -> Vec<u8> {
+    rgba.repeat(320 * 180)
+}
+
+#[test]
+fn our_camera_shows_in_the_self_view_box_of_a_video_call() {
+    use tablet_shell::ui::{show_call_picture, CallPicture};
+    let d = media_call(proto::domain::CallKind::Video);
+    assert_eq!(d.window.get_self_frame().size().width, 0, "empty before the camera's first picture");
+
+    let shown = show_call_picture(
+        &d.kiosk.borrow(),
+        &d.window,
+        CallPicture::SelfView,
+        &picture([200, 0, 0, 255]),
+        320,
+        180,
+    );
+    assert!(shown);
+    let frame = d.window.get_self_frame().size();
+    assert_eq!((frame.width, frame.height), (320, 180));
+    assert_eq!(d.window.get_remote_frame().size().width, 0, "our camera is not taken for the contact's");
+
+    // The box that shows it is on screen, in the corner of the contact's video.
+    let self_box = element(&d, "Your camera");
+    let remote_box = element(&d, "Video of Maria Alvarez");
+    assert_eq!((self_box.size().width, self_box.size().height), (240.0, 135.0));
+    let (s, r) = (self_box.absolute_position(), remote_box.absolute_position());
+    assert!(s.x > r.x && s.y > r.y, "{s:?} inside {r:?}");
+    assert!(s.x + 240.0 <= r.x + remote_box.size().width && s.y + 135.0 <= r.y + remote_box.size().height);
+
+    // The contact's pictures still go to the big box.
+    assert!(show_call_picture(&d.kiosk.borrow(), &d.window, CallPicture::Remote, &picture([0; 4]), 320, 180));
+    assert_eq!(d.window.get_remote_frame().size().width, 320);
+}
+
+#[test]
+fn a_picture_after_the_call_ended_is_dropped() {
+    use tablet_shell::ui::{show_call_picture, CallPicture};
+    let mut d = media_call(proto::domain::CallKind::Video);
+    d.edge.events.push(call_update(CallState::Ended { reason: CallEndReason::ContactHungUp }));
+    d.pump();
+    assert!(d.window.get_call().is_over);
+    let shown = show_call_picture(
+        &d.kiosk.borrow(),
+        &d.window,
+        CallPicture::SelfView,
+        &picture([200, 0, 0, 255]),
+        320,
+        180,
+    );
+    assert!(!shown);
+    assert_eq!(d.window.get_self_frame().size().width, 0);
+}
+
+#[test]
+fn a_voice_call_has_no_self_view() {
+    use tablet_shell::ui::{show_call_picture, CallPicture};
+    let d = media_call(proto::domain::CallKind::Voice);
+    assert!(!d.window.get_call().video);
+    assert!(!labels(&d).iter().any(|l| l == "Your camera"), "no self-view box: {:?}", labels(&d));
+    let shown = show_call_picture(
+        &d.kiosk.borrow(),
+        &d.window,
+        CallPicture::SelfView,
+        &picture([200, 0, 0, 255]),
+        320,
+        180,
+    );
+    assert!(!shown, "a stray picture in a voice call is not shown");
+    assert_eq!(d.window.get_self_frame().size().width, 0);
+}

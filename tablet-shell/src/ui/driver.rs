@@ -92,7 +92,7 @@ impl<E: Edge> Driver<E> {
     /// Starts over on the login screen with resident IDs beginning `prefix`
     /// (e.g. `R` for the demo facility's `R1001`).
     pub fn set_id_prefix(&mut self, prefix: &str) {
-        let settings = self.kiosk.borrow().settings();
+        let settings = self.kiosk.borrow().default_settings();
         *self.kiosk.borrow_mut() = Kiosk::new(settings, self.now, self.now_ms).with_id_prefix(prefix);
         render(&self.kiosk.borrow(), &self.window);
     }

@@ -139,6 +139,17 @@ fn render_login(kiosk: &Kiosk, window: &AppWindow) {
         submit_enabled: v.submit_enabled,
         message: s(&v.message),
         message_tone: tone(v.message_tone),
+        language_label: s(&v.language_label),
+        languages: model(
+            v.languages
+                .iter()
+                .map(|l| g::LanguageChoice {
+                    name: s(&l.name),
+                    accessible: s(&l.accessible),
+                    selected: l.selected,
+                })
+                .collect(),
+        ),
     });
 }
 
@@ -545,6 +556,40 @@ pub fn wire(window: &AppWindow, kiosk: &Rc<RefCell<Kiosk>>, sink: Rc<dyn Fn(UiEv
     });
     let on = send(&sink);
     window.on_toggle_large_text(move || on(UiEvent::ToggleLargeText));
+}
+
+/// Which picture of the call screen a frame is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPicture {
+    /// The contact's video.
+    Remote,
+    /// Our own camera, in the corner.
+    SelfView,
+}
+
+/// Puts a picture from the call's media leg on the call screen, but only
+/// while a video call is live: pictures still in flight when a call ends
+/// (or arriving in a voice call) are dropped, so the next resident on a
+/// shared tablet never sees the last one's camera.
+pub fn show_call_picture(
+    kiosk: &Kiosk,
+    window: &AppWindow,
+    picture: CallPicture,
+    rgba: &[u8],
+    width: u32,
+    height: u32,
+) -> bool {
+    let live_video = kiosk.call().is_some_and(|c| !c.is_over() && c.kind() == proto::domain::CallKind::Video);
+    if live_video {
+        show_frame(window, picture == CallPicture::Remote, rgba, width, height);
+    }
+    live_video
+}
+
+/// Empties both pictures of the call screen (a media leg started or stopped).
+pub fn clear_call_pictures(window: &AppWindow) {
+    window.set_remote_frame(slint::Image::default());
+    window.set_self_frame(slint::Image::default());
 }
 
 /// Puts a decoded RGBA picture on the call screen (`remote` or self view).

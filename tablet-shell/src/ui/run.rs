@@ -48,9 +48,10 @@ enum NetCommand {
 enum Inbound {
     Reply(u64, EdgeReply),
     Event(ServerEvent),
-    /// A decoded picture of the contact: RGBA, width, height.
+    /// A picture for the call screen: the contact's or our own camera's,
+    /// tightly packed RGBA, width, height.
     #[cfg_attr(not(feature = "media"), allow(dead_code))]
-    Picture(Vec<u8>, u32, u32),
+    Picture(super::CallPicture, Vec<u8>, u32, u32),
 }
 
 thread_local! {
@@ -74,8 +75,14 @@ pub fn run(options: KioskOptions) -> anyhow::Result<()> {
         let out_tx = out_tx.clone();
         Rc::new(move || {
             let requests = kiosk.borrow_mut().take_outgoing().into_iter().map(NetCommand::Request);
-            let media = kiosk.borrow_mut().take_media_commands().into_iter().map(NetCommand::Media);
-            for command in requests.chain(media) {
+            let media = kiosk.borrow_mut().take_media_commands();
+            if !media.is_empty() {
+                // A new or ended leg: no picture of an earlier call may stay on screen.
+                if let Some(window) = window.upgrade() {
+                    super::clear_call_pictures(&window);
+                }
+            }
+            for command in requests.chain(media.into_iter().map(NetCommand::Media)) {
                 if out_tx.send(command).is_err() {
                     tracing::error!("the edge connection thread has stopped");
                 }
@@ -107,9 +114,16 @@ pub fn run(options: KioskOptions) -> anyhow::Result<()> {
                     match inbound {
                         Inbound::Reply(id, reply) => kiosk.borrow_mut().reply(id, reply),
                         Inbound::Event(event) => kiosk.borrow_mut().event(event),
-                        Inbound::Picture(rgba, width, height) => {
+                        Inbound::Picture(picture, rgba, width, height) => {
                             if let Some(window) = window.upgrade() {
-                                super::show_frame(&window, true, &rgba, width, height);
+                                super::show_call_picture(
+                                    &kiosk.borrow(),
+                                    &window,
+                                    picture,
+                                    &rgba,
+                                    width,
+                                    height,
+                                );
                             }
                         }
                     }
@@ -280,8 +294,9 @@ impl MediaLegs {
             });
         }
         let MediaCommand::Start { media, kind } = command else { return };
-        let pictures = in_tx.clone();
-        let on_video: crate::media_call::OnVideo =
+        use super::CallPicture;
+        let to_screen = |picture: CallPicture| -> crate::media_call::OnVideo {
+            let pictures = in_tx.clone();
             Arc::new(move |frame: facility_media::DecodedVideoFrame| {
                 let row = frame.width as usize * 4;
                 let rgba = if frame.stride == row {
@@ -289,15 +304,17 @@ impl MediaLegs {
                 } else {
                     frame.rgba.chunks(frame.stride.max(1)).flat_map(|r| r.iter().take(row).copied()).collect()
                 };
-                deliver(&pictures, Inbound::Picture(rgba, frame.width, frame.height));
-            });
+                deliver(&pictures, Inbound::Picture(picture, rgba, frame.width, frame.height));
+            })
+        };
         let video_device = std::env::var("KIOSK_CAMERA").unwrap_or_else(|_| "/dev/video0".into());
         let leg_options = MediaOptions {
             edge: options.edge,
             server_name: options.server_name.clone(),
             identity: options.bundle.clone(),
             sources: facility_media::Sources::Devices { video_device },
-            on_video: Some(on_video),
+            on_video: Some(to_screen(CallPicture::Remote)),
+            on_self_view: (kind == proto::domain::CallKind::Video).then(|| to_screen(CallPicture::SelfView)),
         };
         self.live = Some(MediaLeg::start(leg_options, media, kind));
     }

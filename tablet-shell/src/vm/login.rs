@@ -105,6 +105,21 @@ pub struct KeyView {
     pub digit: u8,
 }
 
+/// One language a resident can pick on the login screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LanguageChoice {
+    /// The language this button picks.
+    pub lang: Lang,
+    /// Its own name (`English`, `Español`), so anyone finds theirs
+    /// whatever the screen speaks now.
+    pub name: String,
+    /// What a screen reader says, in the language it picks: `Use English`,
+    /// `Usar español`.
+    pub accessible: String,
+    /// The screen speaks it now.
+    pub selected: bool,
+}
+
 /// The login screen, display-ready.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoginView {
@@ -144,6 +159,10 @@ pub struct LoginView {
     pub message: String,
     /// Alert for refusals, Normal otherwise.
     pub message_tone: Tone,
+    /// `Language`, beside the language buttons.
+    pub language_label: String,
+    /// Every shipped language, in [`Lang::ALL`] order, the current one selected.
+    pub languages: Vec<LanguageChoice>,
 }
 
 impl Default for LoginVm {
@@ -412,6 +431,16 @@ impl LoginVm {
             submit_enabled: enabled && !self.id.is_empty(),
             message,
             message_tone,
+            language_label: lang.pick("Language", "Idioma").into(),
+            languages: Lang::ALL
+                .into_iter()
+                .map(|l| LanguageChoice {
+                    lang: l,
+                    name: l.native_name().into(),
+                    accessible: l.pick("Use English", "Usar español").into(),
+                    selected: l == lang,
+                })
+                .collect(),
         }
     }
 }
@@ -436,6 +465,26 @@ mod tests {
         vm.select(Field::Pin);
         type_digits(&mut vm, "9876");
         vm
+    }
+
+    #[test]
+    fn the_language_buttons_speak_their_own_language() {
+        let vm = LoginVm::new(at(0));
+        for (lang, label) in [(Lang::English, "Language"), (Lang::Spanish, "Idioma")] {
+            let view = vm.view(lang);
+            assert_eq!(view.language_label, label);
+            let buttons: Vec<_> =
+                view.languages.iter().map(|c| (c.name.as_str(), c.accessible.as_str(), c.selected)).collect();
+            assert_eq!(
+                buttons,
+                [
+                    ("English", "Use English", lang == Lang::English),
+                    ("Español", "Usar español", lang == Lang::Spanish)
+                ]
+            );
+            // The shell maps a touched button back through this order.
+            assert_eq!(view.languages.iter().map(|c| c.lang).collect::<Vec<_>>(), Lang::ALL);
+        }
     }
 
     #[test]
