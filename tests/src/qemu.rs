@@ -287,6 +287,23 @@ impl EdgeVm {
         text
     }
 
+    /// Waits until this power-on's console satisfies `done`. A box's report
+    /// can reach central before the console line the test also wants: the
+    /// agent reports as soon as it connects, the health check prints after.
+    pub fn wait_console(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.console_since_power_on();
+            if done(&text) {
+                return text;
+            }
+            if started.elapsed() > timeout {
+                panic!("{what}: not on the console within {timeout:?}; console:\n{}", tail(&text, 80));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn console(&self) -> String {
         std::fs::read_to_string(&self.console).unwrap_or_default()
     }

@@ -267,11 +267,19 @@ fn a_bad_update_falls_back_to_slot_a_and_a_good_one_is_confirmed_in_slot_b() {
     // The broken update's agent is a program that exits at once, so its own
     // health check fails too: one failed check per try, three tries, then a
     // boot that is ready on slot a again.
-    let console = vm.console_since_power_on();
-    let failed_checks = console.matches("Failed to start facility-health.service").count();
+    const FAILED_CHECK: &str = "Failed to start facility-health.service";
+    let console = vm.wait_console("the health check of the fallback boot", Duration::from_secs(60), |text| {
+        let last_failure = text.rfind(FAILED_CHECK).unwrap_or(0);
+        text.rfind("FACILITY-EDGE ").is_some_and(|line| line > last_failure)
+    });
+    let failed_checks = console.matches(FAILED_CHECK).count();
     assert!(failed_checks >= 3, "{failed_checks} failed health checks\n{}", tail(&console, 80));
-    let after_fallback = console.rfind("FACILITY-EDGE READY slot=a").expect("ready on slot a again");
-    assert!(after_fallback > console.rfind("Failed to start facility-health.service").unwrap_or(0));
+    let after_fallback = console.rfind("FACILITY-EDGE ").unwrap_or(0);
+    assert!(
+        console[after_fallback..].starts_with("FACILITY-EDGE READY slot=a"),
+        "the fallback boot's health line is not READY on slot a\n{}",
+        tail(&console, 80)
+    );
 
     // A good update: slot b, confirmed by the health check, reported by the box.
     central.admin(&["publish-release", &good.release_file("bundle").display().to_string()]);
