@@ -182,6 +182,11 @@ impl LoginNotice {
     }
 }
 
+/// How long the login screen may sit untouched before what the last person
+/// left on it (typed digits, an answer about them, a language or text size
+/// they picked, why their session ended) is cleared for the next resident.
+pub const LOGIN_IDLE_RESET_MS: u64 = 60_000;
+
 /// The whole kiosk.
 #[derive(Debug)]
 pub struct Kiosk {
@@ -213,6 +218,8 @@ pub struct Kiosk {
     outgoing: Vec<Outgoing>,
     media_commands: Vec<MediaCommand>,
     media_live: bool,
+    /// `now_ms` of the last touch or key on the screen.
+    last_touch_ms: u64,
 }
 
 impl Kiosk {
@@ -245,6 +252,7 @@ impl Kiosk {
             outgoing: Vec::new(),
             media_commands: Vec::new(),
             media_live: false,
+            last_touch_ms: now_ms,
         }
     }
 
@@ -310,6 +318,9 @@ impl Kiosk {
         if let Some(call) = &mut self.call {
             call.tick(now_ms);
         }
+        if self.screen == Screen::Login && now_ms.saturating_sub(self.last_touch_ms) >= LOGIN_IDLE_RESET_MS {
+            self.forget_login_screen();
+        }
         if let (Some(playback), Some(started)) = (&mut self.playback, self.playback_started_ms) {
             if playback.is_playing() {
                 let secs = u32::try_from(now_ms.saturating_sub(started) / 1000).unwrap_or(u32::MAX);
@@ -318,8 +329,19 @@ impl Kiosk {
         }
     }
 
+    /// Leaves the idle login screen as the next resident should find it.
+    fn forget_login_screen(&mut self) {
+        if self.login.has_entry() || self.login_notice.is_some() || self.settings != self.default_settings {
+            tracing::debug!("login screen idle: entry and settings reset");
+            self.login.forget_entry();
+            self.login_notice = None;
+            self.settings = self.default_settings;
+        }
+    }
+
     /// A touch on the screen.
     pub fn ui(&mut self, event: UiEvent) {
+        self.last_touch_ms = self.now_ms;
         match event {
             UiEvent::Navigate(screen) => self.navigate(screen),
             UiEvent::Logout => {
@@ -975,14 +997,7 @@ mod tests {
     }
 
     fn log_in(kiosk: &mut Kiosk) {
-        for digit in [1, 0, 0, 1] {
-            kiosk.ui(UiEvent::LoginDigit(digit));
-        }
-        kiosk.ui(UiEvent::LoginSubmit);
-        for digit in [1, 2, 3, 4] {
-            kiosk.ui(UiEvent::LoginDigit(digit));
-        }
-        kiosk.ui(UiEvent::LoginSubmit);
+        log_in_pending(kiosk);
         let sent = kiosk.take_outgoing();
         assert!(
             matches!(sent.as_slice(), [Outgoing { request: TabletRequest::Login { resident, .. }, .. }]
@@ -1018,6 +1033,51 @@ mod tests {
         assert_eq!(kiosk.lang(), Lang::Spanish);
         assert_eq!(kiosk.nav().home, "Inicio");
         assert_eq!(kiosk.default_settings(), facility, "the facility's defaults are untouched");
+    }
+
+    #[test]
+    fn an_idle_login_screen_forgets_what_the_last_person_left_on_it() {
+        let facility = Settings { lang: Lang::English, large_text: false };
+        let mut kiosk = Kiosk::new(facility, at(0), 0);
+        kiosk.ui(UiEvent::ChooseLanguage(Lang::Spanish));
+        kiosk.ui(UiEvent::ToggleLargeText);
+        for digit in [1, 0, 0] {
+            kiosk.ui(UiEvent::LoginDigit(digit));
+        }
+        // Touches keep the screen as it is; the idle time counts from the last one.
+        kiosk.tick(at(50), 50_000);
+        kiosk.ui(UiEvent::LoginDigit(1));
+        kiosk.tick(at(109), 109_000);
+        assert_eq!(kiosk.login_view().id_text, "1001", "59 s after the last touch");
+        assert_eq!(kiosk.settings(), Settings { lang: Lang::Spanish, large_text: true });
+
+        kiosk.tick(at(110), LOGIN_IDLE_RESET_MS + 50_000);
+        let view = kiosk.login_view();
+        assert_eq!((view.id_text.as_str(), view.pin_dots.as_str()), ("", ""));
+        assert_eq!(kiosk.settings(), facility);
+        assert_eq!(view.title, "Log in");
+
+        // A login on its way to the edge is not forgotten: its answer still lands.
+        log_in_pending(&mut kiosk);
+        kiosk.tick(at(400), 400_000);
+        assert!(kiosk.is_waiting());
+        answer_all(&mut kiosk);
+        assert_eq!(kiosk.screen(), Screen::Home);
+        // Idle time on other screens is the edge's session business, not this reset.
+        kiosk.tick(at(1_000), 1_000_000);
+        assert_eq!(kiosk.screen(), Screen::Home);
+    }
+
+    /// Types the demo resident's ID and PIN and submits, without answering.
+    fn log_in_pending(kiosk: &mut Kiosk) {
+        for digit in [1, 0, 0, 1] {
+            kiosk.ui(UiEvent::LoginDigit(digit));
+        }
+        kiosk.ui(UiEvent::LoginSubmit);
+        for digit in [1, 2, 3, 4] {
+            kiosk.ui(UiEvent::LoginDigit(digit));
+        }
+        kiosk.ui(UiEvent::LoginSubmit);
     }
 
     /// One way a session ends.

@@ -111,7 +111,7 @@ fn unanswered_call_reads_did_not_answer_and_hang_up_ends_a_call() {
 }
 
 #[test]
-fn login_lockout_disables_the_keypad_until_it_ends() {
+fn a_locked_id_shows_its_countdown_but_the_next_resident_can_log_in() {
     let mut edge = CannedEdge::default();
     let until = now() + jiff::SignedDuration::from_mins(15);
     edge.login_refusals =
@@ -127,14 +127,51 @@ fn login_lockout_disables_the_keypad_until_it_ends() {
     press(&mut d, "Log in");
     let message = d.window.get_login().message.to_string();
     assert_eq!(message, "This ID is locked. Try again in 15 minutes.");
-    assert_eq!(element(&d, "Digit 1").accessible_enabled(), Some(false), "keypad off while locked");
+    element(&d, "This ID is locked. Try again in 15 minutes.");
+    assert_eq!(element(&d, "Next").accessible_enabled(), Some(false), "not that ID again");
+    assert_eq!(element(&d, "Digit 1").accessible_enabled(), Some(true), "the keypad stays for others");
 
-    advance(&mut d, Duration::from_secs(14 * 60));
-    assert_eq!(d.window.get_login().message, "This ID is locked. Try again in 1 minute.");
-    assert_eq!(element(&d, "Digit 1").accessible_enabled(), Some(false));
-    advance(&mut d, Duration::from_secs(60));
-    assert_eq!(element(&d, "Digit 1").accessible_enabled(), Some(true), "keypad back after the lockout");
+    advance(&mut d, Duration::from_secs(50));
+    assert_eq!(d.window.get_login().message, "This ID is locked. Try again in 15 minutes.");
     assert_eq!(d.kiosk.borrow().screen(), Screen::Login);
+
+    // The next resident: the first digit starts a new ID, and they log in.
+    for label in
+        ["Digit 2", "Digit 0", "Digit 0", "Digit 2", "Next", "Digit 5", "Digit 6", "Digit 7", "Digit 8"]
+    {
+        press(&mut d, label);
+    }
+    assert_eq!(d.window.get_login().id_text, "2002");
+    assert_eq!(d.window.get_login().message, "");
+    press(&mut d, "Log in");
+    let logins: Vec<&str> = d
+        .edge
+        .requests
+        .iter()
+        .filter_map(|r| match r {
+            proto::tablet::TabletRequest::Login { resident, .. } => Some(resident.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logins, ["1001", "1001", "2002"]);
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Home);
+}
+
+#[test]
+fn an_idle_login_screen_is_left_clean_for_the_next_resident() {
+    let mut d = driver(CannedEdge::default(), Settings::default());
+    press(&mut d, "Usar español");
+    for digit in "100".chars() {
+        press(&mut d, &format!("Dígito {digit}"));
+    }
+    advance(&mut d, Duration::from_secs(30));
+    assert_eq!(d.window.get_login().id_text, "100");
+    assert_eq!(d.window.get_login().title, "Iniciar sesión");
+
+    advance(&mut d, Duration::from_secs(31));
+    assert_eq!(d.window.get_login().id_text, "");
+    assert_eq!(d.window.get_login().title, "Log in");
+    element(&d, "Digit 1");
 }
 
 #[test]

@@ -23,8 +23,8 @@ use crate::{bin, free_udp_port, CliResult, FACILITY};
 const HOST_FROM_GUEST: &str = "10.0.2.2";
 /// Where the agent in the guest listens for tablets.
 const GUEST_TABLET_PORT: u16 = 7443;
-pub const UEFI_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.fd";
-pub const UEFI_VARS: &str = "/usr/share/AAVMF/AAVMF_VARS.fd";
+const UEFI_CODE: &str = "/usr/share/AAVMF/AAVMF_CODE.fd";
+const UEFI_VARS: &str = "/usr/share/AAVMF/AAVMF_VARS.fd";
 /// The line the boot health check prints once the agent answers.
 pub const READY: &str = "FACILITY-EDGE READY";
 
@@ -180,24 +180,12 @@ impl EdgeVm {
     /// Flashes `image` onto a fresh disk and puts `kit` on its data partition,
     /// as facility IT would before the first power-on.
     pub fn create(dir: &Path, image: &EdgeImage, kit: &Kit) -> EdgeVm {
-        std::fs::create_dir_all(dir).unwrap();
-        // A blank "eMMC" of the image's size, flashed the way facility IT does:
-        // facility-flash with the release's .img.zst, .bmap and signed
-        // SHA256SUMS, and the provisioning kit written to the data partition.
-        let disk = dir.join("disk.img");
-        let size = std::fs::metadata(image.dir.join("disk.img")).expect("disk.img").len();
-        std::fs::File::create(&disk).and_then(|f| f.set_len(size)).unwrap();
-        std::fs::copy(UEFI_VARS, dir.join("vars.fd")).unwrap();
-        run(
-            Command::new(bin("facility-flash"))
-                .arg(image.release_file("img.zst"))
-                .arg(&disk)
-                .arg("--yes")
-                .arg("--release-key")
-                .arg(image.release_public_key())
-                .arg("--kit")
-                .arg(&kit.dir),
-            "facility-flash",
+        let disk = flash_board_disk(
+            dir,
+            &image.dir,
+            &image.release_file("img.zst"),
+            &image.release_public_key(),
+            &kit.dir,
         );
         EdgeVm {
             dir: dir.to_path_buf(),
@@ -213,26 +201,9 @@ impl EdgeVm {
     pub fn power_on(&mut self) {
         assert!(self.qemu.is_none(), "already powered on");
         self.boot_mark = std::fs::metadata(&self.console).map(|m| m.len()).unwrap_or(0);
-        let console = std::fs::OpenOptions::new().create(true).append(true).open(&self.console).unwrap();
         let forward =
             format!("user,id=net0,hostfwd=udp:127.0.0.1:{}-:{GUEST_TABLET_PORT}", self.tablet_addr.port());
-        let child = Command::new("qemu-system-aarch64")
-            .args(["-M", "virt", "-cpu", "cortex-a57", "-smp", "2", "-m", "1024"])
-            .args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-user-config"])
-            .arg("-drive")
-            .arg(format!("if=pflash,format=raw,readonly=on,file={UEFI_CODE}"))
-            .arg("-drive")
-            .arg(format!("if=pflash,format=raw,file={}", self.dir.join("vars.fd").display()))
-            .arg("-drive")
-            .arg(format!("if=none,id=disk,format=raw,file={}", self.disk.display()))
-            .args(["-device", "virtio-blk-pci,drive=disk"])
-            .args(["-netdev", &forward, "-device", "virtio-net-pci,netdev=net0,romfile="])
-            // The board's hardware watchdog (systemd arms it) and its
-            // hardware random number generator.
-            .args(["-device", "i6300esb", "-device", "virtio-rng-pci"])
-            .stdin(Stdio::null())
-            .stdout(console)
-            .stderr(Stdio::null())
+        let child = board_command(&self.dir, &self.disk, &forward, &[], &self.console)
             .spawn()
             .expect("qemu-system-aarch64 (cargo xtask image installs it)");
         self.qemu = Some(child);
@@ -320,6 +291,64 @@ impl Drop for EdgeVm {
     fn drop(&mut self) {
         self.power_cut();
     }
+}
+
+/// A blank "eMMC" of the image's size in `dir`, flashed the way facility IT
+/// does: facility-flash with the release's `.img.zst` (beside its `.bmap`
+/// and signed SHA256SUMS) and the provisioning kit written to the data
+/// partition. Fresh UEFI variables go beside it. Returns the disk's path.
+pub fn flash_board_disk(
+    dir: &Path,
+    image_dir: &Path,
+    img_zst: &Path,
+    release_key: &Path,
+    kit: &Path,
+) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("vm dir");
+    let disk = dir.join("disk.img");
+    let size = std::fs::metadata(image_dir.join("disk.img")).expect("disk.img").len();
+    std::fs::File::create(&disk).and_then(|f| f.set_len(size)).expect("blank disk");
+    std::fs::copy(UEFI_VARS, dir.join("vars.fd")).expect("UEFI variables");
+    run(
+        Command::new(bin("facility-flash"))
+            .arg(img_zst)
+            .arg(&disk)
+            .arg("--yes")
+            .arg("--release-key")
+            .arg(release_key)
+            .arg("--kit")
+            .arg(kit),
+        "facility-flash",
+    );
+    disk
+}
+
+/// The QEMU command line of the boards both images run on: the `virt`
+/// machine with UEFI firmware (variables in `dir`), `disk` as its eMMC, one
+/// user-mode NIC (`netdev` is the `-netdev` value, id `net0`), the serial
+/// console appended to `console`, then `devices`, then the board's hardware
+/// watchdog (systemd arms it) and random number generator.
+pub fn board_command(dir: &Path, disk: &Path, netdev: &str, devices: &[&str], console: &Path) -> Command {
+    let console = std::fs::OpenOptions::new().create(true).append(true).open(console).expect("console log");
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args(["-M", "virt", "-cpu", "cortex-a57", "-smp", "2", "-m", "1024"])
+        .args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-user-config"])
+        .arg("-drive")
+        .arg(format!("if=pflash,format=raw,readonly=on,file={UEFI_CODE}"))
+        .arg("-drive")
+        .arg(format!("if=pflash,format=raw,file={}", dir.join("vars.fd").display()))
+        .arg("-drive")
+        .arg(format!("if=none,id=disk,format=raw,file={}", disk.display()))
+        .args(["-device", "virtio-blk-pci,drive=disk"])
+        .args(["-netdev", netdev, "-device", "virtio-net-pci,netdev=net0,romfile="]);
+    for device in devices {
+        cmd.args(["-device", device]);
+    }
+    cmd.args(["-device", "i6300esb", "-device", "virtio-rng-pci"])
+        .stdin(Stdio::null())
+        .stdout(console)
+        .stderr(Stdio::null());
+    cmd
 }
 
 /// Consoles are kept under target/qemu-logs (named after the VM's directory

@@ -12,14 +12,13 @@ use std::{
     io::{BufRead, BufReader, Read, Seek, SeekFrom, Write},
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Child,
     time::{Duration, Instant},
 };
 
 use serde_json::{json, Value};
 
-use crate::bin;
-use crate::qemu::{console_log, tail, workspace_root, UEFI_CODE, UEFI_VARS};
+use crate::qemu::{board_command, console_log, flash_board_disk, tail, workspace_root};
 
 /// The virtio GPU's default mode, which the kiosk fills.
 pub const SCREEN: (u32, u32) = (1280, 800);
@@ -190,22 +189,7 @@ impl TabletVm {
     /// Flashes `image` onto a blank disk with `kit` on its data partition,
     /// with facility-flash, as facility IT does.
     pub fn create(dir: &Path, image: &TabletImage, kit: &Path, release_key: &Path) -> TabletVm {
-        std::fs::create_dir_all(dir).expect("vm dir");
-        let disk = dir.join("disk.img");
-        let size = std::fs::metadata(image.dir.join("disk.img")).expect("disk.img").len();
-        std::fs::File::create(&disk).and_then(|f| f.set_len(size)).expect("blank disk");
-        std::fs::copy(UEFI_VARS, dir.join("vars.fd")).expect("UEFI variables");
-        let out = Command::new(bin("facility-flash"))
-            .arg(image.release_file("img.zst"))
-            .arg(&disk)
-            .arg("--yes")
-            .arg("--release-key")
-            .arg(release_key)
-            .arg("--kit")
-            .arg(kit)
-            .output()
-            .expect("facility-flash");
-        assert!(out.status.success(), "facility-flash: {}", String::from_utf8_lossy(&out.stderr));
+        let disk = flash_board_disk(dir, &image.dir, &image.release_file("img.zst"), release_key, kit);
         let console = console_log(dir);
         let screens = console.with_extension("screens");
         let _ = std::fs::remove_dir_all(&screens);
@@ -225,35 +209,12 @@ impl TabletVm {
     pub fn power_on(&mut self) {
         assert!(self.qemu.is_none(), "already powered on");
         self.boot_mark = std::fs::metadata(&self.console).map(|m| m.len()).unwrap_or(0);
-        let console =
-            std::fs::OpenOptions::new().create(true).append(true).open(&self.console).expect("console log");
         let socket = self.dir.join("qmp.sock");
         let _ = std::fs::remove_file(&socket);
-        let child = Command::new("qemu-system-aarch64")
-            .args(["-M", "virt", "-cpu", "cortex-a57", "-smp", "2", "-m", "1024"])
-            .args(["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-user-config"])
+        let devices = ["virtio-gpu-pci", "virtio-tablet-pci", "virtio-keyboard-pci"];
+        let child = board_command(&self.dir, &self.disk, "user,id=net0", &devices, &self.console)
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", socket.display()))
-            .arg("-drive")
-            .arg(format!("if=pflash,format=raw,readonly=on,file={UEFI_CODE}"))
-            .arg("-drive")
-            .arg(format!("if=pflash,format=raw,file={}", self.dir.join("vars.fd").display()))
-            .arg("-drive")
-            .arg(format!("if=none,id=disk,format=raw,file={}", self.disk.display()))
-            .args(["-device", "virtio-blk-pci,drive=disk"])
-            .args(["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile="])
-            .args([
-                "-device",
-                "virtio-gpu-pci",
-                "-device",
-                "virtio-tablet-pci",
-                "-device",
-                "virtio-keyboard-pci",
-            ])
-            .args(["-device", "i6300esb", "-device", "virtio-rng-pci"])
-            .stdin(Stdio::null())
-            .stdout(console)
-            .stderr(Stdio::null())
             .spawn()
             .expect("qemu-system-aarch64 (cargo xtask image installs it)");
         self.qemu = Some(child);

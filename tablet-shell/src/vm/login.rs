@@ -3,7 +3,9 @@
 //!
 //! The edge counts failures and decides lockouts; this VM only shows the
 //! attempts it reports and counts down to the `until` it sends, against the
-//! `now` the caller passes in.
+//! `now` the caller passes in. A lockout is of one resident ID, so it never
+//! takes the keypad away from the next resident at a shared kiosk: only that
+//! ID cannot be submitted again until the lock ends.
 
 use jiff::Timestamp;
 use proto::domain::ResidentId;
@@ -56,8 +58,10 @@ enum Outcome {
     BadCredentials {
         remaining_attempts: u32,
     },
+    /// `id` is the locked ID as typed (without the prefix).
     LockedOut {
         until: Timestamp,
+        id: String,
     },
     /// The lockout passed while the screen was showing it.
     Unlocked,
@@ -79,6 +83,9 @@ pub struct LoginVm {
     pin: String,
     active: Field,
     outcome: Outcome,
+    /// The locked ID is still in its field but selected: the next digit
+    /// starts a new ID instead of extending it.
+    replace_id: bool,
     now: Timestamp,
 }
 
@@ -151,7 +158,8 @@ pub struct LoginView {
     pub clear_accessible: String,
     /// `Next` until a PIN is being typed, then `Log in`.
     pub submit_label: String,
-    /// False while locked out or waiting for the edge.
+    /// False while waiting for the edge (a locked ID leaves the keypad on
+    /// for the next resident).
     pub keypad_enabled: bool,
     /// The submit key does something now.
     pub submit_enabled: bool,
@@ -180,6 +188,7 @@ impl LoginVm {
             pin: String::new(),
             active: Field::ResidentId,
             outcome: Outcome::None,
+            replace_id: false,
             now,
         }
     }
@@ -201,9 +210,10 @@ impl LoginVm {
         self.active = field;
     }
 
-    /// True while the edge's lockout is still in force at the last known time.
+    /// True while the edge's lockout of the ID in the field is still in force
+    /// at the last known time.
     pub fn is_locked(&self) -> bool {
-        matches!(self.outcome, Outcome::LockedOut { until } if self.now < until)
+        matches!(&self.outcome, Outcome::LockedOut { until, id } if self.now < *until && *id == self.id)
     }
 
     /// True once the edge accepted the login.
@@ -212,7 +222,35 @@ impl LoginVm {
     }
 
     fn keypad_enabled(&self) -> bool {
-        !self.is_locked() && self.outcome != Outcome::Waiting && self.outcome != Outcome::LoggedIn
+        self.outcome != Outcome::Waiting && self.outcome != Outcome::LoggedIn
+    }
+
+    /// After an edit of the ID field: a lockout message is about the ID that
+    /// was there, so it goes once the field holds another one.
+    fn id_edited(&mut self) {
+        self.replace_id = false;
+        if matches!(&self.outcome, Outcome::LockedOut { id, .. } if *id != self.id) {
+            self.outcome = Outcome::None;
+        }
+    }
+
+    /// Forgets what was typed and any answer about it (not a login still
+    /// waiting for the edge): the screen is left for the next resident.
+    pub fn forget_entry(&mut self) {
+        if !self.keypad_enabled() {
+            return;
+        }
+        self.id.clear();
+        self.pin.clear();
+        self.active = Field::ResidentId;
+        self.outcome = Outcome::None;
+        self.replace_id = false;
+    }
+
+    /// Whether there is anything on the screen for [`LoginVm::forget_entry`] to forget.
+    pub fn has_entry(&self) -> bool {
+        self.keypad_enabled()
+            && (!self.id.is_empty() || !self.pin.is_empty() || self.outcome != Outcome::None)
     }
 
     /// Types one digit into the active field; ignored when the keypad is
@@ -221,12 +259,18 @@ impl LoginVm {
         if !self.keypad_enabled() || digit > 9 {
             return;
         }
+        if self.active == Field::ResidentId && self.replace_id {
+            self.id.clear();
+        }
         let (field, max) = match self.active {
             Field::ResidentId => (&mut self.id, MAX_ID_LEN),
             Field::Pin => (&mut self.pin, MAX_PIN_LEN),
         };
         if field.len() < max {
             field.push(char::from(b'0' + digit));
+        }
+        if self.active == Field::ResidentId {
+            self.id_edited();
         }
         // A reply about the previous attempt stops being news once typing
         // resumes (a lockout stays until it passes).
@@ -244,6 +288,7 @@ impl LoginVm {
         match self.active {
             Field::ResidentId => {
                 self.id.pop();
+                self.id_edited();
             }
             Field::Pin => {
                 if self.pin.pop().is_none() {
@@ -259,7 +304,10 @@ impl LoginVm {
             return;
         }
         match self.active {
-            Field::ResidentId => self.id.clear(),
+            Field::ResidentId => {
+                self.id.clear();
+                self.id_edited();
+            }
             Field::Pin => self.pin.clear(),
         }
     }
@@ -267,7 +315,7 @@ impl LoginVm {
     /// Both fields have something and the keypad is usable. Length rules
     /// beyond that are the edge's to judge.
     pub fn can_submit(&self) -> bool {
-        self.keypad_enabled() && !self.id.is_empty() && !self.pin.is_empty()
+        self.keypad_enabled() && !self.is_locked() && !self.id.is_empty() && !self.pin.is_empty()
     }
 
     /// The "Log in" key: the credentials to send, or `None` when it cannot
@@ -309,11 +357,18 @@ impl LoginVm {
         self.pin.clear();
         // The ID is kept so only the PIN needs retyping.
         self.active = if self.id.is_empty() { Field::ResidentId } else { Field::Pin };
+        self.replace_id = false;
         self.outcome = match error {
             ApiError::BadCredentials { remaining_attempts } => {
                 Outcome::BadCredentials { remaining_attempts: *remaining_attempts }
             }
-            ApiError::LockedOut { until } => Outcome::LockedOut { until: *until },
+            ApiError::LockedOut { until } => {
+                // Retyping a PIN for this ID is pointless until the lock
+                // ends; the next resident starts a new ID at the first digit.
+                self.active = Field::ResidentId;
+                self.replace_id = true;
+                Outcome::LockedOut { until: *until, id: self.id.clone() }
+            }
             ApiError::Unavailable { reason } => Outcome::Other {
                 en: deny_reason(reason, Lang::English),
                 es: deny_reason(reason, Lang::Spanish),
@@ -339,9 +394,10 @@ impl LoginVm {
     /// the edge's `until` has passed, the keypad is enabled again.
     pub fn tick(&mut self, now: Timestamp) {
         self.now = now;
-        if let Outcome::LockedOut { until } = self.outcome {
+        if let Outcome::LockedOut { until, .. } = self.outcome {
             if now >= until {
                 self.outcome = Outcome::Unlocked;
+                self.replace_id = false;
                 self.active = if self.id.is_empty() { Field::ResidentId } else { Field::Pin };
             }
         }
@@ -363,10 +419,10 @@ impl LoginVm {
                 (text, Tone::Alert)
             }
             // Passed, though `tick` has not caught up yet: no "0 minutes".
-            Outcome::LockedOut { until } if self.now >= *until => {
+            Outcome::LockedOut { until, .. } if self.now >= *until => {
                 (lang.pick("You can try again now.", "Ya puede intentar de nuevo.").to_string(), Tone::Normal)
             }
-            Outcome::LockedOut { until } => {
+            Outcome::LockedOut { until, .. } => {
                 let left_ms = until.as_millisecond().saturating_sub(self.now.as_millisecond()).max(0);
                 // Rounded up: "1 minute" until the very end, never "0 minutes".
                 let mins = (left_ms.unsigned_abs().div_ceil(60_000)).max(1);
@@ -428,7 +484,7 @@ impl LoginVm {
             }
             .into(),
             keypad_enabled: enabled,
-            submit_enabled: enabled && !self.id.is_empty(),
+            submit_enabled: enabled && !self.is_locked() && !self.id.is_empty(),
             message,
             message_tone,
             language_label: lang.pick("Language", "Idioma").into(),
@@ -554,10 +610,16 @@ mod tests {
         assert!(vm.is_locked());
         let view = vm.view(Lang::English);
         assert_eq!(view.message, "This ID is locked. Try again in 15 minutes.");
-        assert!(!view.keypad_enabled && !view.submit_enabled);
+        assert!(view.keypad_enabled, "the keypad stays on for the next resident");
+        assert!(!view.submit_enabled, "the locked ID cannot be submitted again");
+        assert!(view.id_active && view.id_text == "1234");
         assert_eq!(vm.view(Lang::Spanish).message, "Este ID está bloqueado. Intente de nuevo en 15 minutos.");
-        vm.press_digit(5);
-        assert_eq!(vm.view(Lang::English).pin_dots, "", "keypad ignored while locked");
+        // Retyping the PIN of the locked ID gets nowhere.
+        vm.select(Field::Pin);
+        type_digits(&mut vm, "1111");
+        assert!(!vm.can_submit() && vm.submit().is_none());
+        assert_eq!(vm.view(Lang::English).message, "This ID is locked. Try again in 15 minutes.");
+        vm.clear();
 
         vm.tick(at(14 * 60 + 1));
         assert_eq!(vm.view(Lang::English).message, "This ID is locked. Try again in 1 minute.");
@@ -582,6 +644,53 @@ mod tests {
         vm.press_digit(5);
         assert_eq!(vm.view(Lang::English).pin_dots, "•");
         assert_eq!(vm.view(Lang::English).message, "");
+    }
+
+    #[test]
+    fn a_locked_id_leaves_the_kiosk_to_the_next_resident() {
+        let mut vm = filled();
+        let _ = vm.submit();
+        vm.apply_error(&ApiError::LockedOut { until: at(15 * 60) }, at(0));
+        // The first digit starts a new ID; the lockout words were about the old one.
+        vm.press_digit(7);
+        let view = vm.view(Lang::English);
+        assert_eq!((view.id_text.as_str(), view.message.as_str()), ("7", ""));
+        assert!(!vm.is_locked());
+        vm.select(Field::Pin);
+        type_digits(&mut vm, "2222");
+        let creds = vm.submit().expect("another ID can log in during the lockout");
+        assert_eq!(creds.resident, ResidentId::new("7"));
+
+        // Typing the locked ID again is the edge's to refuse, as it would be
+        // on any other tablet.
+        let mut again = filled();
+        let _ = again.submit();
+        again.apply_error(&ApiError::LockedOut { until: at(15 * 60) }, at(0));
+        again.clear();
+        type_digits(&mut again, "1234");
+        assert!(!again.is_locked(), "the words went with the first edit");
+        again.select(Field::Pin);
+        type_digits(&mut again, "9876");
+        assert!(again.submit().is_some());
+    }
+
+    #[test]
+    fn forgetting_the_entry_leaves_a_clean_screen_but_not_a_pending_login() {
+        let mut vm = filled();
+        let _ = vm.submit();
+        vm.apply_error(&ApiError::BadCredentials { remaining_attempts: 2 }, at(1));
+        assert!(vm.has_entry());
+        vm.forget_entry();
+        assert!(!vm.has_entry());
+        let view = vm.view(Lang::English);
+        assert_eq!((view.id_text.as_str(), view.pin_dots.as_str(), view.message.as_str()), ("", "", ""));
+        assert!(view.id_active);
+
+        let mut waiting = filled();
+        let _ = waiting.submit();
+        waiting.forget_entry();
+        assert_eq!(waiting.view(Lang::English).message, "Checking…", "the answer is still coming");
+        assert!(!waiting.has_entry());
     }
 
     #[test]
