@@ -291,18 +291,6 @@ impl TabletVm {
         }
     }
 
-    /// Waits until two pictures a second apart agree (within `threshold` per
-    /// channel), i.e. the kiosk has finished drawing what it was given.
-    pub fn settled_screen(&mut self, timeout: Duration, threshold: u8) -> Screen {
-        let mut last = self.screen();
-        self.wait_screen("a settled picture", timeout, |now| {
-            let settled = now.difference(&last, threshold) == 0.0;
-            last = Screen { width: now.width, height: now.height, rgb: now.rgb.clone() };
-            std::thread::sleep(Duration::from_millis(500));
-            settled
-        })
-    }
-
     /// A finger down and up at `(x, y)` in screen pixels.
     pub fn touch(&mut self, x: u32, y: u32) {
         let (w, h) = SCREEN;
