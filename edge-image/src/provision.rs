@@ -52,6 +52,28 @@ impl KitKind {
         }
     }
 
+    /// The kind of device a release image is for, told by its file name as
+    /// `cargo xtask image` names releases (`facility-edge-<v>.img.zst`,
+    /// `facility-tablet-<v>.img.zst`); `None` for any other name, e.g. a
+    /// development build's `disk.img`.
+    pub fn of_image(image: &Path) -> Option<KitKind> {
+        let name = image.file_name()?.to_str()?;
+        if name.starts_with("facility-edge-") {
+            Some(KitKind::Edge)
+        } else if name.starts_with("facility-tablet-") {
+            Some(KitKind::Tablet)
+        } else {
+            None
+        }
+    }
+
+    fn device(self) -> &'static str {
+        match self {
+            KitKind::Edge => "an edge box",
+            KitKind::Tablet => "a tablet",
+        }
+    }
+
     /// The service's directory on the data partition.
     fn state_dir(self) -> &'static str {
         match self {
@@ -73,6 +95,8 @@ pub enum ProvisionError {
     IncompleteKit { kit: PathBuf, file: &'static str },
     #[error("{path}: {reason}")]
     BadKioskEnv { path: PathBuf, reason: String },
+    #[error("the kit {kit} is {kit_device}'s, but {image} is the image of {image_device}")]
+    WrongDevice { kit: PathBuf, kit_device: &'static str, image: PathBuf, image_device: &'static str },
     #[error("mkfs.ext4 failed ({status}): {stderr}")]
     Mkfs { status: String, stderr: String },
     #[error("the kit needs {needed} bytes but the data partition holds {available}")]
@@ -212,6 +236,22 @@ pub fn check_kit(kit: &Path) -> Result<KitKind, ProvisionError> {
         check_kiosk_env(&kit.join("kiosk.env"))?;
     }
     Ok(kind)
+}
+
+/// [`check_kit`], and that the kit is for the device `image` is the image of
+/// (when its name says so): an edge kit on a tablet's disk, or the reverse,
+/// would leave a device that never provisions itself.
+pub fn check_kit_for_image(kit: &Path, image: &Path) -> Result<KitKind, ProvisionError> {
+    let kind = check_kit(kit)?;
+    match KitKind::of_image(image) {
+        Some(image_kind) if image_kind != kind => Err(ProvisionError::WrongDevice {
+            kit: kit.to_path_buf(),
+            kit_device: kind.device(),
+            image: image.to_path_buf(),
+            image_device: image_kind.device(),
+        }),
+        _ => Ok(kind),
+    }
 }
 
 /// Replaces the `data` partition of `device` with a file system holding

@@ -72,3 +72,30 @@ fn keygen_bundle_sums_and_flash() {
     assert!(!out.status.success());
     assert_eq!(fs::read(d("target2")).unwrap(), vec![0xFFu8; 20_000]);
 }
+
+#[test]
+fn a_kit_for_the_other_kind_of_device_is_refused_before_the_disk_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_owned();
+    let tablet_kit = dir.path().join("tablet-kit");
+    fs::create_dir_all(&tablet_kit).unwrap();
+    fs::write(tablet_kit.join("device.pem"), "pem").unwrap();
+    fs::write(tablet_kit.join("kiosk.env"), "EDGE=10.0.2.2:7443\nID_PREFIX=R\nLANG_DEFAULT=en\n").unwrap();
+    let edge_kit = dir.path().join("edge-kit");
+    fs::create_dir_all(&edge_kit).unwrap();
+    fs::write(edge_kit.join("edge.toml"), "").unwrap();
+    fs::write(edge_kit.join("uplink.pem"), "pem").unwrap();
+
+    for (image, kit, kit_device) in [
+        ("facility-edge-0.2.0.img", &tablet_kit, "a tablet's"),
+        ("facility-tablet-0.2.0.img", &edge_kit, "an edge box's"),
+    ] {
+        fs::write(d(image), [vec![9u8; 8192], vec![7u8; 100]].concat()).unwrap();
+        fs::write(d("target"), vec![0xFFu8; 20_000]).unwrap();
+        let out = run(&[&d(image), &d("target"), "--yes", "--kit", kit.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{image} with {kit:?} was flashed");
+        assert!(stderr.contains(kit_device) && stderr.contains("is the image of"), "{stderr}");
+        assert_eq!(fs::read(d("target")).unwrap(), vec![0xFFu8; 20_000], "{image}: the disk was written");
+    }
+}

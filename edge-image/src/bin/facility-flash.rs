@@ -155,7 +155,7 @@ fn flash(args: FlashArgs) -> Result<()> {
     };
     // A kit that cannot provision the device is refused before the disk is touched.
     if let Some(kit) = &args.kit {
-        edge_image::provision::check_kit(kit)?;
+        edge_image::provision::check_kit_for_image(kit, &image)?;
     }
     let job = prepare_flash(&image, &device, args.bmap.as_deref(), keys.as_deref())?;
     let what = match (&job.target.kernel_name, job.target.size) {
