@@ -8,7 +8,7 @@
 //! - the bridge node: this binary re-executed with `BRIDGE_BENCH_ROLE=bridge`,
 //!   a 1-thread tokio runtime that accepts tablet MoQ connections and runs
 //!   the real [`edge_agent::bridge::forward_call`] for each, upstream through
-//!   [`media_link::RelayClient`]. Authorization is replaced by a fixed
+//!   a share of a [`media_link::RelayUplinks`] session. Authorization is replaced by a fixed
 //!   `MediaGrant { call_id, kind: Video }` and tablets present no client
 //!   certificate; everything after admission is the production path;
 //! - the raw forwarder: this binary with `BRIDGE_BENCH_ROLE=raw-forwarder`, a
@@ -55,7 +55,8 @@ use edge_agent::bridge::{forward_call, MediaGrant};
 use edge_core::call::CallId;
 use media_link::{
     call_namespace, follow_track, parse_call_namespace, relay_client_config, wall_micros, Broadcast,
-    FollowedTrack, MediaObject, MoqSession, RelayClient, Side, TrackSender, MOQT_ALPN, VIDEO_TRACK,
+    FollowedTrack, MediaObject, MoqSession, RelayClient, RelayUplinks, Side, TrackSender, MOQT_ALPN,
+    VIDEO_TRACK,
 };
 use proto::domain::CallKind;
 
@@ -193,7 +194,8 @@ fn raw_client_config(roots: rustls::RootCertStore) -> anyhow::Result<quinn::Clie
 /// grant, then the production `forward_call`.
 async fn bridge_node(dir: PathBuf, relay: SocketAddr) -> anyhow::Result<()> {
     let endpoint = server_endpoint(&dir, MOQT_ALPN, node_rcvbuf())?;
-    let relay = Arc::new(RelayClient::new(relay, "localhost".into(), &dir.join("ca.pem"))?);
+    let relay =
+        Arc::new(RelayUplinks::new(RelayClient::new(relay, "localhost".into(), &dir.join("ca.pem"))?));
     announce_listening(&endpoint)?;
     while let Some(incoming) = endpoint.accept().await {
         let relay = relay.clone();
@@ -206,7 +208,7 @@ async fn bridge_node(dir: PathBuf, relay: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bridge_one(incoming: quinn::Incoming, relay: &RelayClient) -> anyhow::Result<()> {
+async fn bridge_one(incoming: quinn::Incoming, relay: &RelayUplinks) -> anyhow::Result<()> {
     let tablet = MoqSession::accept(incoming.await?).await?;
     let mut announcements = tablet.subscriber.clone();
     let announced = tokio::time::timeout(Duration::from_secs(10), announcements.published_namespace())
@@ -218,7 +220,7 @@ async fn bridge_one(incoming: quinn::Incoming, relay: &RelayClient) -> anyhow::R
     if side != Side::Resident {
         bail!("a tablet announced the contact's side");
     }
-    let upstream = relay.connect().await?;
+    let upstream = relay.lease().await?;
     // Stands in for `EdgeState::authorize_media` (a live call of this device).
     let grant = MediaGrant { call_id: CallId(id), kind: CallKind::Video };
     forward_call(tablet, announced, upstream, grant, call_namespace(&facility, id, Side::Contact)).await;
@@ -883,7 +885,7 @@ fn run_bench() -> anyhow::Result<()> {
     std::fs::write(dir.path().join("ca.pem"), &server.ca_pem)?;
     let ticks = clock_ticks();
 
-    // The bridge node connects upstream only per call, after
+    // The bridge node connects upstream only when calls arrive, after
     // `wait_for_relay` below has seen the relay answer.
     let (relay, relay_addr) = start_relay(dir.path())?;
     let (bridge, bridge_addr) = start_node("bridge", dir.path(), relay_addr)?;
