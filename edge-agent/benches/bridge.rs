@@ -146,6 +146,11 @@ fn endpoint(server: Option<quinn::ServerConfig>, rcvbuf: Option<usize>) -> anyho
 }
 
 fn server_endpoint(dir: &Path, alpn: &[u8], rcvbuf: Option<usize>) -> anyhow::Result<quinn::Endpoint> {
+    let config = server_config(dir, alpn)?;
+    endpoint(Some(config), rcvbuf)
+}
+
+fn server_config(dir: &Path, alpn: &[u8]) -> anyhow::Result<quinn::ServerConfig> {
     let bundle = net::Bundle::load(&dir.join("server.bundle"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -154,8 +159,7 @@ fn server_endpoint(dir: &Path, alpn: &[u8], rcvbuf: Option<usize>) -> anyhow::Re
         .with_single_cert(vec![bundle.cert_der()?], bundle.key_der()?)?;
     tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
-    let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    endpoint(Some(config), rcvbuf)
+    Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
 }
 
 fn node_threads() -> usize {
@@ -193,7 +197,10 @@ fn raw_client_config(roots: rustls::RootCertStore) -> anyhow::Result<quinn::Clie
 /// The bridge node: the edge's tablet-side MoQ accept path with a fixed
 /// grant, then the production `forward_call`.
 async fn bridge_node(dir: PathBuf, relay: SocketAddr) -> anyhow::Result<()> {
-    let endpoint = server_endpoint(&dir, MOQT_ALPN, node_rcvbuf())?;
+    // The edge's tablet port transport (net::quic::server_endpoint).
+    let mut config = server_config(&dir, MOQT_ALPN)?;
+    config.transport_config(net::quic::server_transport()?);
+    let endpoint = endpoint(Some(config), node_rcvbuf())?;
     let relay =
         Arc::new(RelayUplinks::new(RelayClient::new(relay, "localhost".into(), &dir.join("ca.pem"))?));
     announce_listening(&endpoint)?;

@@ -62,6 +62,7 @@ impl RelayClient {
         let mut transport = quinn::TransportConfig::default();
         transport.max_concurrent_uni_streams(RELAY_OPENED_STREAMS.into());
         transport.max_concurrent_bidi_streams(RELAY_OPENED_STREAMS.into());
+        transport.ack_frequency_config(Some(net::quic::sparse_acks()));
         config.transport_config(Arc::new(transport));
         let bind = if addr.is_ipv6() {
             SocketAddr::from(([0u16; 8], 0))
