@@ -140,7 +140,8 @@ impl EdgeState {
         true
     }
 
-    /// Cuts the call's media: both legs close now.
+    /// Cuts the call's media: the tablet's connection closes now, and the
+    /// call's forwarding then leaves the shared upstream session.
     pub fn close_media(&mut self, call_id: CallId) {
         for connection in self.media.legs.remove(&call_id).unwrap_or_default() {
             connection.close(CLOSE_CALL_ENDED.into(), b"call ended");
