@@ -8,7 +8,7 @@
 //! - the bridge node: this binary re-executed with `BRIDGE_BENCH_ROLE=bridge`,
 //!   a 1-thread tokio runtime that accepts tablet MoQ connections and runs
 //!   the real [`edge_agent::bridge::forward_call`] for each, upstream through
-//!   [`media_link::RelayClient`]. Authorization is replaced by a fixed
+//!   a share of a [`media_link::RelayUplinks`] session. Authorization is replaced by a fixed
 //!   `MediaGrant { call_id, kind: Video }` and tablets present no client
 //!   certificate; everything after admission is the production path;
 //! - the raw forwarder: this binary with `BRIDGE_BENCH_ROLE=raw-forwarder`, a
@@ -55,7 +55,8 @@ use edge_agent::bridge::{forward_call, MediaGrant};
 use edge_core::call::CallId;
 use media_link::{
     call_namespace, follow_track, parse_call_namespace, relay_client_config, wall_micros, Broadcast,
-    FollowedTrack, MediaObject, MoqSession, RelayClient, Side, TrackSender, MOQT_ALPN, VIDEO_TRACK,
+    FollowedTrack, MediaObject, MoqSession, RelayClient, RelayUplinks, Side, TrackSender, MOQT_ALPN,
+    VIDEO_TRACK,
 };
 use proto::domain::CallKind;
 
@@ -145,6 +146,11 @@ fn endpoint(server: Option<quinn::ServerConfig>, rcvbuf: Option<usize>) -> anyho
 }
 
 fn server_endpoint(dir: &Path, alpn: &[u8], rcvbuf: Option<usize>) -> anyhow::Result<quinn::Endpoint> {
+    let config = server_config(dir, alpn)?;
+    endpoint(Some(config), rcvbuf)
+}
+
+fn server_config(dir: &Path, alpn: &[u8]) -> anyhow::Result<quinn::ServerConfig> {
     let bundle = net::Bundle::load(&dir.join("server.bundle"))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
@@ -153,8 +159,7 @@ fn server_endpoint(dir: &Path, alpn: &[u8], rcvbuf: Option<usize>) -> anyhow::Re
         .with_single_cert(vec![bundle.cert_der()?], bundle.key_der()?)?;
     tls.alpn_protocols = vec![alpn.to_vec()];
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
-    let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    endpoint(Some(config), rcvbuf)
+    Ok(quinn::ServerConfig::with_crypto(Arc::new(crypto)))
 }
 
 fn node_threads() -> usize {
@@ -192,8 +197,12 @@ fn raw_client_config(roots: rustls::RootCertStore) -> anyhow::Result<quinn::Clie
 /// The bridge node: the edge's tablet-side MoQ accept path with a fixed
 /// grant, then the production `forward_call`.
 async fn bridge_node(dir: PathBuf, relay: SocketAddr) -> anyhow::Result<()> {
-    let endpoint = server_endpoint(&dir, MOQT_ALPN, node_rcvbuf())?;
-    let relay = Arc::new(RelayClient::new(relay, "localhost".into(), &dir.join("ca.pem"))?);
+    // The edge's tablet port transport (net::quic::server_endpoint).
+    let mut config = server_config(&dir, MOQT_ALPN)?;
+    config.transport_config(net::quic::server_transport()?);
+    let endpoint = endpoint(Some(config), node_rcvbuf())?;
+    let relay =
+        Arc::new(RelayUplinks::new(RelayClient::new(relay, "localhost".into(), &dir.join("ca.pem"))?));
     announce_listening(&endpoint)?;
     while let Some(incoming) = endpoint.accept().await {
         let relay = relay.clone();
@@ -206,7 +215,7 @@ async fn bridge_node(dir: PathBuf, relay: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bridge_one(incoming: quinn::Incoming, relay: &RelayClient) -> anyhow::Result<()> {
+async fn bridge_one(incoming: quinn::Incoming, relay: &RelayUplinks) -> anyhow::Result<()> {
     let tablet = MoqSession::accept(incoming.await?).await?;
     let mut announcements = tablet.subscriber.clone();
     let announced = tokio::time::timeout(Duration::from_secs(10), announcements.published_namespace())
@@ -218,7 +227,7 @@ async fn bridge_one(incoming: quinn::Incoming, relay: &RelayClient) -> anyhow::R
     if side != Side::Resident {
         bail!("a tablet announced the contact's side");
     }
-    let upstream = relay.connect().await?;
+    let upstream = relay.lease().await?;
     // Stands in for `EdgeState::authorize_media` (a live call of this device).
     let grant = MediaGrant { call_id: CallId(id), kind: CallKind::Video };
     forward_call(tablet, announced, upstream, grant, call_namespace(&facility, id, Side::Contact)).await;
@@ -883,7 +892,7 @@ fn run_bench() -> anyhow::Result<()> {
     std::fs::write(dir.path().join("ca.pem"), &server.ca_pem)?;
     let ticks = clock_ticks();
 
-    // The bridge node connects upstream only per call, after
+    // The bridge node connects upstream only when calls arrive, after
     // `wait_for_relay` below has seen the relay answer.
     let (relay, relay_addr) = start_relay(dir.path())?;
     let (bridge, bridge_addr) = start_node("bridge", dir.path(), relay_addr)?;

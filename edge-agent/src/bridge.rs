@@ -5,16 +5,20 @@
 //! `moqt-18` and its device certificate, and announces its side of a call
 //! (`facility/<F>/call/<id>/resident`). The bridge admits the announcement
 //! only for a call that is live on this box and owned by a tablet
-//! connection with the same certificate; it then opens a session to the
-//! central relay, announces the same namespace there and serves the relay's
-//! subscriptions from the tablet's tracks, and announces the contact's
-//! namespace to the tablet, serving it from the relay. Objects are handed on
-//! as they are: nothing is decoded here.
+//! connection with the same certificate; it then takes a share of a MoQ
+//! session to the central relay ([`media_link::RelayUplinks`]: calls share
+//! upstream sessions, up to [`media_link::CALLS_PER_UPLINK`] each),
+//! announces the same namespace there and serves the relay's subscriptions
+//! from the tablet's tracks, and announces the contact's namespace to the
+//! tablet, serving it from the relay. Objects are handed on as they are:
+//! nothing is decoded here.
 //!
 //! The call core decides when a call ends; [`EdgeState::close_media`] then
-//! closes both QUIC connections of that call at once, so media stops on
-//! the edge's clock, not the relay's idle timeout. Privileged numbers never
-//! get here: the policy refuses them before a call exists.
+//! closes the tablet's QUIC connection of that call at once, and the
+//! forwarding withdraws the call's announcement and subscriptions from the
+//! shared upstream session, so media stops on the edge's clock, not the
+//! relay's idle timeout. Privileged numbers never get here: the policy
+//! refuses them before a call exists.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,7 +26,7 @@ use std::time::Duration;
 use edge_core::call::CallId;
 use media_link::moq_transport::serve::{ServeError, Tracks, TracksReader, TracksRequest};
 use media_link::moq_transport::session::{PublishedNamespace, Publisher, Subscriber};
-use media_link::{call_namespace, parse_call_namespace, MoqSession, Side, AUDIO_TRACK, VIDEO_TRACK};
+use media_link::{call_namespace, parse_call_namespace, MoqSession, Side, Uplink, AUDIO_TRACK, VIDEO_TRACK};
 use proto::domain::CallKind;
 
 use crate::state::{EdgeState, Shared};
@@ -99,7 +103,9 @@ pub fn admit(
     Ok(MediaGrant { call_id, kind: call.kind })
 }
 
-/// The media connections of live calls, closed when the call ends.
+/// The tablets' media connections of live calls, closed when the call ends
+/// (the upstream side is a shared session: the call's forwarding leaves it
+/// when the tablet's connection goes).
 #[derive(Default)]
 pub struct MediaLegs {
     legs: HashMap<CallId, Vec<quinn::Connection>>,
@@ -134,7 +140,8 @@ impl EdgeState {
         true
     }
 
-    /// Cuts the call's media: both legs close now.
+    /// Cuts the call's media: the tablet's connection closes now, and the
+    /// call's forwarding then leaves the shared upstream session.
     pub fn close_media(&mut self, call_id: CallId) {
         for connection in self.media.legs.remove(&call_id).unwrap_or_default() {
             connection.close(CLOSE_CALL_ENDED.into(), b"call ended");
@@ -181,7 +188,7 @@ pub async fn serve_media(connection: quinn::Connection, shared: Shared, fingerpr
             return;
         }
     };
-    let upstream = match relay.connect().await {
+    let upstream = match relay.lease().await {
         Ok(session) => session,
         Err(error) => {
             tracing::warn!(call = grant.call_id.0, %error, "media relay unreachable; call continues without media");
@@ -190,7 +197,10 @@ pub async fn serve_media(connection: quinn::Connection, shared: Shared, fingerpr
             return;
         }
     };
-    let registered = register_legs(&shared, grant.call_id, &tablet, &upstream);
+    let registered = {
+        let mut state = shared.lock();
+        state.add_media_leg(grant.call_id, tablet.connection().clone()).then(|| state.facility.clone())
+    };
     let Some(facility) = registered else { return };
     tracing::info!(call = grant.call_id.0, %remote, kind = ?grant.kind, %facility, "media bridged");
     let contact = call_namespace(&facility, grant.call_id.0, Side::Contact);
@@ -198,36 +208,22 @@ pub async fn serve_media(connection: quinn::Connection, shared: Shared, fingerpr
     shared.lock().close_media(grant.call_id);
 }
 
-/// Registers both connections with the call; `None` when it ended meanwhile.
-fn register_legs(
-    shared: &Shared,
-    call_id: CallId,
-    tablet: &MoqSession,
-    upstream: &MoqSession,
-) -> Option<String> {
-    let mut state = shared.lock();
-    if state.add_media_leg(call_id, tablet.connection().clone())
-        && state.add_media_leg(call_id, upstream.connection().clone())
-    {
-        Some(state.facility.clone())
-    } else {
-        state.close_media(call_id);
-        None
-    }
-}
-
-/// Forwards one admitted call between the tablet's session and the relay's
-/// until either side's connection closes. Public for the bridge benchmark.
+/// Forwards one admitted call between the tablet's session and its share
+/// of an upstream session until either side's connection closes; then the
+/// tablet's connection is closed and the call's announcement and
+/// subscriptions upstream are dropped (the session stays up for the other
+/// calls on it). Public for the bridge benchmark.
 pub async fn forward_call(
     tablet: MoqSession,
     mut announced: PublishedNamespace,
-    upstream: MoqSession,
+    uplink: Uplink,
     grant: MediaGrant,
     contact_namespace: media_link::moq_transport::coding::TrackNamespace,
 ) {
     if announced.ok().is_err() {
         return;
     }
+    let upstream = uplink.session();
     let resident_namespace = announced.info.namespace.clone();
     // The tablet's tracks, announced upstream and fetched from the tablet
     // when the relay first asks for them.
@@ -248,8 +244,8 @@ pub async fn forward_call(
         task.abort();
     }
     tablet.close(CLOSE_CALL_ENDED, "call ended");
-    upstream.close(CLOSE_CALL_ENDED, "call ended");
     drop(announced);
+    drop(uplink);
 }
 
 async fn announce(mut publisher: Publisher, tracks: TracksReader) {
@@ -259,8 +255,11 @@ async fn announce(mut publisher: Publisher, tracks: TracksReader) {
 }
 
 /// Answers each track request by subscribing to the same track on the
-/// other session; the library hands the objects across unchanged.
+/// other session; the library hands the objects across unchanged. The
+/// subscriptions live in this task: aborting it unsubscribes them, which
+/// matters on a shared upstream session that outlives the call.
 async fn fetch_on_request(mut requests: TracksRequest, subscriber: Subscriber, grant: MediaGrant) {
+    let mut subscriptions = tokio::task::JoinSet::new();
     while let Some(track) = requests.next().await {
         let name = String::from_utf8_lossy(track.info.name.as_ref()).into_owned();
         if !grant.allows(&name) {
@@ -269,15 +268,19 @@ async fn fetch_on_request(mut requests: TracksRequest, subscriber: Subscriber, g
             continue;
         }
         let mut subscriber = subscriber.clone();
-        tokio::spawn(async move {
+        subscriptions.spawn(async move {
             if let Err(error) = subscriber.subscribe(track).await {
                 tracing::debug!(track = %name, %error, "bridged subscription ended");
             }
         });
+        while subscriptions.try_join_next().is_some() {}
     }
+    // No more requests: keep the subscriptions until the call ends.
+    while subscriptions.join_next().await.is_some() {}
 }
 
 async fn serve_unannounced(mut publisher: Publisher, tracks: TracksReader, grant: MediaGrant) {
+    let mut served = tokio::task::JoinSet::new();
     while let Some(subscribed) = publisher.subscribed().await {
         let name = String::from_utf8_lossy(subscribed.info.track_name.as_ref()).into_owned();
         if subscribed.info.track_namespace != tracks.namespace || !grant.allows(&name) {
@@ -285,12 +288,14 @@ async fn serve_unannounced(mut publisher: Publisher, tracks: TracksReader, grant
             continue;
         }
         let tracks = tracks.clone();
-        tokio::spawn(async move {
+        served.spawn(async move {
             if let Err(error) = Publisher::serve_subscribe(subscribed, tracks).await {
                 tracing::debug!(track = %name, %error, "early subscription ended");
             }
         });
+        while served.try_join_next().is_some() {}
     }
+    while served.join_next().await.is_some() {}
 }
 
 #[cfg(test)]

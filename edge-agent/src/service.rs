@@ -51,7 +51,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ) {
             Ok(uplink) => {
                 tracing::info!(%relay, "calls bridged to the media relay");
-                state.relay = Some(std::sync::Arc::new(uplink));
+                state.relay = Some(std::sync::Arc::new(media_link::RelayUplinks::new(uplink)));
             }
             Err(error) => tracing::error!(%relay, %error, "media relay not usable; calls run without media"),
         }

@@ -77,7 +77,7 @@ pub struct EdgeState {
     pub uplink: Option<quinn::Connection>,
     /// The central media relay calls are bridged to (unset: calls run
     /// without media).
-    pub relay: Option<Arc<media_link::RelayClient>>,
+    pub relay: Option<Arc<media_link::RelayUplinks>>,
     /// The media connections of live calls; see `crate::bridge`.
     pub media: crate::bridge::MediaLegs,
     last_data_version: i64,

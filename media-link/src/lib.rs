@@ -21,7 +21,9 @@ mod subscribe;
 pub use moq_transport;
 pub use object::{wall_micros, MediaObject, ObjectError, OBJECT_HEADER_LEN};
 pub use publish::{Broadcast, TrackSender};
-pub use relay::{relay_binary, RelayClient, RelayError, RELAY_VERSION};
+pub use relay::{
+    relay_binary, RelayClient, RelayError, RelayUplinks, Uplink, CALLS_PER_UPLINK, RELAY_VERSION,
+};
 pub use session::{relay_client_config, LinkError, MoqSession};
 pub use subscribe::{follow_track, subscribe_track, FollowedTrack, ReceivedObject, Subscription};
 
