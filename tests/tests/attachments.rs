@@ -78,6 +78,17 @@ fn photos_and_videograms_reach_the_tablet_and_stay_there_with_central_down() {
     let photo_id = attachments[0].pointer("/Photo").and_then(Value::as_u64).expect("photo id");
     let video_id = attachments[1].pointer("/VideoGram/media").and_then(Value::as_u64).expect("videogram id");
 
+    // The message reaches the edge through the change feed first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let inbox = system.tablet("R1001", PIN, &["messages", "inbox"]);
+        if inbox.stdout.contains("From the park") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the message never synced: {}", inbox.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     let out = system.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     let expected = [(photo_id, &photo, "image/png"), (video_id, &video, "video/webm")];
