@@ -14,7 +14,8 @@ use jiff::civil::Date;
 use proto::central::{Entity, EntityKey};
 use proto::domain::*;
 use proto::messaging::{
-    Attachment, Direction, ECardId, MailRecord, Message, MessageId, Review, StampCountRecord, MAX_ATTACHMENTS,
+    Attachment, Direction, ECardId, MailRecord, MediaId, Message, MessageId, Review, StampCountRecord,
+    MAX_ATTACHMENTS, MAX_VIDEOGRAM_SECS,
 };
 use rusqlite::params;
 use serde_json::{json, Value};
@@ -33,6 +34,13 @@ pub enum AdminError {
     Db(#[from] DbError),
     #[error(transparent)]
     Release(#[from] crate::releases::ReleaseError),
+}
+
+fn media_error(e: crate::media::MediaError) -> AdminError {
+    match e {
+        crate::media::MediaError::Db(db) => AdminError::Db(db),
+        other => AdminError::Invalid(other.to_string()),
+    }
 }
 
 impl AdminError {
@@ -281,6 +289,18 @@ pub enum AdminCommand {
         /// An eCard from the facility's catalog; repeat for more.
         #[arg(long = "attach-ecard")]
         attach_ecard: Vec<u64>,
+        /// A photo file (.png or .jpg) to attach; repeat for more.
+        #[arg(long = "attach-photo")]
+        attach_photo: Vec<std::path::PathBuf>,
+        /// A photo file attached as a Snap'n'Send; repeat for more.
+        #[arg(long = "attach-snap")]
+        attach_snap: Vec<std::path::PathBuf>,
+        /// A VideoGram (.webm, VP8) to attach; give its length with
+        /// `--videogram-secs`.
+        #[arg(long = "attach-videogram", requires = "videogram_secs")]
+        attach_videogram: Option<std::path::PathBuf>,
+        #[arg(long = "videogram-secs")]
+        videogram_secs: Option<u16>,
         /// Leaves it under review instead of approved.
         #[arg(long)]
         pending: bool,
@@ -759,9 +779,26 @@ pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
             let entity = Entity::Mail(mail);
             written("review", w.upsert(&entity, &audience)?, &w, entity_json(&entity))?
         }
-        AdminCommand::SendMail { contact, subject, body, attach_ecard, pending } => {
-            if attach_ecard.len() > MAX_ATTACHMENTS {
-                return invalid(format!("{} attachments; at most {MAX_ATTACHMENTS}", attach_ecard.len()));
+        AdminCommand::SendMail {
+            contact,
+            subject,
+            body,
+            attach_ecard,
+            attach_photo,
+            attach_snap,
+            attach_videogram,
+            videogram_secs,
+            pending,
+        } => {
+            let count = attach_ecard.len()
+                + attach_photo.len()
+                + attach_snap.len()
+                + usize::from(attach_videogram.is_some());
+            if count > MAX_ATTACHMENTS {
+                return invalid(format!("{count} attachments; at most {MAX_ATTACHMENTS}"));
+            }
+            if videogram_secs.is_some_and(|s| s == 0 || s > MAX_VIDEOGRAM_SECS) {
+                return invalid(format!("a VideoGram lasts 1 to {MAX_VIDEOGRAM_SECS} seconds"));
             }
             let (c, audience) = load_contact(&w, *contact)?;
             if c.account_status == AccountStatus::Closed || c.approvals.message != Approval::Approved {
@@ -782,6 +819,32 @@ pub fn run(db: &mut Db, command: &AdminCommand) -> Result<Value, AdminError> {
                     return Err(AdminError::NotFound(format!("eCard {card} in {facility}'s catalog")));
                 }
                 attachments.push(Attachment::ECard(ECardId(*card)));
+            }
+            // Media goes into central's blob store in the same transaction
+            // as the message that carries it.
+            let add_media = |path: &std::path::Path, video: bool| -> Result<MediaId, AdminError> {
+                let (content_type, bytes) = crate::media::read_file(path).map_err(media_error)?;
+                if content_type.is_video() != video {
+                    return invalid(format!(
+                        "{}: {} is not a {}",
+                        path.display(),
+                        content_type.mime(),
+                        if video { "VideoGram (.webm)" } else { "photo (.png/.jpg)" }
+                    ));
+                }
+                let (id, _) = crate::media::store(w.connection(), facility, content_type, &bytes)
+                    .map_err(media_error)?;
+                Ok(id)
+            };
+            for path in attach_photo {
+                attachments.push(Attachment::Photo(add_media(path, false)?));
+            }
+            for path in attach_snap {
+                attachments.push(Attachment::SnapNSend(add_media(path, false)?));
+            }
+            if let (Some(path), Some(secs)) = (attach_videogram, videogram_secs) {
+                attachments
+                    .push(Attachment::VideoGram { media: add_media(path, true)?, duration_secs: *secs });
             }
             // Central names contacts' messages; a random id cannot collide
             // with one an edge drew for a resident's message.

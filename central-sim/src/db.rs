@@ -139,6 +139,17 @@ fn migrations() -> Migrations<'static> {
             "ALTER TABLE call ADD COLUMN warned_at_ms INTEGER;
              ALTER TABLE call ADD COLUMN warning_remaining_secs INTEGER;",
         ),
+        // Contacts' photos and VideoGrams (see `crate::media`).
+        M::up(
+            "CREATE TABLE media (
+             id           INTEGER PRIMARY KEY AUTOINCREMENT,
+             facility     TEXT NOT NULL,
+             content_type TEXT NOT NULL,
+             size         INTEGER NOT NULL,
+             sha256       BLOB NOT NULL,
+             bytes        BLOB NOT NULL
+         ) STRICT;",
+        ),
     ])
 }
 

@@ -5,7 +5,7 @@
 //! facility is refused), decoding errors, and clean shutdown. The answers
 //! themselves come from [`answer`], a plain function over the database so it
 //! can be tested without sockets. Must not: change the database other than
-//! through [`crate::deliver`] and [`crate::releases`] (the feed itself is written by admin commands
+//! through [`crate::deliver`] and [`crate::releases`] (media is only read) (the feed itself is written by admin commands
 //! and by applied deliveries).
 
 use std::future::Future;
@@ -49,7 +49,8 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
         | EdgeToCentral::RingContact { facility, .. }
         | EdgeToCentral::CallStatus { facility, .. }
         | EdgeToCentral::EndCall { facility, .. }
-        | EdgeToCentral::WarnCall { facility, .. } => facility,
+        | EdgeToCentral::WarnCall { facility, .. }
+        | EdgeToCentral::FetchMedia { facility, .. } => facility,
     };
     if peer_facility != Some(facility.as_str()) {
         tracing::warn!(peer = peer_facility.unwrap_or("<none>"), requested = %facility,
@@ -99,6 +100,25 @@ pub fn answer(db: &mut Db, peer_facility: Option<&str>, request: &EdgeToCentral)
                     Err(error) => {
                         tracing::error!(%facility, %version, %error, "cannot read a release chunk");
                         Ok(CentralToEdge::Error(CentralError::Unavailable("cannot read the release".into())))
+                    }
+                }
+            }
+            EdgeToCentral::FetchMedia { media, offset, len, .. } => {
+                match crate::media::read_chunk(db.connection(), facility, *media, *offset, *len) {
+                    Ok((info, bytes)) => {
+                        tracing::debug!(%facility, %media, offset, len = bytes.len(), "media chunk served");
+                        Ok(CentralToEdge::MediaChunk { media: *media, info, offset: *offset, bytes })
+                    }
+                    Err(crate::media::MediaError::Unknown(m)) => {
+                        tracing::info!(%facility, media = %m, "unknown media asked for");
+                        Ok(CentralToEdge::Error(CentralError::UnknownMedia(m)))
+                    }
+                    Err(error @ crate::media::MediaError::PastEnd { .. }) => {
+                        Ok(CentralToEdge::Error(CentralError::Malformed(error.to_string())))
+                    }
+                    Err(error) => {
+                        tracing::error!(%facility, %media, %error, "cannot read a media chunk");
+                        Ok(CentralToEdge::Error(CentralError::Unavailable("cannot read the media".into())))
                     }
                 }
             }

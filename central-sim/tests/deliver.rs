@@ -453,6 +453,10 @@ fn inbound_mail_from_a_contact_shows_in_the_feed() {
         subject: "Good news".into(),
         body: "Your sister had the baby!".into(),
         attach_ecard: vec![ids::ECARD_BIRTHDAY, 11],
+        attach_photo: vec![],
+        attach_snap: vec![],
+        attach_videogram: None,
+        videogram_secs: None,
         pending: false,
     };
     let out = admin::run(&mut db, &cmd).unwrap();

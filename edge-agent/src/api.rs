@@ -232,7 +232,8 @@ pub fn handle(
         | TabletRequest::ECards
         | TabletRequest::StampPackages
         | TabletRequest::BuyStamps { .. }
-        | TabletRequest::StampBalance) => {
+        | TabletRequest::StampBalance
+        | TabletRequest::Media { .. }) => {
             crate::messaging_api::handle(state, &resident_id, &device, request, now)
         }
         TabletRequest::Balances => {

@@ -61,6 +61,9 @@ pub struct Config {
     /// CA certificate(s) the relay's certificate chains to (PEM). Relative
     /// paths are under `state_dir`.
     pub media_relay_ca: PathBuf,
+    /// Most bytes of contacts' photos and VideoGrams the edge keeps for the
+    /// tablet (the oldest messages' media is evicted first).
+    pub media_cache_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             media_relay: None,
             media_relay_server_name: "localhost".into(),
             media_relay_ca: PathBuf::from("relay-ca.pem"),
+            media_cache_max_bytes: 256 * 1024 * 1024,
         }
     }
 }

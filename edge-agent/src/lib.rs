@@ -13,6 +13,8 @@ pub mod appliance;
 pub mod bridge;
 pub mod calls;
 pub mod config;
+pub mod media_core;
+pub mod media_fetch;
 pub mod messaging_api;
 pub mod metrics;
 pub mod panel_gpio;

@@ -14,6 +14,13 @@
 //! for one resident are served one after the other and the second sees the
 //! first's debit. A reservation whose commit fails is forgotten again.
 //!
+//! Attachments: a resident may fetch the media of inbound messages addressed
+//! to them, and nothing else (anything else is `UnknownMedia`, the same
+//! answer as for media that does not exist). Media the prefetcher has not
+//! finished is `MediaNotDownloaded`. A blob is hashed against central's
+//! SHA-256 when a tablet starts reading it (offset 0); one that fails is
+//! dropped from the cache and fetched again.
+//!
 //! Folders: the Inbox holds inbound mail and the rejection notices of the
 //! resident's own mail (with the reviewer's reason); its unread count covers
 //! both. Sent holds the resident's messages that are not hidden, queued ones
@@ -31,16 +38,18 @@ use jiff::Timestamp;
 use proto::{
     domain::{ContactId, ResidentId, Service},
     messaging::{
-        Compose, Direction, IdempotencyKey, Message, MessageId, MessagingError, OutboxBody, OutboxItem,
-        PackageId, Review, StampPurchase,
+        Compose, Direction, IdempotencyKey, MediaId, Message, MessageId, MessagingError, OutboxBody,
+        OutboxItem, PackageId, Review, StampPurchase,
     },
     tablet::{
         ApiError, Availability, ContactStamps, DenyReason, Folder, MailboxView, MessageState, MessageSummary,
         MessageView, PurchaseState, PurchaseView, StampBalances, StampShop, TabletRequest, TabletResponse,
+        MAX_TABLET_MEDIA_CHUNK,
     },
 };
 use rand::{rngs::OsRng, RngCore};
 use serde_json::json;
+use sha2::Digest;
 
 use crate::{
     api::internal,
@@ -100,6 +109,7 @@ pub fn handle(
         })),
         TabletRequest::BuyStamps { contact, package } => buy(state, resident, device, contact, package, now),
         TabletRequest::StampBalance => Ok(stamp_balance(state, resident, now)),
+        TabletRequest::Media { media, offset } => media_chunk(state, resident, media, offset),
         other => Err(malformed(format!("not a messaging request: {other:?}"))),
     };
     answer.unwrap_or_else(|refusal| *refusal)
@@ -491,3 +501,50 @@ fn stamp_balance(state: &EdgeState, resident: &ResidentId, now: Timestamp) -> Ta
 #[cfg(test)]
 #[path = "messaging_api_tests.rs"]
 mod tests;
+
+fn media_chunk(state: &mut EdgeState, resident: &ResidentId, media: MediaId, offset: u64) -> Answer {
+    let store_error = |e: crate::store::StoreError| failed("media", &e);
+    let unknown = || Box::new(TabletResponse::Error(ApiError::UnknownMedia { media }));
+    let not_yet = || Box::new(TabletResponse::Error(ApiError::MediaNotDownloaded { media }));
+    let mail = state.store.mail_of(resident).map_err(store_error)?;
+    let theirs = mail.iter().any(|row| {
+        let m = &row.record.message;
+        m.direction == Direction::ContactToResident
+            && m.resident == *resident
+            && m.attachments.iter().any(|a| a.media() == Some(media))
+    });
+    if !theirs {
+        return Err(unknown());
+    }
+    let Some(entry) = state.store.media_entry(media).map_err(store_error)? else { return Err(not_yet()) };
+    if !entry.complete {
+        return Err(not_yet());
+    }
+    if offset > entry.info.size {
+        return Err(malformed(format!(
+            "offset {offset} is past the end of media {media} ({} bytes)",
+            entry.info.size
+        )));
+    }
+    if offset == 0 {
+        let bytes = state.store.media_bytes(media).map_err(store_error)?.unwrap_or_default();
+        let digest: [u8; 32] = sha2::Sha256::digest(&bytes).into();
+        if let Err(error) = crate::media_core::verify(&entry.info, bytes.len() as u64, &digest) {
+            tracing::error!(%media, %error, "cached media is damaged; dropping it for a fresh download");
+            state.store.media_delete(&[media]).map_err(store_error)?;
+            return Err(not_yet());
+        }
+    }
+    let bytes = state
+        .store
+        .media_slice(media, offset, MAX_TABLET_MEDIA_CHUNK)
+        .map_err(store_error)?
+        .unwrap_or_default();
+    Ok(TabletResponse::MediaChunk {
+        media,
+        content_type: entry.info.content_type,
+        total: entry.info.size,
+        offset,
+        bytes,
+    })
+}

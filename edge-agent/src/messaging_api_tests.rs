@@ -512,3 +512,129 @@ fn two_tablets_racing_never_spend_more_than_the_balance() {
         .sum();
     assert_eq!(spent, 1000);
 }
+
+fn inbound_with_media(id: u128, resident: &str, contact: u64, attachments: Vec<Attachment>) -> Change {
+    Change::Upsert(Entity::Mail(MailRecord {
+        message: Message {
+            id: MessageId::from_u128(id),
+            resident: rid(resident),
+            contact: ContactId(contact),
+            direction: Direction::ContactToResident,
+            subject: "Pictures".into(),
+            body: "From the park".into(),
+            attachments,
+            sent_at: now(),
+        },
+        review: Review::Approved,
+    }))
+}
+
+fn cache_media(state: &mut EdgeState, media: MediaId, bytes: &[u8], complete: bool) -> MediaInfo {
+    use sha2::Digest;
+    let info = MediaInfo {
+        size: bytes.len() as u64,
+        sha256: sha2::Sha256::digest(bytes).into(),
+        content_type: MediaType::Png,
+    };
+    state.store.media_begin(media, &info, now()).unwrap();
+    let held = if complete { bytes } else { &bytes[..bytes.len() / 2] };
+    state.store.media_append(media, 0, held).unwrap();
+    if complete {
+        state.store.media_complete(media, now()).unwrap();
+    }
+    info
+}
+
+#[test]
+fn a_resident_fetches_only_their_own_cached_media_in_chunks() {
+    let mut state = setup(1000);
+    page(
+        &mut state,
+        10,
+        11,
+        vec![
+            inbound_with_media(
+                0x51,
+                "R1",
+                1,
+                vec![
+                    Attachment::Photo(MediaId(1)),
+                    Attachment::VideoGram { media: MediaId(2), duration_secs: 3 },
+                ],
+            ),
+            // Another resident's message.
+            inbound_with_media(0x52, "R2", 3, vec![Attachment::SnapNSend(MediaId(3))]),
+        ],
+    );
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let info = cache_media(&mut state, MediaId(1), &bytes, true);
+    cache_media(&mut state, MediaId(3), b"not yours", true);
+
+    let mut got = Vec::new();
+    loop {
+        match call(&mut state, TabletRequest::Media { media: MediaId(1), offset: got.len() as u64 }) {
+            TabletResponse::MediaChunk { media, content_type, total, offset, bytes } => {
+                assert_eq!(
+                    (media, content_type, total, offset),
+                    (MediaId(1), MediaType::Png, info.size, got.len() as u64)
+                );
+                assert!(bytes.len() <= MAX_TABLET_MEDIA_CHUNK as usize);
+                if bytes.is_empty() {
+                    break;
+                }
+                got.extend(bytes);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, bytes);
+    // Attached to R1's message but not downloaded yet: a distinct answer.
+    assert_eq!(
+        call(&mut state, TabletRequest::Media { media: MediaId(2), offset: 0 }),
+        TabletResponse::Error(ApiError::MediaNotDownloaded { media: MediaId(2) })
+    );
+    // R2's media, cached or not, and media nobody sent, are all unknown to R1.
+    for media in [MediaId(3), MediaId(99)] {
+        assert_eq!(
+            call(&mut state, TabletRequest::Media { media, offset: 0 }),
+            TabletResponse::Error(ApiError::UnknownMedia { media })
+        );
+    }
+    assert!(matches!(
+        call(&mut state, TabletRequest::Media { media: MediaId(1), offset: info.size + 1 }),
+        TabletResponse::Error(ApiError::Malformed(_))
+    ));
+    // Logged out: nothing.
+    state.sessions.end_connection(CONN);
+    assert_eq!(
+        call(&mut state, TabletRequest::Media { media: MediaId(1), offset: 0 }),
+        TabletResponse::Error(ApiError::NotLoggedIn)
+    );
+}
+
+#[test]
+fn partial_or_damaged_media_is_not_served() {
+    let mut state = setup(1000);
+    page(&mut state, 10, 11, vec![inbound_with_media(0x51, "R1", 1, vec![Attachment::Photo(MediaId(1))])]);
+    let bytes = vec![9u8; 1000];
+    cache_media(&mut state, MediaId(1), &bytes, false);
+    assert_eq!(
+        call(&mut state, TabletRequest::Media { media: MediaId(1), offset: 0 }),
+        TabletResponse::Error(ApiError::MediaNotDownloaded { media: MediaId(1) })
+    );
+    // Complete by length, but the bytes are not the ones central hashed.
+    let mut info = cache_media(&mut state, MediaId(1), &bytes, true);
+    info.sha256[0] ^= 1;
+    state.store.media_begin(MediaId(1), &info, now()).unwrap();
+    state.store.media_append(MediaId(1), 0, &bytes).unwrap();
+    state.store.media_complete(MediaId(1), now()).unwrap();
+    assert_eq!(
+        call(&mut state, TabletRequest::Media { media: MediaId(1), offset: 0 }),
+        TabletResponse::Error(ApiError::MediaNotDownloaded { media: MediaId(1) })
+    );
+    assert_eq!(
+        state.store.media_entry(MediaId(1)).unwrap(),
+        None,
+        "the damaged blob is dropped for a refetch"
+    );
+}

@@ -7,7 +7,8 @@
 //! flight; its answer (or failure) goes back to the outbox core, and the
 //! loop here carries out the durable removals and parkings that follow.
 //! `Hello` and update downloads run in [`crate::updater`] on the same
-//! connection, one check at a time.
+//! connection, one check at a time; attachments of inbound mail are
+//! prefetched by [`crate::media_fetch`] the same way.
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ use proto::{
 
 use crate::{
     config::Config,
+    media_fetch,
     state::{EdgeState, Shared, Transmit},
     updater,
 };
@@ -38,6 +40,9 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 /// connection is dropped so that staleness shows at once and a fresh
 /// connection is tried, instead of waiting out QUIC's idle timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the media prefetcher looks for attachments of newly synced
+/// mail while the uplink is up.
+const MEDIA_PASS_INTERVAL: Duration = Duration::from_secs(2);
 
 pub async fn run(config: Config, shared: Shared) {
     let path = config.uplink_bundle_path();
@@ -66,6 +71,10 @@ pub async fn run(config: Config, shared: Shared) {
     // holds up the change feed.
     let mut next_update_check = tokio::time::Instant::now();
     let mut update_task: Option<tokio::task::JoinHandle<()>> = None;
+    // Media of inbound mail is prefetched from its own task too, one pass at
+    // a time, so a VideoGram never holds up the change feed.
+    let mut next_media_pass = tokio::time::Instant::now();
+    let mut media_task: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         if connection.as_ref().is_some_and(|c| c.close_reason().is_some()) {
             connection = None;
@@ -104,6 +113,16 @@ pub async fn run(config: Config, shared: Shared) {
                 )));
                 next_update_check =
                     tokio::time::Instant::now() + Duration::from_secs(config.update_check_secs.max(1));
+            }
+            let idle = media_task.as_ref().is_none_or(|task| task.is_finished());
+            if idle && tokio::time::Instant::now() >= next_media_pass {
+                media_task = Some(tokio::spawn(media_fetch::prefetch(
+                    shared.clone(),
+                    conn.clone(),
+                    facility.clone(),
+                    config.media_cache_max_bytes,
+                )));
+                next_media_pass = tokio::time::Instant::now() + MEDIA_PASS_INTERVAL;
             }
         }
 

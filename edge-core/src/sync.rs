@@ -332,7 +332,8 @@ impl SyncCore {
             | CentralToEdge::Ringing { .. }
             | CentralToEdge::CallEvents { .. }
             | CentralToEdge::CallEnded { .. }
-            | CentralToEdge::CallWarned { .. } => {
+            | CentralToEdge::CallWarned { .. }
+            | CentralToEdge::MediaChunk { .. } => {
                 self.ignore(format!("{} in answer to a change request", describe(&response)));
             }
         }
@@ -415,6 +416,9 @@ fn describe(response: &CentralToEdge) -> String {
         CentralToEdge::CallEvents { events } => format!("CallEvents ({} events)", events.len()),
         CentralToEdge::CallEnded { call_id } => format!("CallEnded for call {call_id}"),
         CentralToEdge::CallWarned { call_id } => format!("CallWarned for call {call_id}"),
+        CentralToEdge::MediaChunk { media, offset, bytes, .. } => {
+            format!("MediaChunk of {media} ({} bytes at {offset})", bytes.len())
+        }
     }
 }
 

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::call::{CallEndReason, CallId, ContactCallEvent};
 use crate::domain::*;
 use crate::messaging::{
-    DeliveryAck, ECardId, ECardRecord, MailRecord, MessageId, OutboxItem, PackageId, StampCountRecord,
-    StampPackageRecord,
+    DeliveryAck, ECardId, ECardRecord, MailRecord, MediaId, MediaInfo, MessageId, OutboxItem, PackageId,
+    StampCountRecord, StampPackageRecord,
 };
 
 /// One synced entity, in full.
@@ -144,7 +144,16 @@ pub enum EdgeToCentral {
     /// The edge warned the resident: the contact's timer turns red too,
     /// `remaining_secs` before the cut. Answered with `CallWarned`.
     WarnCall { facility: FacilityId, call_id: CallId, remaining_secs: u32 },
+    /// Asks for `len` bytes (at most [`MAX_MEDIA_CHUNK`]) of a contact's
+    /// photo or VideoGram from `offset`; answered with `MediaChunk` or
+    /// `Error(UnknownMedia)`. Every chunk carries the media's size, hash and
+    /// type, so the first chunk is also the metadata; the edge resumes an
+    /// interrupted download by asking from the length it already holds.
+    FetchMedia { facility: FacilityId, media: MediaId, offset: u64, len: u32 },
 }
+
+/// Largest chunk of a media blob central sends in one `MediaChunk`.
+pub const MAX_MEDIA_CHUNK: u32 = 1 << 20;
 
 /// Largest chunk of a release bundle central sends in one `ReleaseChunk`
 /// (well under the 8 MiB frame limit, so one chunk is one frame).
@@ -214,6 +223,14 @@ pub enum CentralToEdge {
     CallWarned {
         call_id: CallId,
     },
+    /// Bytes of a media blob from `offset`: fewer than asked only at the
+    /// end of the blob.
+    MediaChunk {
+        media: MediaId,
+        info: MediaInfo,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -228,4 +245,6 @@ pub enum CentralError {
     Unavailable(String),
     #[error("central has no release {0}")]
     UnknownRelease(String),
+    #[error("central has no media {0} for this facility")]
+    UnknownMedia(MediaId),
 }

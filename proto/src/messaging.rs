@@ -97,6 +97,56 @@ macro_rules! display_number {
 }
 display_number!(ECardId, PackageId, MediaId);
 
+/// How a media blob is encoded. The tablet decodes photos with an image
+/// decoder and VideoGrams with GStreamer (matroskademux + vp8dec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MediaType {
+    Png,
+    Jpeg,
+    /// WebM (Matroska) with VP8 video.
+    WebmVp8,
+}
+
+impl MediaType {
+    /// The MIME type, e.g. for a file written by the tablet CLI.
+    pub fn mime(self) -> &'static str {
+        match self {
+            MediaType::Png => "image/png",
+            MediaType::Jpeg => "image/jpeg",
+            MediaType::WebmVp8 => "video/webm",
+        }
+    }
+
+    /// The inverse of [`MediaType::mime`].
+    pub fn from_mime(mime: &str) -> Option<MediaType> {
+        [MediaType::Png, MediaType::Jpeg, MediaType::WebmVp8].into_iter().find(|t| t.mime() == mime)
+    }
+
+    pub fn is_video(self) -> bool {
+        matches!(self, MediaType::WebmVp8)
+    }
+}
+
+/// What central says about a media blob: its length, SHA-256 and encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MediaInfo {
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub content_type: MediaType,
+}
+
+impl Attachment {
+    /// The media blob the attachment shows, if it is not an eCard.
+    pub fn media(&self) -> Option<MediaId> {
+        match *self {
+            Attachment::ECard(_) => None,
+            Attachment::Photo(m) | Attachment::SnapNSend(m) | Attachment::VideoGram { media: m, .. } => {
+                Some(m)
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Attachment {
     /// A card from the synced catalog; the only kind a resident may attach.

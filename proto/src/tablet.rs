@@ -76,7 +76,18 @@ pub enum TabletRequest {
     HangUp {
         call_id: crate::call::CallId,
     },
+    // Attachments (issue 6).
+    /// Bytes of a photo or VideoGram attached to one of the resident's
+    /// inbound messages, from `offset`; answered with `MediaChunk`.
+    Media {
+        media: crate::messaging::MediaId,
+        offset: u64,
+    },
 }
+
+/// Most media bytes one `MediaChunk` carries: well under
+/// [`crate::MAX_TABLET_FRAME`] with the rest of the frame.
+pub const MAX_TABLET_MEDIA_CHUNK: u32 = 48 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TabletResponse {
@@ -115,6 +126,15 @@ pub enum TabletResponse {
     },
     HungUp {
         call_id: crate::call::CallId,
+    },
+    /// Up to [`MAX_TABLET_MEDIA_CHUNK`] bytes of a media blob from `offset`
+    /// (fewer only at its end; none when `offset == total`).
+    MediaChunk {
+        media: crate::messaging::MediaId,
+        content_type: crate::messaging::MediaType,
+        total: u64,
+        offset: u64,
+        bytes: Vec<u8>,
     },
 }
 
@@ -403,6 +423,14 @@ pub enum ApiError {
     /// No live call of this resident has this id (it may have just ended).
     #[error("no live call {call_id}")]
     UnknownCall { call_id: crate::call::CallId },
+    /// The media is not attached to any message addressed to this resident
+    /// (or does not exist).
+    #[error("no attachment {media} in your messages")]
+    UnknownMedia { media: crate::messaging::MediaId },
+    /// The attachment is the resident's, but the edge has not downloaded it
+    /// from central yet.
+    #[error("attachment {media} is not downloaded yet")]
+    MediaNotDownloaded { media: crate::messaging::MediaId },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -429,4 +457,27 @@ pub enum ServerEvent {
     },
     /// A change of the resident's call (issue 5).
     Call(crate::call::CallUpdate),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messaging::{MediaId, MediaType};
+    use crate::{decode_frame, encode_frame, MAX_TABLET_FRAME};
+
+    #[test]
+    fn a_full_media_chunk_fits_one_tablet_frame() {
+        let chunk = TabletResponse::MediaChunk {
+            media: MediaId(u64::MAX),
+            content_type: MediaType::WebmVp8,
+            total: u64::MAX,
+            offset: u64::MAX - 1,
+            bytes: vec![0xA5; MAX_TABLET_MEDIA_CHUNK as usize],
+        };
+        let frame = encode_frame(&chunk, MAX_TABLET_FRAME).unwrap();
+        assert_eq!(decode_frame::<TabletResponse>(&frame, MAX_TABLET_FRAME).unwrap(), chunk);
+        let request = TabletRequest::Media { media: MediaId(3), offset: 9 };
+        let frame = encode_frame(&request, MAX_TABLET_FRAME).unwrap();
+        assert_eq!(decode_frame::<TabletRequest>(&frame, MAX_TABLET_FRAME).unwrap(), request);
+    }
 }

@@ -12,7 +12,7 @@ use net::quic::TABLET_ALPN;
 use net::{Bundle, NetError, RpcError};
 use proto::call::CallId;
 use proto::domain::{CallKind, ContactId, PhoneNumber, ResidentId};
-use proto::messaging::{Compose, ECardRecord, MessageId, PackageId};
+use proto::messaging::{Compose, ECardRecord, MediaId, MediaType, MessageId, PackageId};
 use proto::tablet::{
     ApiError, BalancesView, CallDecision, ContactList, Folder, HoursView, MailboxView, MessageView,
     PurchaseView, ServerEvent, SessionInfo, StampBalances, StampShop, TabletRequest, TabletResponse,
@@ -51,6 +51,85 @@ pub enum ClientError {
     Rpc(RpcError),
     #[error("the edge answered {got} to a {asked} request")]
     UnexpectedResponse { asked: &'static str, got: &'static str },
+    /// The chunks of a media blob did not add up (wrong offset, a size that
+    /// changed, more bytes than the size).
+    #[error("the edge sent inconsistent media chunks: {0}")]
+    BadMedia(String),
+}
+
+/// A whole photo or VideoGram, fetched chunk by chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaFile {
+    pub media: MediaId,
+    pub content_type: MediaType,
+    pub bytes: Vec<u8>,
+}
+
+/// Puts a media blob together from `MediaChunk`s, checking each against
+/// what came before (sans IO, so the kiosk and the CLI share it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaAssembly {
+    media: MediaId,
+    first: Option<(MediaType, u64)>,
+    bytes: Vec<u8>,
+}
+
+impl MediaAssembly {
+    pub fn new(media: MediaId) -> Self {
+        Self { media, first: None, bytes: Vec::new() }
+    }
+
+    /// The offset to ask for next; `None` once the blob is whole.
+    pub fn next_offset(&self) -> Option<u64> {
+        match self.first {
+            Some((_, total)) if self.bytes.len() as u64 >= total => None,
+            _ => Some(self.bytes.len() as u64),
+        }
+    }
+
+    /// Takes one chunk (the fields of `TabletResponse::MediaChunk`).
+    pub fn accept(
+        &mut self,
+        media: MediaId,
+        content_type: MediaType,
+        total: u64,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<(), ClientError> {
+        let bad = |what: String| Err(ClientError::BadMedia(what));
+        if media != self.media {
+            return bad(format!("asked for media {}, got {media}", self.media));
+        }
+        if let Some((t, n)) = self.first {
+            if (t, n) != (content_type, total) {
+                return bad(format!("media {media} changed from {n} to {total} bytes mid-way"));
+            }
+        }
+        let have = self.bytes.len() as u64;
+        if offset != have {
+            return bad(format!("chunk at {offset}, expected {have}"));
+        }
+        let end = have.checked_add(bytes.len() as u64);
+        if end.is_none_or(|end| end > total) {
+            return bad(format!("chunk of {} bytes at {offset} overruns {total}", bytes.len()));
+        }
+        if bytes.is_empty() && have < total {
+            return bad(format!("empty chunk at {offset} of {total}"));
+        }
+        self.first = Some((content_type, total));
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// The whole blob, once [`MediaAssembly::next_offset`] is `None`.
+    pub fn finish(self) -> Result<MediaFile, ClientError> {
+        match self.first {
+            Some((content_type, total)) if self.bytes.len() as u64 == total => {
+                Ok(MediaFile { media: self.media, content_type, bytes: self.bytes })
+            }
+            _ => Err(ClientError::BadMedia(format!("media {} is incomplete", self.media))),
+        }
+    }
 }
 
 /// A call the edge placed.
@@ -197,6 +276,20 @@ impl EdgeClient {
         }
     }
 
+    /// Fetches a whole attachment, chunk by chunk.
+    pub async fn fetch_media(&self, media: MediaId) -> Result<MediaFile, ClientError> {
+        let mut assembly = MediaAssembly::new(media);
+        while let Some(offset) = assembly.next_offset() {
+            match self.request(&TabletRequest::Media { media, offset }).await? {
+                TabletResponse::MediaChunk { media, content_type, total, offset, bytes } => {
+                    assembly.accept(media, content_type, total, offset, &bytes)?
+                }
+                other => return Err(unexpected("Media", other)),
+            }
+        }
+        assembly.finish()
+    }
+
     /// Creates a draft (`draft: None`) or replaces one; returns its ID.
     pub async fn save_draft(
         &self,
@@ -310,6 +403,7 @@ fn unexpected(asked: &'static str, got: TabletResponse) -> ClientError {
         TabletResponse::Stamps(_) => "Stamps",
         TabletResponse::CallStarted { .. } => "CallStarted",
         TabletResponse::HungUp { .. } => "HungUp",
+        TabletResponse::MediaChunk { .. } => "MediaChunk",
     };
     ClientError::UnexpectedResponse { asked, got }
 }
@@ -336,6 +430,31 @@ mod tests {
     fn api_error_answers_become_api_errors() {
         let e = unexpected("Contacts", TabletResponse::Error(ApiError::NotLoggedIn));
         assert!(matches!(e, ClientError::Api(ApiError::NotLoggedIn)));
+    }
+
+    #[test]
+    fn media_chunks_must_follow_each_other_exactly() {
+        let m = MediaId(4);
+        let mut a = MediaAssembly::new(m);
+        assert_eq!(a.next_offset(), Some(0));
+        assert!(a.accept(MediaId(5), MediaType::Png, 5, 0, b"ab").is_err());
+        assert!(a.accept(m, MediaType::Png, 5, 1, b"ab").is_err());
+        assert!(a.accept(m, MediaType::Png, 5, 0, b"abcdef").is_err());
+        assert!(a.accept(m, MediaType::Png, 5, 0, b"").is_err());
+        a.accept(m, MediaType::Png, 5, 0, b"abc").unwrap();
+        assert!(a.accept(m, MediaType::Png, 6, 3, b"de").is_err(), "the size may not change");
+        assert!(a.clone().finish().is_err());
+        assert_eq!(a.next_offset(), Some(3));
+        a.accept(m, MediaType::Png, 5, 3, b"de").unwrap();
+        assert_eq!(a.next_offset(), None);
+        assert_eq!(
+            a.finish().unwrap(),
+            MediaFile { media: m, content_type: MediaType::Png, bytes: b"abcde".to_vec() }
+        );
+        // An empty blob is whole after one empty chunk.
+        let mut empty = MediaAssembly::new(m);
+        empty.accept(m, MediaType::Jpeg, 0, 0, b"").unwrap();
+        assert_eq!(empty.next_offset(), None);
     }
 
     #[test]

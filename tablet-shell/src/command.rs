@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use proto::domain::{CallKind, ContactId, PhoneNumber, ResidentId};
-use proto::messaging::{Attachment, Compose, ECardId, MessageId, PackageId};
+use proto::messaging::{Attachment, Compose, ECardId, MediaId, MessageId, PackageId};
 use proto::tablet::Folder;
 
 /// Longest `wait-event` accepted, so a typo cannot hang a script for days.
@@ -78,6 +78,11 @@ pub enum Command {
         package: PackageId,
     },
     StampBalance,
+    /// Fetches an attachment's photo or VideoGram and writes it to `out`.
+    FetchMedia {
+        media: MediaId,
+        out: PathBuf,
+    },
     Quit,
 }
 
@@ -117,7 +122,7 @@ pub enum Body {
 pub enum SessionLineError {
     #[error(
         "unknown command {0:?} (expected login, logout, contacts, hours, call, balances, wait-event, \
-         messages, send, draft, read, delete-draft, hide, ecards, stamps, quit)"
+         messages, send, draft, read, delete-draft, hide, media, ecards, stamps, quit)"
     )]
     UnknownCommand(String),
     #[error("unclosed quote or a backslash at the end of the line")]
@@ -137,7 +142,8 @@ const DRAFT_USAGE: &str = "draft CONTACT SUBJECT (BODY | --body-file PATH) [--ec
 const READ_USAGE: &str = "read ID";
 const DELETE_DRAFT_USAGE: &str = "delete-draft ID";
 const HIDE_USAGE: &str = "hide ID";
-const MESSAGE_USAGE: &str = "message send|draft|read|delete-draft|hide ...";
+const MESSAGE_USAGE: &str = "message send|draft|read|delete-draft|hide|media ...";
+const MEDIA_USAGE: &str = "media MEDIA_ID OUT_FILE";
 const STAMPS_USAGE: &str = "stamps packages | stamps balance | stamps buy CONTACT PACKAGE";
 
 /// Parses one line of a `session` script (see the module docs for the
@@ -152,7 +158,7 @@ pub fn parse_session_line(line: &str) -> Result<Option<Command>, SessionLineErro
             return Err(SessionLineError::Usage(MESSAGE_USAGE));
         }
         word = args.remove(0);
-        if !matches!(word, "send" | "draft" | "read" | "delete-draft" | "hide") {
+        if !matches!(word, "send" | "draft" | "read" | "delete-draft" | "hide" | "media") {
             return Err(SessionLineError::Usage(MESSAGE_USAGE));
         }
     }
@@ -198,6 +204,13 @@ pub fn parse_session_line(line: &str) -> Result<Option<Command>, SessionLineErro
         "read" => Command::ReadMessage(one_id(&args, READ_USAGE)?),
         "delete-draft" => Command::DeleteDraft(one_id(&args, DELETE_DRAFT_USAGE)?),
         "hide" => Command::HideSent(one_id(&args, HIDE_USAGE)?),
+        "media" => match args[..] {
+            [media, out] if !out.is_empty() => Command::FetchMedia {
+                media: parse_number("media ID", media, MediaId)?,
+                out: PathBuf::from(out),
+            },
+            _ => return Err(SessionLineError::Usage(MEDIA_USAGE)),
+        },
         "stamps" => match args[..] {
             ["packages"] => Command::StampPackages,
             ["balance"] => Command::StampBalance,
@@ -576,6 +589,15 @@ mod tests {
         // What the edge prints reads back as the same ID.
         assert_eq!(parse_message_id(&id().to_string()), Ok(id()));
         assert_eq!(parse_message_id(&MessageId::from_u128(0).to_string()), Ok(MessageId::from_u128(0)));
+    }
+
+    #[test]
+    fn media_takes_an_id_and_a_file() {
+        let want = Command::FetchMedia { media: MediaId(7), out: PathBuf::from("/tmp/p.png") };
+        assert_eq!(parse("media 7 /tmp/p.png"), Ok(Some(want.clone())));
+        assert_eq!(parse("message media 7 /tmp/p.png"), Ok(Some(want)));
+        assert_eq!(parse("media 7"), Err(SessionLineError::Usage(MEDIA_USAGE)));
+        assert!(matches!(parse("media seven x"), Err(SessionLineError::BadValue { .. })));
     }
 
     #[test]

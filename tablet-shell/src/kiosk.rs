@@ -23,16 +23,20 @@ use proto::tablet::{
     MessageView, ServerEvent, SessionInfo, StampBalances, StampShop, TabletRequest, TabletResponse,
 };
 
+use crate::client::{MediaAssembly, MediaFile};
 use crate::vm::call::CallVm;
 use crate::vm::compose::{ComposeVm, ECardPickerVm};
 use crate::vm::contacts::ContactsVm;
 use crate::vm::home::{HomeInput, HomeVm};
 use crate::vm::login::LoginVm;
-use crate::vm::messages::{AttachmentKind, MailboxVm, MessageAction, MessageVm, VideoGramPlayback};
+use crate::vm::messages::{
+    AttachmentKind, MailboxVm, MediaState, MessageAction, MessageVm, VideoGramPlayback,
+};
 use crate::vm::nav::{self, NavVm};
 use crate::vm::settings::{Settings, SettingsVm};
 use crate::vm::stamps::{ConfirmPurchase, PurchaseResult, StampsVm};
 use crate::vm::{common, Lang, Tone};
+use proto::messaging::MediaId;
 
 /// The screens of the shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,6 +137,8 @@ enum Purpose {
     /// Only the unread count is wanted (home, navigation bar).
     UnreadCount,
     ReadMessage,
+    /// A chunk of the open message's attachment.
+    Media(MediaId),
     ECards,
     StampShop,
     StampBalance,
@@ -210,6 +216,11 @@ pub struct Kiosk {
     picker_open: bool,
     playback: Option<VideoGramPlayback>,
     playback_started_ms: Option<u64>,
+    /// The open message's media: where each stands, the chunks so far, and
+    /// the finished files.
+    media_state: HashMap<MediaId, MediaState>,
+    media_parts: HashMap<MediaId, MediaAssembly>,
+    media_files: HashMap<MediaId, MediaFile>,
     stamps_contact: Option<ContactId>,
     confirm: Option<ConfirmPurchase>,
     purchase_result: Option<PurchaseResult>,
@@ -244,6 +255,9 @@ impl Kiosk {
             picker_open: false,
             playback: None,
             playback_started_ms: None,
+            media_state: HashMap::new(),
+            media_parts: HashMap::new(),
+            media_files: HashMap::new(),
             stamps_contact: None,
             confirm: None,
             purchase_result: None,
@@ -736,6 +750,16 @@ impl Kiosk {
                     _ => None,
                 });
                 self.playback_started_ms = None;
+                // Photos and VideoGrams come through the edge's cache, chunk by chunk.
+                self.media_state.clear();
+                self.media_parts.clear();
+                self.media_files.clear();
+                for media in view.attachments.iter().filter_map(|a| a.media()) {
+                    if self.media_state.insert(media, MediaState::Loading).is_none() {
+                        self.media_parts.insert(media, MediaAssembly::new(media));
+                        self.send(Purpose::Media(media), TabletRequest::Media { media, offset: 0 });
+                    }
+                }
                 self.data.message = Some(view);
                 self.screen = Screen::Message;
                 self.send(Purpose::UnreadCount, TabletRequest::Mailbox { folder: Folder::Inbox });
@@ -797,6 +821,36 @@ impl Kiosk {
                 self.send(Purpose::StampBalance, TabletRequest::StampBalance);
                 self.send(Purpose::StampShop, TabletRequest::StampPackages);
             }
+            (
+                Purpose::Media(asked),
+                TabletResponse::MediaChunk { media, content_type, total, offset, bytes },
+            ) => {
+                // A chunk for a message closed since is dropped.
+                let Some(parts) = self.media_parts.get_mut(&asked) else { return };
+                if let Err(error) = parts.accept(media, content_type, total, offset, &bytes) {
+                    tracing::warn!(%asked, %error, "bad media from the edge");
+                    self.media_parts.remove(&asked);
+                    self.media_state.insert(asked, MediaState::Unavailable);
+                    return;
+                }
+                match parts.next_offset() {
+                    Some(offset) => {
+                        self.send(Purpose::Media(asked), TabletRequest::Media { media: asked, offset })
+                    }
+                    None => {
+                        let done = self.media_parts.remove(&asked).map(MediaAssembly::finish);
+                        match done {
+                            Some(Ok(file)) => {
+                                self.media_files.insert(asked, file);
+                                self.media_state.insert(asked, MediaState::Ready);
+                            }
+                            _ => {
+                                self.media_state.insert(asked, MediaState::Unavailable);
+                            }
+                        }
+                    }
+                }
+            }
             (purpose, response) => {
                 tracing::warn!(
                     ?purpose,
@@ -832,6 +886,16 @@ impl Kiosk {
             (Purpose::BuyStamps { .. }, ApiError::Messaging(err)) => {
                 self.purchase_result = Some(PurchaseResult::from_error(err, self.lang()));
             }
+            (Purpose::Media(media), _) => {
+                let state = match error {
+                    ApiError::MediaNotDownloaded { .. } => MediaState::NotDownloaded,
+                    _ => MediaState::Unavailable,
+                };
+                self.media_parts.remove(media);
+                if let Some(slot) = self.media_state.get_mut(media) {
+                    *slot = state;
+                }
+            }
             (Purpose::SaveDraft | Purpose::SendMessage | Purpose::BuyStamps { .. }, _) => {
                 let err = MessagingError::NotAllowed(match error {
                     ApiError::Unavailable { reason } => reason,
@@ -851,6 +915,12 @@ impl Kiosk {
             Purpose::StartCall | Purpose::HangUp => {
                 if let Some(call) = &mut self.call {
                     call.connection_failed();
+                }
+            }
+            Purpose::Media(media) => {
+                self.media_parts.remove(&media);
+                if let Some(slot) = self.media_state.get_mut(&media) {
+                    *slot = MediaState::Unavailable;
                 }
             }
             _ => self.login_notice = Some(LoginNotice::EdgeUnreachable),
@@ -922,6 +992,17 @@ impl Kiosk {
             .message
             .as_ref()
             .map(|m| MessageVm::new(m, &self.data.ecards, &self.time_zone(), self.lang()))
+    }
+
+    /// Where the open message's attachment `media` stands (`None`: not an
+    /// attachment of the open message).
+    pub fn media_state(&self, media: MediaId) -> Option<MediaState> {
+        self.media_state.get(&media).copied()
+    }
+
+    /// The open message's attachment `media`, once every byte is here.
+    pub fn media_file(&self, media: MediaId) -> Option<&MediaFile> {
+        self.media_files.get(&media)
     }
 
     /// The open VideoGram's playback, if the message has one.
@@ -1176,5 +1257,115 @@ mod tests {
         assert_eq!(kiosk.settings(), facility);
         kiosk.ui(UiEvent::LoginDigit(7));
         assert_eq!(kiosk.login_view().id_text, "R7", "the facility's ID prefix survives the reset");
+    }
+}
+
+#[cfg(test)]
+mod media_tests {
+    use proto::domain::ContactId;
+    use proto::messaging::{Attachment, Direction, MediaType, MessageId};
+    use proto::tablet::{MessageState, MessageView};
+
+    use super::*;
+
+    fn open_message(kiosk: &mut Kiosk, attachments: Vec<Attachment>) -> Vec<Outgoing> {
+        kiosk.send(Purpose::ReadMessage, TabletRequest::ReadMessage { id: MessageId::from_u128(1) });
+        let out = kiosk.take_outgoing();
+        let view = MessageView {
+            id: MessageId::from_u128(1),
+            contact: ContactId(1),
+            contact_name: "Maria".into(),
+            direction: Direction::ContactToResident,
+            subject: "Pictures".into(),
+            body: String::new(),
+            attachments,
+            at: Timestamp::UNIX_EPOCH,
+            state: MessageState::Received { read: true },
+        };
+        kiosk.reply(out[0].id, EdgeReply::Answer(TabletResponse::Message(view)));
+        kiosk.take_outgoing()
+    }
+
+    fn media_requests(out: &[Outgoing]) -> Vec<(u64, MediaId, u64)> {
+        out.iter()
+            .filter_map(|o| match o.request {
+                TabletRequest::Media { media, offset } => Some((o.id, media, offset)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn opening_a_message_fetches_its_media_chunk_by_chunk() {
+        let mut kiosk =
+            Kiosk::new(Settings { lang: Lang::English, large_text: false }, Timestamp::UNIX_EPOCH, 0);
+        let out = open_message(
+            &mut kiosk,
+            vec![
+                Attachment::ECard(proto::messaging::ECardId(5)),
+                Attachment::Photo(MediaId(1)),
+                Attachment::VideoGram { media: MediaId(2), duration_secs: 2 },
+            ],
+        );
+        let asked = media_requests(&out);
+        assert_eq!(
+            asked.iter().map(|a| (a.1, a.2)).collect::<Vec<_>>(),
+            vec![(MediaId(1), 0), (MediaId(2), 0)]
+        );
+        assert_eq!(kiosk.media_state(MediaId(1)), Some(MediaState::Loading));
+        assert_eq!(kiosk.media_state(MediaId(9)), None);
+
+        // The photo comes in two chunks.
+        let chunk = |offset: u64, bytes: &[u8]| {
+            EdgeReply::Answer(TabletResponse::MediaChunk {
+                media: MediaId(1),
+                content_type: MediaType::Png,
+                total: 5,
+                offset,
+                bytes: bytes.to_vec(),
+            })
+        };
+        kiosk.reply(asked[0].0, chunk(0, b"abc"));
+        let next = media_requests(&kiosk.take_outgoing());
+        assert_eq!(next.iter().map(|a| (a.1, a.2)).collect::<Vec<_>>(), vec![(MediaId(1), 3)]);
+        assert_eq!(kiosk.media_file(MediaId(1)), None);
+        kiosk.reply(next[0].0, chunk(3, b"de"));
+        assert_eq!(kiosk.media_state(MediaId(1)), Some(MediaState::Ready));
+        assert_eq!(kiosk.media_file(MediaId(1)).map(|f| f.bytes.as_slice()), Some(&b"abcde"[..]));
+        assert!(media_requests(&kiosk.take_outgoing()).is_empty());
+
+        // The VideoGram is not on the edge yet: plain words, no error screen.
+        kiosk.reply(asked[1].0, EdgeReply::Refused(ApiError::MediaNotDownloaded { media: MediaId(2) }));
+        assert_eq!(kiosk.media_state(MediaId(2)), Some(MediaState::NotDownloaded));
+        assert_eq!(
+            kiosk.media_state(MediaId(2)).map(|s| s.words(Lang::Spanish)).as_deref(),
+            Some("Todavía no se ha descargado. Inténtalo más tarde.")
+        );
+        assert!(kiosk.login_notice.is_none(), "a missing attachment is not an unreachable edge");
+    }
+
+    #[test]
+    fn bad_chunks_and_a_lost_edge_leave_the_media_unavailable() {
+        let mut kiosk =
+            Kiosk::new(Settings { lang: Lang::English, large_text: false }, Timestamp::UNIX_EPOCH, 0);
+        let out =
+            open_message(&mut kiosk, vec![Attachment::Photo(MediaId(1)), Attachment::SnapNSend(MediaId(2))]);
+        let asked = media_requests(&out);
+        kiosk.reply(
+            asked[0].0,
+            EdgeReply::Answer(TabletResponse::MediaChunk {
+                media: MediaId(1),
+                content_type: MediaType::Png,
+                total: 5,
+                offset: 2,
+                bytes: b"xyz".to_vec(),
+            }),
+        );
+        assert_eq!(kiosk.media_state(MediaId(1)), Some(MediaState::Unavailable));
+        kiosk.reply(asked[1].0, EdgeReply::Unreachable);
+        assert_eq!(kiosk.media_state(MediaId(2)), Some(MediaState::Unavailable));
+        // Opening another message forgets the first one's media.
+        open_message(&mut kiosk, vec![]);
+        assert_eq!(kiosk.media_state(MediaId(1)), None);
     }
 }

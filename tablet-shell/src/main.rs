@@ -194,6 +194,14 @@ enum MessageAction {
         #[arg(value_parser = parse_message_id)]
         id: MessageId,
     },
+    /// Fetch an attachment's photo or VideoGram (the media ID a message's
+    /// attachments name) and write it to a file.
+    Media {
+        #[arg(long, value_name = "MEDIA_ID")]
+        media: u64,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
@@ -328,6 +336,9 @@ impl CliArgs {
                 MessageAction::Read { id } => Command::ReadMessage(*id),
                 MessageAction::DeleteDraft { id } => Command::DeleteDraft(*id),
                 MessageAction::Hide { id } => Command::HideSent(*id),
+                MessageAction::Media { media, out } => {
+                    Command::FetchMedia { media: proto::messaging::MediaId(*media), out: out.clone() }
+                }
             }),
             CliCommand::Ecards => Some(Command::ECards),
             CliCommand::Stamps(action) => Some(match action {

@@ -65,6 +65,14 @@ pub enum Reply {
     },
     /// The last line of `call --place`.
     CallSummary(crate::dial::CallSummary),
+    /// An attachment written to a file by `message media`.
+    Media {
+        media: proto::messaging::MediaId,
+        content_type: String,
+        size: u64,
+        sha256: String,
+        path: String,
+    },
 }
 
 impl Reply {
@@ -102,6 +110,12 @@ impl From<TabletResponse> for Line {
                 Reply::CallStarted { call_id, max_duration_secs, warn_at_secs, media }
             }
             TabletResponse::HungUp { call_id } => Reply::HungUp { call_id },
+            TabletResponse::MediaChunk { media, total, .. } => {
+                return Line::Error(ErrorBody::new(
+                    ErrorKind::Protocol,
+                    format!("a lone chunk of media {media} ({total} bytes) is not an answer"),
+                ))
+            }
         })
     }
 }
@@ -161,7 +175,9 @@ impl From<ClientError> for ErrorBody {
             ClientError::Setup(_) | ClientError::Connect(_) | ClientError::ConnectionLost(_) => {
                 ErrorKind::Connection
             }
-            ClientError::Rpc(_) | ClientError::UnexpectedResponse { .. } => ErrorKind::Protocol,
+            ClientError::Rpc(_) | ClientError::UnexpectedResponse { .. } | ClientError::BadMedia(_) => {
+                ErrorKind::Protocol
+            }
             ClientError::RequestTooLarge { .. } => ErrorKind::Usage,
         };
         ErrorBody::new(kind, error.to_string())

@@ -93,6 +93,26 @@ impl Session {
                 self.client.buy_stamps(contact, package).await.map(Reply::StampsBought)
             }
             Command::StampBalance => self.client.stamp_balance().await.map(Reply::Stamps),
+            Command::FetchMedia { media, out } => {
+                let file = match self.client.fetch_media(media).await {
+                    Ok(file) => file,
+                    Err(error) => return Line::from(Err::<Reply, _>(error)),
+                };
+                if let Err(e) = tokio::fs::write(&out, &file.bytes).await {
+                    return Line::Error(ErrorBody::new(
+                        ErrorKind::Usage,
+                        format!("cannot write {}: {e}", out.display()),
+                    ));
+                }
+                use sha2::Digest;
+                Ok(Reply::Media {
+                    media,
+                    content_type: file.content_type.mime().into(),
+                    size: file.bytes.len() as u64,
+                    sha256: hex::encode(sha2::Sha256::digest(&file.bytes)),
+                    path: out.display().to_string(),
+                })
+            }
             Command::Quit => return Line::Error(ErrorBody::new(ErrorKind::Usage, "quit is not a request")),
         };
         self.track(&result);

@@ -79,6 +79,22 @@ fn answer(req: &TabletRequest) -> TabletResponse {
         TabletRequest::HangUp { call_id } => {
             TabletResponse::Error(ApiError::UnknownCall { call_id: *call_id })
         }
+        TabletRequest::Media { media: MediaId(5), offset } => {
+            let blob = photo_blob();
+            let start = usize::try_from(*offset).unwrap_or(usize::MAX).min(blob.len());
+            let end = (start + MAX_TABLET_MEDIA_CHUNK as usize).min(blob.len());
+            TabletResponse::MediaChunk {
+                media: MediaId(5),
+                content_type: MediaType::Png,
+                total: blob.len() as u64,
+                offset: *offset,
+                bytes: blob[start..end].to_vec(),
+            }
+        }
+        TabletRequest::Media { media: MediaId(6), .. } => {
+            TabletResponse::Error(ApiError::MediaNotDownloaded { media: MediaId(6) })
+        }
+        TabletRequest::Media { media, .. } => TabletResponse::Error(ApiError::UnknownMedia { media: *media }),
         TabletRequest::Hours | TabletRequest::Balances => TabletResponse::Error(ApiError::NotLoggedIn),
         TabletRequest::Mailbox { folder } => TabletResponse::Mailbox(MailboxView {
             folder: *folder,
@@ -181,6 +197,11 @@ const SENT_HEX: &str = "fffffffffffffffffffffffffffffffe";
 const PURCHASE_KEY: IdempotencyKey = IdempotencyKey::from_u128(0xabcdef);
 const PURCHASE_HEX: &str = "00000000000000000000000000abcdef";
 const BODY_LIMIT: usize = 4000;
+
+/// The fake edge's one photo: larger than a tablet chunk.
+fn photo_blob() -> Vec<u8> {
+    (0..100_000u32).map(|i| (i % 253) as u8).collect()
+}
 
 fn at() -> jiff::Timestamp {
     jiff::Timestamp::from_second(1_800_000_000).unwrap()
@@ -671,4 +692,32 @@ async fn session_lines_take_quoted_messages() {
         },
     }));
     assert_eq!(edge.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_media_fetches_every_chunk_and_writes_the_file() {
+    use sha2::Digest;
+    let edge = start("media").await;
+    let file = edge.dir.join("photo.png");
+    let (code, line) =
+        one(&edge, &["message", "media", "--media", "5", "--out", file.to_str().unwrap()], "").await;
+    assert_eq!(code, Some(0), "{line}");
+    let blob = photo_blob();
+    assert_eq!(std::fs::read(&file).unwrap(), blob);
+    assert_eq!(line["ok"]["Media"]["size"], blob.len() as u64);
+    assert_eq!(line["ok"]["Media"]["content_type"], "image/png");
+    assert_eq!(line["ok"]["Media"]["sha256"], hex::encode(sha2::Sha256::digest(&blob)));
+    let chunks =
+        edge.seen.lock().unwrap().iter().filter(|r| matches!(r, TabletRequest::Media { .. })).count();
+    assert_eq!(chunks, 3, "100 000 bytes in 48 KiB chunks");
+
+    let other = edge.dir.join("other");
+    let (code, line) =
+        one(&edge, &["message", "media", "--media", "6", "--out", other.to_str().unwrap()], "").await;
+    assert_eq!(code, Some(1), "{line}");
+    assert_eq!(line["error"]["api"], json!({"MediaNotDownloaded": {"media": 6}}));
+    let (_, line) =
+        one(&edge, &["message", "media", "--media", "7", "--out", other.to_str().unwrap()], "").await;
+    assert_eq!(line["error"]["api"], json!({"UnknownMedia": {"media": 7}}));
+    assert!(!other.exists());
 }

@@ -5,8 +5,8 @@
 //! schema migrations, and every read and write of it: the entities central
 //! syncs down ([`Store::apply_batch`], [`Store::load_entities`]), the sync
 //! cursor, and the edge's own state (lockdowns, devices, login guards, the
-//! hash-chained audit log, call checkpoints, drafts, sent-message history, the outbox and the
-//! ledger's entries).
+//! hash-chained audit log, call checkpoints, drafts, sent-message history, the outbox, the
+//! ledger's entries and the media cache).
 //!
 //! Must not: decide policy, talk to the network, or read the clock (callers
 //! pass `now`). Proto types are the currency in and out; rows that do not
@@ -17,6 +17,7 @@ mod calls;
 mod codec;
 mod entities;
 mod local;
+mod media;
 mod messaging;
 #[cfg(test)]
 mod messaging_tests;
@@ -33,6 +34,7 @@ pub use audit::{AuditBreak, AuditReport};
 pub use edge_core::sync::ApplyMode;
 pub use entities::{ApplyOutcome, ResyncMarker, SyncState};
 pub use local::{DeviceRow, LockdownRow, LoginGuardRow, Revocation};
+pub use media::{CachedMedia, InboundMedia};
 pub use messaging::{AuditNote, DraftRow, Enqueue, MailRow, SentRow};
 
 /// How long a writer waits for the other process (agent or CLI) to finish its

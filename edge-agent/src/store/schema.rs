@@ -272,7 +272,23 @@ CREATE TABLE call_checkpoint (
 );
 "#;
 
-const MIGRATION_LIST: &[M<'static>] = &[M::up(V1_FOUNDATION), M::up(V2_MESSAGING), M::up(V3_CALLS)];
+/// Attachments (issue 6): the media cache. `bytes` grows chunk by chunk;
+/// `complete` is set once the whole blob matched `sha256`. `stored_at` is
+/// unix seconds. Local: never synced, never swept (the prefetcher evicts).
+const V4_MEDIA: &str = r#"
+CREATE TABLE media_cache (
+    id           INTEGER PRIMARY KEY NOT NULL,
+    content_type TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    sha256       BLOB NOT NULL,
+    bytes        BLOB NOT NULL,
+    complete     INTEGER NOT NULL,
+    stored_at    INTEGER NOT NULL
+);
+"#;
+
+const MIGRATION_LIST: &[M<'static>] =
+    &[M::up(V1_FOUNDATION), M::up(V2_MESSAGING), M::up(V3_CALLS), M::up(V4_MEDIA)];
 
 pub(crate) const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
 

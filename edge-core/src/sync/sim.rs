@@ -120,6 +120,9 @@ impl CentralFeed {
             EdgeToCentral::FetchRelease { version, .. } => {
                 CentralToEdge::Error(CentralError::UnknownRelease(version.clone()))
             }
+            EdgeToCentral::FetchMedia { media, .. } => {
+                CentralToEdge::Error(CentralError::UnknownMedia(*media))
+            }
             EdgeToCentral::RingContact { .. }
             | EdgeToCentral::CallStatus { .. }
             | EdgeToCentral::EndCall { .. }

@@ -412,6 +412,11 @@ pub fn edge_to_central() -> impl Strategy<Value = EdgeToCentral> {
         (facility_id(), text(), any::<u64>(), any::<u32>()).prop_map(|(facility, version, offset, len)| {
             EdgeToCentral::FetchRelease { facility, version, offset, len }
         }),
+        (facility_id(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
+            |(facility, media, offset, len)| {
+                EdgeToCentral::FetchMedia { facility, media: MediaId(media), offset, len }
+            }
+        ),
         (
             (facility_id(), any::<u64>(), resident_id(), text(), contact_id()),
             (call_kind(), phone(), any::<u32>(), any::<u32>(), any::<Cents>())
@@ -492,7 +497,20 @@ pub fn central_error() -> impl Strategy<Value = CentralError> {
         text().prop_map(CentralError::Malformed),
         text().prop_map(CentralError::Unavailable),
         text().prop_map(CentralError::UnknownRelease),
+        any::<u64>().prop_map(|m| CentralError::UnknownMedia(MediaId(m))),
     ]
+}
+
+pub fn media_type() -> impl Strategy<Value = MediaType> {
+    prop_oneof![Just(MediaType::Png), Just(MediaType::Jpeg), Just(MediaType::WebmVp8)]
+}
+
+pub fn media_info() -> impl Strategy<Value = MediaInfo> {
+    (any::<u64>(), any::<[u8; 32]>(), media_type()).prop_map(|(size, sha256, content_type)| MediaInfo {
+        size,
+        sha256,
+        content_type,
+    })
 }
 
 pub fn central_to_edge() -> impl Strategy<Value = CentralToEdge> {
@@ -508,6 +526,14 @@ pub fn central_to_edge() -> impl Strategy<Value = CentralToEdge> {
         (text(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..64))
             .prop_map(|(version, offset, bytes)| CentralToEdge::ReleaseChunk { version, offset, bytes }),
         any::<u64>().prop_map(|call_id| CentralToEdge::Ringing { call_id }),
+        (any::<u64>(), media_info(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..64)).prop_map(
+            |(media, info, offset, bytes)| CentralToEdge::MediaChunk {
+                media: MediaId(media),
+                info,
+                offset,
+                bytes
+            }
+        ),
         small_vec(
             (any::<u64>(), contact_event()).prop_map(|(call_id, event)| ContactCallEvent { call_id, event })
         )
@@ -544,6 +570,8 @@ pub fn tablet_request() -> impl Strategy<Value = TabletRequest> {
         (contact_id(), call_kind(), option::of(phone()))
             .prop_map(|(contact, kind, number)| { TabletRequest::StartCall { contact, kind, number } }),
         any::<u64>().prop_map(|call_id| TabletRequest::HangUp { call_id }),
+        any::<(u64, u64)>()
+            .prop_map(|(media, offset)| TabletRequest::Media { media: MediaId(media), offset }),
     ]
 }
 
@@ -756,6 +784,8 @@ pub fn api_error() -> impl Strategy<Value = ApiError> {
         messaging_error().prop_map(ApiError::Messaging),
         any::<u64>().prop_map(|call_id| ApiError::CallInProgress { call_id }),
         any::<u64>().prop_map(|call_id| ApiError::UnknownCall { call_id }),
+        any::<u64>().prop_map(|media| ApiError::UnknownMedia { media: MediaId(media) }),
+        any::<u64>().prop_map(|media| ApiError::MediaNotDownloaded { media: MediaId(media) }),
     ]
 }
 
@@ -787,6 +817,14 @@ pub fn tablet_response() -> impl Strategy<Value = TabletResponse> {
             }
         ),
         any::<u64>().prop_map(|call_id| TabletResponse::HungUp { call_id }),
+        (any::<u64>(), media_type(), any::<(u64, u64)>(), proptest::collection::vec(any::<u8>(), 0..64))
+            .prop_map(|(media, content_type, (total, offset), bytes)| TabletResponse::MediaChunk {
+                media: MediaId(media),
+                content_type,
+                total,
+                offset,
+                bytes
+            }),
     ]
 }
 
@@ -830,20 +868,23 @@ pub fn every_variant_has_a_strategy(
         Rq::Login { .. } | Rq::Logout | Rq::Contacts | Rq::Hours | Rq::PlaceCall { .. } | Rq::Balances
         | Rq::Mailbox { .. } | Rq::ReadMessage { .. } | Rq::SaveDraft { .. } | Rq::DeleteDraft { .. }
         | Rq::SendMessage { .. } | Rq::HideSent { .. } | Rq::ECards | Rq::StampPackages
-        | Rq::BuyStamps { .. } | Rq::StampBalance | Rq::StartCall { .. } | Rq::HangUp { .. } => {}
+        | Rq::BuyStamps { .. } | Rq::StampBalance | Rq::StartCall { .. } | Rq::HangUp { .. }
+        | Rq::Media { .. } => {}
     }
     use TabletResponse as Rs;
     match b {
         Rs::LoggedIn(_) | Rs::LoggedOut | Rs::Contacts(_) | Rs::Hours(_) | Rs::Call(_) | Rs::Balances(_)
         | Rs::Error(_) | Rs::Mailbox(_) | Rs::Message(_) | Rs::DraftSaved { .. } | Rs::DraftDeleted { .. }
         | Rs::MessageQueued(_) | Rs::SentHidden { .. } | Rs::ECards(_) | Rs::StampPackages(_)
-        | Rs::StampsBought(_) | Rs::Stamps(_) | Rs::CallStarted { .. } | Rs::HungUp { .. } => {}
+        | Rs::StampsBought(_) | Rs::Stamps(_) | Rs::CallStarted { .. } | Rs::HungUp { .. }
+        | Rs::MediaChunk { .. } => {}
     }
     match c {
         ApiError::NotLoggedIn | ApiError::BadCredentials { .. } | ApiError::LockedOut { .. }
         | ApiError::SessionEnded { .. } | ApiError::Malformed(_) | ApiError::Unavailable { .. }
         | ApiError::Internal(_) | ApiError::Messaging(_) | ApiError::CallInProgress { .. }
-        | ApiError::UnknownCall { .. } => {}
+        | ApiError::UnknownCall { .. } | ApiError::UnknownMedia { .. }
+        | ApiError::MediaNotDownloaded { .. } => {}
     }
     use DenyReason as D;
     match d {
@@ -861,13 +902,14 @@ pub fn every_variant_has_a_strategy(
     use EdgeToCentral as Ec;
     match h {
         Ec::Hello { .. } | Ec::Changes { .. } | Ec::Deliver { .. } | Ec::FetchRelease { .. }
-        | Ec::RingContact { .. } | Ec::CallStatus { .. } | Ec::EndCall { .. } | Ec::WarnCall { .. } => {}
+        | Ec::RingContact { .. } | Ec::CallStatus { .. } | Ec::EndCall { .. } | Ec::WarnCall { .. }
+        | Ec::FetchMedia { .. } => {}
     }
     use CentralToEdge as C;
     match i {
         C::Welcome { .. } | C::Changes(_) | C::CursorExpired { .. } | C::Error(_) | C::Delivered { .. }
         | C::ReleaseChunk { .. } | C::Ringing { .. } | C::CallEvents { .. } | C::CallEnded { .. }
-        | C::CallWarned { .. } => {}
+        | C::CallWarned { .. } | C::MediaChunk { .. } => {}
     }
     use Entity as En;
     match j {
@@ -884,7 +926,7 @@ pub fn every_variant_has_a_strategy(
     use CentralError as Ce;
     match m {
         Ce::UnknownFacility(_) | Ce::WrongFacility(_) | Ce::Malformed(_) | Ce::Unavailable(_)
-        | Ce::UnknownRelease(_) => {}
+        | Ce::UnknownRelease(_) | Ce::UnknownMedia(_) => {}
     }
     use SessionEndReason as S;
     match n { S::LoggedOut | S::LoggedInElsewhere | S::DeviceDisconnected | S::ResidentInactive => {} }

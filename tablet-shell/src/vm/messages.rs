@@ -368,6 +368,37 @@ fn actions_for(view: &MessageView, lang: Lang) -> Vec<ActionButton> {
     }
 }
 
+/// Where an opened message's photo or VideoGram stands on this tablet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaState {
+    /// Chunks are on their way from the edge.
+    Loading,
+    /// The edge has not downloaded it from central yet.
+    NotDownloaded,
+    /// The edge refused it or could not be reached.
+    Unavailable,
+    /// Every byte is here.
+    Ready,
+}
+
+impl MediaState {
+    /// Plain words for the viewer; empty once the media is here.
+    pub fn words(self, lang: Lang) -> String {
+        match self {
+            MediaState::Loading => lang.pick("Loading…", "Cargando…"),
+            MediaState::NotDownloaded => lang.pick(
+                "Not downloaded yet. Please try again later.",
+                "Todavía no se ha descargado. Inténtalo más tarde.",
+            ),
+            MediaState::Unavailable => {
+                lang.pick("This attachment cannot be shown.", "Este adjunto no se puede mostrar.")
+            }
+            MediaState::Ready => "",
+        }
+        .to_string()
+    }
+}
+
 /// Play/pause state of a VideoGram, and its labels. The player reports the
 /// position; this only words it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -434,6 +465,22 @@ mod tests {
 
     fn ts(secs: i64) -> Timestamp {
         Timestamp::from_second(secs).unwrap()
+    }
+
+    #[test]
+    fn media_states_are_plain_words_in_both_languages() {
+        assert_eq!(MediaState::Loading.words(Lang::English), "Loading…");
+        assert_eq!(MediaState::Loading.words(Lang::Spanish), "Cargando…");
+        assert_eq!(
+            MediaState::NotDownloaded.words(Lang::English),
+            "Not downloaded yet. Please try again later."
+        );
+        assert_eq!(
+            MediaState::NotDownloaded.words(Lang::Spanish),
+            "Todavía no se ha descargado. Inténtalo más tarde."
+        );
+        assert_eq!(MediaState::Unavailable.words(Lang::Spanish), "Este adjunto no se puede mostrar.");
+        assert_eq!(MediaState::Ready.words(Lang::English), "");
     }
 
     fn summary(n: u128, subject: &str, state: MessageState, attachments: u32) -> MessageSummary {

@@ -375,6 +375,10 @@ impl CannedEdge {
                 TabletResponse::HungUp { call_id: *call_id }
             }
             R::PlaceCall { .. } => TabletResponse::Call(CallDecision::Denied(DenyReason::AccountClosed)),
+            // The canned edge has downloaded no attachment yet.
+            R::Media { media, .. } => {
+                return EdgeReply::Refused(ApiError::MediaNotDownloaded { media: *media })
+            }
         };
         EdgeReply::Answer(answer)
     }
