@@ -1238,14 +1238,7 @@ mod tests {
         let facility = Settings { lang: Lang::English, large_text: false };
         let mut kiosk = Kiosk::new(facility, at(0), 0).with_id_prefix("R");
         kiosk.ui(UiEvent::ChooseLanguage(Lang::Spanish));
-        for digit in [1, 0, 0, 1] {
-            kiosk.ui(UiEvent::LoginDigit(digit));
-        }
-        kiosk.ui(UiEvent::LoginSubmit);
-        for digit in [1, 2, 3, 4] {
-            kiosk.ui(UiEvent::LoginDigit(digit));
-        }
-        kiosk.ui(UiEvent::LoginSubmit);
+        log_in_pending(&mut kiosk);
         answer_all(&mut kiosk);
         assert_eq!(kiosk.lang(), Lang::Spanish);
         kiosk.ui(UiEvent::Reset);
