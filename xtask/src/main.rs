@@ -138,12 +138,28 @@ fn cargo() -> Command {
 }
 
 fn run(mut cmd: Command, what: &str) -> anyhow::Result<()> {
-    eprintln!("xtask: {what}");
+    eprintln!("xtask: {what} ({})", disk_free());
     let status = cmd.status().with_context(|| format!("starting: {what}"))?;
     if !status.success() {
-        bail!("{what} failed ({status})");
+        bail!("{what} failed ({status}; {})", disk_free());
     }
     Ok(())
+}
+
+/// Free space where the build writes. A CI run once failed at a link with
+/// the linker's message cut from the log; this line tells a full disk apart.
+fn disk_free() -> String {
+    let target = root().join("target");
+    let probe = if target.exists() { target } else { root() };
+    let out = Command::new("df").args(["-P", "-BM"]).arg(&probe).output();
+    let free = out.ok().and_then(|o| {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        text.lines().nth(1).and_then(|line| line.split_whitespace().nth(3).map(str::to_owned))
+    });
+    match free {
+        Some(megabytes) => format!("disk free: {megabytes}"),
+        None => "disk free: unknown".to_owned(),
+    }
 }
 
 /// Installs the Debian packages in `packages` that are missing, with apt-get
