@@ -72,12 +72,16 @@ pub async fn prefetch(shared: Shared, conn: quinn::Connection, facility: Facilit
         };
         let Some((media, have)) = next else { return };
         match fetch_one(&shared, &conn, &facility, &ranked, media, have, max_bytes).await {
-            Ok(true) => tracing::info!(%media, "media downloaded"),
+            Ok(true) => {
+                tracing::info!(%media, "media downloaded");
+                shared.lock().counters.media_downloaded += 1;
+            }
             Ok(false) => {
                 skip.insert(media);
             }
             Err(error) => {
                 tracing::warn!(%media, %error, "media download failed; the next pass retries it");
+                shared.lock().counters.media_download_failures += 1;
                 skip.insert(media);
                 if let MediaFetchError::Rpc(e) = &error {
                     if e.is_connection_lost() || matches!(e, rpc::RpcError::Timeout(_)) {
@@ -148,6 +152,7 @@ async fn fetch_one(
                     if !evict.is_empty() {
                         tracing::info!(%media, evicted = evict.len(), "evicting older media to make room");
                         state.store.media_delete(&evict)?;
+                        state.counters.media_evicted += evict.len() as u64;
                     }
                 }
             }

@@ -48,6 +48,21 @@ pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
     );
     gauge("edge_update_download_bytes", "bytes of the offered release on disk", state.update.have as f64);
     gauge("edge_update_size_bytes", "size of the release being downloaded", state.update.size as f64);
+    match state.store.media_entries() {
+        Ok(cached) => {
+            let held: u64 = cached.iter().map(|m| m.have).sum();
+            let complete = cached.iter().filter(|m| m.complete).count();
+            gauge("edge_media_cache_bytes", "bytes of attachment media held on the box", held as f64);
+            gauge(
+                "edge_media_cached",
+                "photos and VideoGrams downloaded whole, ready for tablets",
+                complete as f64,
+            );
+        }
+        // A scrape must not fail over one figure; the gauges are left out
+        // so that a dashboard shows them missing rather than zero.
+        Err(error) => tracing::warn!(%error, "media cache unreadable for metrics"),
+    }
     crate::supervisor_link::render_metrics(&state.panel, &mut gauge);
     let c = state.counters;
     let mut counter = |name: &str, help: &str, value: u64| {
@@ -67,6 +82,17 @@ pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
         "update bytes fetched from central by this process (a resumed download counts only the rest)",
         c.update_bytes_downloaded,
     );
+    counter(
+        "edge_media_downloaded_total",
+        "attachment media downloaded whole and verified",
+        c.media_downloaded,
+    );
+    counter(
+        "edge_media_download_failures_total",
+        "attachment media downloads that failed (retried on a later pass)",
+        c.media_download_failures,
+    );
+    counter("edge_media_evicted_total", "cached media evicted to make room for newer mail", c.media_evicted);
     out
 }
 

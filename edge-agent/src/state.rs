@@ -100,6 +100,9 @@ pub struct Counters {
     pub outbox_applied: u64,
     pub outbox_parked: u64,
     pub update_bytes_downloaded: u64,
+    pub media_downloaded: u64,
+    pub media_download_failures: u64,
+    pub media_evicted: u64,
 }
 
 /// Fingerprints of provisioned, unrevoked devices, read by the TLS handshake.

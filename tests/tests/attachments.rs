@@ -107,6 +107,12 @@ fn photos_and_videograms_reach_the_tablet_and_stay_there_with_central_down() {
         std::fs::metadata(&video).unwrap().len() > 48 * 1024,
         "the VideoGram spans several tablet chunks"
     );
+    // IT staff see the cache in the metrics.
+    let held = std::fs::metadata(&photo).unwrap().len() + std::fs::metadata(&video).unwrap().len();
+    assert_eq!(system.metric("edge_media_cached"), Some(2.0));
+    assert_eq!(system.metric("edge_media_cache_bytes"), Some(held as f64));
+    assert_eq!(system.metric("edge_media_downloaded_total"), Some(2.0));
+    assert_eq!(system.metric("edge_media_download_failures_total"), Some(0.0));
 
     // With central gone the cache still serves both.
     system.stop_central();
