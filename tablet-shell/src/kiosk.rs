@@ -1687,9 +1687,12 @@ mod media_tests {
         assert!(kiosk.take_videogram_commands().is_empty(), "it is not tried again");
     }
 
+    /// One way off the message screen.
+    type Leave = fn(&mut Kiosk);
+
     #[test]
     fn leaving_the_message_logging_out_or_a_reset_stops_the_player() {
-        let leave: [(&str, fn(&mut Kiosk)); 5] = [
+        let leave: [(&str, Leave); 5] = [
             ("back to the mailbox", |k| k.ui(UiEvent::MessageBack)),
             ("the navigation bar", |k| k.ui(UiEvent::Navigate(Screen::Home))),
             ("log out", |k| k.ui(UiEvent::Logout)),

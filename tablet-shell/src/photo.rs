@@ -19,8 +19,8 @@ pub const MAX_PHOTO_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_PHOTO_SIDE: u32 = 4096;
 /// The box a decoded photo is scaled down to fit: the attachment viewer's
 /// size, so a large photo costs the UI no more memory than a small one.
-pub const VIEWER_WIDTH: u32 = 640;
-pub const VIEWER_HEIGHT: u32 = 360;
+pub const VIEWER_WIDTH: u32 = 480;
+pub const VIEWER_HEIGHT: u32 = 270;
 
 /// Why a photo cannot be shown.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,8 +156,8 @@ mod tests {
         assert_eq!((photo.width, photo.height), (80, 60));
         let big = encoded(2000, 1000, ImageFormat::Png);
         let photo = decode(MediaType::Png, &big, VIEWER_WIDTH, VIEWER_HEIGHT).expect("decodes");
-        assert_eq!((photo.width, photo.height), (640, 320));
-        assert_eq!(photo.rgba.len(), 640 * 320 * 4);
+        assert_eq!((photo.width, photo.height), (480, 240));
+        assert_eq!(photo.rgba.len(), 480 * 240 * 4);
         assert_eq!(fit(1, 4000, 640, 360), (1, 360));
         assert_eq!(fit(4000, 1, 640, 360), (640, 1));
     }

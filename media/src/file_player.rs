@@ -1,0 +1,241 @@
+//! Playing a whole media file held in memory (a VideoGram: WebM with VP8 video and maybe Vorbis or Opus
+//! audio): bytes → appsrc → matroskademux → vp8dec → RGBA appsink frames at the file's pace, audio to a
+//! sink, with pause, resume, stop, and reports of each frame, the end and errors.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gst::prelude::*;
+
+use crate::pipeline;
+use crate::playback::to_frame;
+use crate::{AudioOutput, DecodedVideoFrame, MediaError};
+
+/// File player settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilePlayerConfig {
+    /// Size of the RGBA frames handed over (letterboxed if the aspect ratio differs).
+    pub output_width: u32,
+    pub output_height: u32,
+    pub audio_output: AudioOutput,
+}
+
+impl Default for FilePlayerConfig {
+    fn default() -> Self {
+        FilePlayerConfig { output_width: 640, output_height: 360, audio_output: AudioOutput::Fake }
+    }
+}
+
+/// What a [`FilePlayer`] reports, on its own threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlayerEvent {
+    /// The next picture, when it is due; its `pts_us` is the position in the file.
+    Frame(DecodedVideoFrame),
+    /// Every stream played to its end.
+    Ended,
+    /// The file could not be played (not WebM/VP8, damaged, a missing element); nothing more follows.
+    Error(MediaError),
+}
+
+type OnEvent = Arc<dyn Fn(PlayerEvent) + Send + Sync>;
+
+/// A playing (or paused) file. Dropping it stops the pipeline.
+pub struct FilePlayer {
+    pipeline: gst::Pipeline,
+    stop: Arc<AtomicBool>,
+    bus: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FilePlayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilePlayer").field("position", &self.position()).finish_non_exhaustive()
+    }
+}
+
+fn describe(cfg: &FilePlayerConfig) -> Result<String, MediaError> {
+    if cfg.output_width == 0 || cfg.output_height == 0 {
+        return Err(MediaError::Pipeline {
+            element: "config".into(),
+            message: "output_width and output_height must be non-zero".into(),
+        });
+    }
+    // The appsink syncs to the clock, so frames come at the file's pace and a frame's timestamp is
+    // where playback is; the demuxer's video pad is linked to `vqueue` when it appears.
+    Ok(format!(
+        "appsrc name=src caps=video/webm format=bytes ! matroskademux name=demux \
+         queue name=vqueue ! vp8dec name=vdec ! videoconvert ! videoscale ! \
+         video/x-raw,format=RGBA,width={},height={},pixel-aspect-ratio=1/1 ! \
+         appsink name=vout sync=true max-buffers=2",
+        cfg.output_width, cfg.output_height
+    ))
+}
+
+/// The audio branch for a demuxer's audio pad: decoded by whatever decoder fits its caps.
+fn audio_branch(output: AudioOutput) -> Result<gst::Bin, MediaError> {
+    let sink = match output {
+        AudioOutput::Device if gst::ElementFactory::find("autoaudiosink").is_some() => "autoaudiosink",
+        // Nothing to hear it on: decode and discard rather than fail the picture.
+        _ => "fakesink sync=true",
+    };
+    gst::parse::bin_from_description(
+        &format!("queue ! decodebin ! audioconvert ! audioresample ! {sink}"),
+        true,
+    )
+    .map_err(|e| MediaError::Pipeline { element: "audio".into(), message: e.to_string() })
+}
+
+impl FilePlayer {
+    /// Starts playing `bytes` (a whole WebM file) from the start. `on_event` is called on GStreamer
+    /// threads; keep it short.
+    pub fn start(
+        bytes: Vec<u8>,
+        cfg: &FilePlayerConfig,
+        on_event: impl Fn(PlayerEvent) + Send + Sync + 'static,
+    ) -> Result<FilePlayer, MediaError> {
+        pipeline::init()?;
+        pipeline::require(&[
+            "appsrc",
+            "matroskademux",
+            "vp8dec",
+            "videoconvert",
+            "videoscale",
+            "queue",
+            "appsink",
+            "decodebin",
+            "audioconvert",
+            "audioresample",
+        ])?;
+        let on_event: OnEvent = Arc::new(on_event);
+        let pipeline = pipeline::launch(&describe(cfg)?)?;
+        let demux: gst::Element = pipeline::by_name(&pipeline, "demux")?;
+        let vqueue: gst::Element = pipeline::by_name(&pipeline, "vqueue")?;
+        let video_in = vqueue.static_pad("sink").ok_or_else(|| MediaError::Pipeline {
+            element: "vqueue".into(),
+            message: "no sink pad".into(),
+        })?;
+        let weak = pipeline.downgrade();
+        let audio_output = cfg.audio_output;
+        demux.connect_pad_added(move |_, pad| {
+            let name = pad.name();
+            if name.starts_with("video_") && !video_in.is_linked() {
+                if let Err(error) = pad.link(&video_in) {
+                    tracing::warn!(?error, "VideoGram video pad not linked");
+                }
+            } else if name.starts_with("audio_") {
+                let Some(pipeline) = weak.upgrade() else { return };
+                let linked = audio_branch(audio_output).and_then(|bin| {
+                    let fail = |message: String| MediaError::Pipeline { element: "audio".into(), message };
+                    pipeline.add(&bin).map_err(|e| fail(e.to_string()))?;
+                    bin.sync_state_with_parent().map_err(|e| fail(e.to_string()))?;
+                    let sink = bin.static_pad("sink").ok_or_else(|| fail("no sink pad".into()))?;
+                    pad.link(&sink).map(|_| ()).map_err(|e| fail(format!("{e:?}")))
+                });
+                // The picture plays on without sound rather than not at all.
+                if let Err(error) = linked {
+                    tracing::warn!(%error, "VideoGram audio not played");
+                }
+            }
+        });
+
+        let sink: gst_app::AppSink = pipeline::by_name(&pipeline, "vout")?;
+        let frames = on_event.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    if let Some(frame) = to_frame(&sample) {
+                        frames(PlayerEvent::Frame(frame));
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+
+        // The whole file is one buffer followed by the end of the stream: the demuxer reads it in push
+        // mode, as from a network stream.
+        let src: gst_app::AppSrc = pipeline::by_name(&pipeline, "src")?;
+        src.set_max_bytes(bytes.len() as u64 + 1);
+        let pushed = src.push_buffer(gst::Buffer::from_mut_slice(bytes)).and_then(|_| src.end_of_stream());
+        if let Err(flow) = pushed {
+            return Err(MediaError::Pipeline { element: "src".into(), message: format!("{flow:?}") });
+        }
+
+        if let Err(e) = pipeline::set_state(&pipeline, gst::State::Playing, None) {
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(e);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let bus = watch_bus(&pipeline, stop.clone(), on_event)?;
+        Ok(FilePlayer { pipeline, stop, bus: Some(bus) })
+    }
+
+    /// Holds the current picture.
+    pub fn pause(&self) -> Result<(), MediaError> {
+        pipeline::set_state(&self.pipeline, gst::State::Paused, None)
+    }
+
+    /// Plays on from where it was paused.
+    pub fn resume(&self) -> Result<(), MediaError> {
+        pipeline::set_state(&self.pipeline, gst::State::Playing, None)
+    }
+
+    /// Where playback is, once the pipeline knows.
+    pub fn position(&self) -> Option<Duration> {
+        self.pipeline.query_position::<gst::ClockTime>().map(|t| Duration::from_nanos(t.nseconds()))
+    }
+
+    /// Stops playing; no event follows.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(bus) = self.bus.take() {
+            // The thread only loops on a 50 ms timed pop and the callback; it ends with the flag.
+            let _ = bus.join();
+        }
+    }
+}
+
+impl Drop for FilePlayer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Reports the end and the first error on the bus until stopped.
+fn watch_bus(
+    pipeline: &gst::Pipeline,
+    stop: Arc<AtomicBool>,
+    on_event: OnEvent,
+) -> Result<JoinHandle<()>, MediaError> {
+    let bus = pipeline.bus().ok_or_else(|| MediaError::Pipeline {
+        element: pipeline.name().to_string(),
+        message: "pipeline has no bus".into(),
+    })?;
+    std::thread::Builder::new()
+        .name("videogram-bus".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(50)) else { continue };
+                match msg.view() {
+                    gst::MessageView::Eos(_) => {
+                        on_event(PlayerEvent::Ended);
+                        break;
+                    }
+                    gst::MessageView::Error(err) => {
+                        let error = pipeline::error_of(err);
+                        tracing::warn!(%error, "VideoGram playback failed");
+                        on_event(PlayerEvent::Error(error));
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .map_err(|e| MediaError::Pipeline { element: "bus".into(), message: e.to_string() })
+}
