@@ -72,18 +72,53 @@ fn describe(cfg: &FilePlayerConfig) -> Result<String, MediaError> {
     ))
 }
 
-/// The audio branch for a demuxer's audio pad: decoded by whatever decoder fits its caps.
-fn audio_branch(output: AudioOutput) -> Result<gst::Bin, MediaError> {
+/// The audio branch for a demuxer's audio pad with `caps`: queue, the decoder those caps need, conversion,
+/// and the sink. The sink does not hold up prerolling (`async=false`), so audio that never decodes
+/// cannot stall the picture.
+fn audio_branch(caps: Option<gst::Caps>, output: AudioOutput) -> Result<Vec<gst::Element>, MediaError> {
+    let media = caps.as_ref().and_then(|c| c.structure(0)).map(|s| s.name().to_string()).unwrap_or_default();
+    let decoder = match media.as_str() {
+        "audio/x-opus" => "opusdec",
+        "audio/x-vorbis" => "vorbisdec",
+        other => {
+            return Err(MediaError::Pipeline {
+                element: "audio".into(),
+                message: format!("no decoder for {other:?}"),
+            })
+        }
+    };
     let sink = match output {
         AudioOutput::Device if gst::ElementFactory::find("autoaudiosink").is_some() => "autoaudiosink",
         // Nothing to hear it on: decode and discard rather than fail the picture.
-        _ => "fakesink sync=true",
+        _ => "fakesink",
     };
-    gst::parse::bin_from_description(
-        &format!("queue ! decodebin ! audioconvert ! audioresample ! {sink}"),
-        true,
-    )
-    .map_err(|e| MediaError::Pipeline { element: "audio".into(), message: e.to_string() })
+    let make = |factory: &'static str| {
+        gst::ElementFactory::make(factory).build().map_err(|_| MediaError::MissingElement {
+            element: factory,
+            package: "the GStreamer plugin providing it",
+        })
+    };
+    let elements =
+        vec![make("queue")?, make(decoder)?, make("audioconvert")?, make("audioresample")?, make(sink)?];
+    if let Some(sink) = elements.last() {
+        if sink.has_property("async") {
+            sink.set_property("async", false);
+        }
+    }
+    Ok(elements)
+}
+
+/// Adds the audio branch for `pad` to `pipeline` and links it.
+fn link_audio(pipeline: &gst::Pipeline, pad: &gst::Pad, output: AudioOutput) -> Result<(), MediaError> {
+    let fail = |message: String| MediaError::Pipeline { element: "audio".into(), message };
+    let elements = audio_branch(pad.current_caps(), output)?;
+    pipeline.add_many(&elements).map_err(|e| fail(e.to_string()))?;
+    gst::Element::link_many(&elements).map_err(|e| fail(e.to_string()))?;
+    for element in &elements {
+        element.sync_state_with_parent().map_err(|e| fail(e.to_string()))?;
+    }
+    let queue = elements.first().and_then(|q| q.static_pad("sink")).ok_or_else(|| fail("no queue".into()))?;
+    pad.link(&queue).map(|_| ()).map_err(|e| fail(format!("{e:?}")))
 }
 
 impl FilePlayer {
@@ -103,7 +138,6 @@ impl FilePlayer {
             "videoscale",
             "queue",
             "appsink",
-            "decodebin",
             "audioconvert",
             "audioresample",
         ])?;
@@ -125,15 +159,8 @@ impl FilePlayer {
                 }
             } else if name.starts_with("audio_") {
                 let Some(pipeline) = weak.upgrade() else { return };
-                let linked = audio_branch(audio_output).and_then(|bin| {
-                    let fail = |message: String| MediaError::Pipeline { element: "audio".into(), message };
-                    pipeline.add(&bin).map_err(|e| fail(e.to_string()))?;
-                    bin.sync_state_with_parent().map_err(|e| fail(e.to_string()))?;
-                    let sink = bin.static_pad("sink").ok_or_else(|| fail("no sink pad".into()))?;
-                    pad.link(&sink).map(|_| ()).map_err(|e| fail(format!("{e:?}")))
-                });
                 // The picture plays on without sound rather than not at all.
-                if let Err(error) = linked {
+                if let Err(error) = link_audio(&pipeline, pad, audio_output) {
                     tracing::warn!(%error, "VideoGram audio not played");
                 }
             }
@@ -238,4 +265,67 @@ fn watch_bus(
             }
         })
         .map_err(|e| MediaError::Pipeline { element: "bus".into(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A 1 s WebM with VP8 video and Opus audio, made here: the VideoGram fixture has no sound.
+    fn webm_with_sound() -> Vec<u8> {
+        pipeline::init().expect("GStreamer initialises");
+        let make = pipeline::launch(
+            "videotestsrc num-buffers=15 ! video/x-raw,width=160,height=120,framerate=15/1 \
+             ! vp8enc deadline=1 ! webmmux name=mux streamable=true ! appsink name=out sync=false \
+             audiotestsrc num-buffers=50 samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 \
+             ! audioconvert ! opusenc ! mux.",
+        )
+        .expect("the encoding pipeline parses");
+        let out: gst_app::AppSink = pipeline::by_name(&make, "out").expect("appsink");
+        make.set_state(gst::State::Playing).expect("encoding starts");
+        let mut bytes = Vec::new();
+        // Until the end of the stream, when pulling fails.
+        while let Ok(sample) = out.pull_sample() {
+            if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                bytes.extend_from_slice(&map);
+            }
+        }
+        let _ = make.set_state(gst::State::Null);
+        bytes
+    }
+
+    #[test]
+    fn a_videogram_with_sound_plays_its_audio_branch_to_the_end() {
+        let bytes = webm_with_sound();
+        assert!(bytes.len() > 1000, "{} bytes encoded", bytes.len());
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let player = FilePlayer::start(bytes, &FilePlayerConfig::default(), move |e| {
+            sink.lock().expect("test mutex").push(e);
+        })
+        .expect("the player starts");
+        let started = Instant::now();
+        let done = || events.lock().expect("test mutex").iter().any(|e| !matches!(e, PlayerEvent::Frame(_)));
+        while !done() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let decoders: Vec<String> = player
+            .pipeline
+            .iterate_recurse()
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.factory().map(|f| f.name().to_string()))
+            .filter(|name| name.ends_with("dec"))
+            .collect();
+        player.stop();
+        let events = events.lock().expect("test mutex");
+        assert_eq!(events.last(), Some(&PlayerEvent::Ended), "{:?}", events.last());
+        let frames = events.iter().filter(|e| matches!(e, PlayerEvent::Frame(_))).count();
+        assert!(frames >= 10, "{frames} frames of 15");
+        assert!(decoders.iter().any(|d| d == "opusdec"), "the sound was decoded: {decoders:?}");
+        assert!(decoders.iter().any(|d| d == "vp8dec"), "{decoders:?}");
+    }
 }

@@ -25,7 +25,7 @@ fn package_of(element: &'static str) -> &'static str {
             "gstreamer1.0-plugins-good"
         }
         "appsrc" | "appsink" | "videotestsrc" | "audiotestsrc" | "videoconvert" | "videoscale"
-        | "videorate" | "audioconvert" | "audioresample" | "opusenc" | "opusdec" | "decodebin" => {
+        | "videorate" | "audioconvert" | "audioresample" | "opusenc" | "opusdec" | "vorbisdec" => {
             "gstreamer1.0-plugins-base"
         }
         _ => "the GStreamer plugin providing it",
