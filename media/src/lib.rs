@@ -7,6 +7,8 @@
 //!   keyframe can decode. [`Capture::request_keyframe`] forces a new keyframe (e.g. a subscriber joined).
 //!   An optional [`PreviewConfig`] tees the raw camera picture off before the encoder to small RGBA
 //!   frames for a self view.
+//! * [`FilePlayer`]: a whole WebM file (a VideoGram: VP8, maybe Vorbis/Opus) played from memory at its
+//!   own pace: RGBA frames and the end or an error reported to a callback, pause/resume/stop.
 //! * [`Playback`]: [`EncodedFrame`]s pushed in → decoded RGBA video frames scaled to the UI's size,
 //!   handed to a callback (newest frame wins), and decoded audio to a sink (fake or the device's).
 //!
@@ -24,11 +26,13 @@
 
 mod bitstream;
 mod capture;
+mod file_player;
 mod pipeline;
 mod playback;
 
 pub use bitstream::{h264_nal_types, H264_NAL_IDR, H264_NAL_PPS, H264_NAL_SPS};
 pub use capture::{Capture, CaptureConfig, CaptureStats, PreviewConfig, PreviewSink, Sources};
+pub use file_player::{FilePlayer, FilePlayerConfig, PlayerEvent};
 pub use playback::{AudioOutput, DecodedVideoFrame, Playback, PlaybackConfig, PlaybackStats};
 
 /// What a call carries.
@@ -93,5 +97,6 @@ const _: () = {
     const fn send_sync<T: Send + Sync>() {}
     send_sync::<Capture>();
     send_sync::<Playback>();
+    send_sync::<FilePlayer>();
     send_sync::<EncodedFrame>();
 };

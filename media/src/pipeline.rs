@@ -21,9 +21,11 @@ fn package_of(element: &'static str) -> &'static str {
         "x264enc" => "gstreamer1.0-plugins-ugly",
         "h264parse" | "openh264dec" => "gstreamer1.0-plugins-bad",
         "avdec_h264" => "gstreamer1.0-libav",
-        "vp8enc" | "vp8dec" | "v4l2src" | "autoaudiosrc" | "autoaudiosink" => "gstreamer1.0-plugins-good",
+        "vp8enc" | "vp8dec" | "v4l2src" | "autoaudiosrc" | "autoaudiosink" | "matroskademux" => {
+            "gstreamer1.0-plugins-good"
+        }
         "appsrc" | "appsink" | "videotestsrc" | "audiotestsrc" | "videoconvert" | "videoscale"
-        | "videorate" | "audioconvert" | "audioresample" | "opusenc" | "opusdec" => {
+        | "videorate" | "audioconvert" | "audioresample" | "opusenc" | "opusdec" | "vorbisdec" => {
             "gstreamer1.0-plugins-base"
         }
         _ => "the GStreamer plugin providing it",
@@ -89,7 +91,7 @@ pub(crate) fn set_state(
     }
 }
 
-fn error_of(err: &gst::message::Error) -> MediaError {
+pub(crate) fn error_of(err: &gst::message::Error) -> MediaError {
     MediaError::Pipeline {
         element: err.src().map(|s| s.name().to_string()).unwrap_or_else(|| "unknown".into()),
         message: match err.debug() {

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use facility_media::{
-    h264_nal_types, AudioOutput, Capture, CaptureConfig, DecodedVideoFrame, EncodedFrame, MediaError,
-    MediaKind, Playback, PlaybackConfig, PreviewConfig, PreviewSink, TrackKind, VideoCodec, H264_NAL_IDR,
-    H264_NAL_PPS, H264_NAL_SPS,
+    h264_nal_types, AudioOutput, Capture, CaptureConfig, DecodedVideoFrame, EncodedFrame, FilePlayer,
+    FilePlayerConfig, MediaError, MediaKind, Playback, PlaybackConfig, PlayerEvent, PreviewConfig,
+    PreviewSink, TrackKind, VideoCodec, H264_NAL_IDR, H264_NAL_PPS, H264_NAL_SPS,
 };
 use tokio::sync::mpsc::Receiver;
 
@@ -448,5 +448,88 @@ async fn a_missing_camera_is_a_typed_pipeline_error() {
         }
         Err(other) => panic!("expected a pipeline error, got {other}"),
         Ok(_) => panic!("a capture from a camera that does not exist started"),
+    }
+}
+
+/// The 2 s VideoGram fixture central-sim attaches in the demo.
+const VIDEOGRAM: &[u8] = include_bytes!("../../central-sim/fixtures/media/videogram.webm");
+
+/// Plays `bytes` with a [`FilePlayer`], gathering what it reports.
+fn file_player(bytes: &[u8], cfg: &FilePlayerConfig) -> (FilePlayer, Arc<Mutex<Vec<PlayerEvent>>>) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let player = FilePlayer::start(bytes.to_vec(), cfg, move |e| sink.lock().expect("test mutex").push(e))
+        .expect("the file player starts");
+    (player, events)
+}
+
+#[tokio::test]
+async fn a_videogram_plays_to_its_end_at_its_own_pace_in_frames_of_the_asked_size() {
+    let _turn = TURN.lock().await;
+    let cfg = FilePlayerConfig { output_width: 320, output_height: 180, audio_output: AudioOutput::Fake };
+    let started = Instant::now();
+    let (player, events) = file_player(VIDEOGRAM, &cfg);
+    let ended = || events.lock().expect("test mutex").iter().any(|e| !matches!(e, PlayerEvent::Frame(_)));
+    wait_until(Duration::from_secs(15), ended);
+    let took = started.elapsed();
+    player.stop();
+    let events = events.lock().expect("test mutex").clone();
+    let frames: Vec<&DecodedVideoFrame> = events
+        .iter()
+        .filter_map(|e| match e {
+            PlayerEvent::Frame(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    eprintln!("videogram: {} frames in {took:?}", frames.len());
+    assert_eq!(events.last(), Some(&PlayerEvent::Ended), "the last report is the end");
+    assert!(frames.len() >= 20, "only {} frames of a 2 s video", frames.len());
+    for f in &frames {
+        assert_eq!((f.width, f.height), (320, 180));
+        assert!(f.stride >= 320 * 4 && f.rgba.len() >= f.stride * 179 + 320 * 4);
+    }
+    assert!(frames.windows(2).all(|w| w[0].pts_us < w[1].pts_us), "positions only move forward");
+    let last = frames.last().map_or(0, |f| f.pts_us);
+    assert!((1_500_000..=2_100_000).contains(&last), "the last frame is near 2 s: {last} µs");
+    // Paced by the clock, not decoded as fast as possible.
+    assert!(took >= Duration::from_millis(1_500), "played in {took:?}");
+}
+
+#[tokio::test]
+async fn a_paused_videogram_holds_still_and_resumes() {
+    let _turn = TURN.lock().await;
+    let (player, events) = file_player(VIDEOGRAM, &FilePlayerConfig::default());
+    let count = || events.lock().expect("test mutex").len();
+    wait_until(Duration::from_secs(5), || count() >= 5);
+    player.pause().expect("pauses");
+    std::thread::sleep(Duration::from_millis(200));
+    let held = count();
+    let position = player.position();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(count() <= held + 1, "frames kept coming while paused: {held} -> {}", count());
+    assert_eq!(player.position(), position, "the position holds while paused");
+    player.resume().expect("resumes");
+    let ended = || events.lock().expect("test mutex").contains(&PlayerEvent::Ended);
+    wait_until(Duration::from_secs(10), ended);
+    assert!(ended(), "resumed to the end");
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_a_videogram_are_a_reported_error_not_a_panic() {
+    let _turn = TURN.lock().await;
+    for bytes in [&b"not a webm file at all"[..], &VIDEOGRAM[..VIDEOGRAM.len() / 3]] {
+        let (player, events) = file_player(bytes, &FilePlayerConfig::default());
+        let done = || events.lock().expect("test mutex").iter().any(|e| !matches!(e, PlayerEvent::Frame(_)));
+        wait_until(Duration::from_secs(10), done);
+        player.stop();
+        let last = events.lock().expect("test mutex").last().cloned();
+        // A third of the file plays what it holds and then ends; garbage is an error.
+        assert!(
+            matches!(last, Some(PlayerEvent::Error(MediaError::Pipeline { .. })) | Some(PlayerEvent::Ended)),
+            "{last:?}"
+        );
+        if bytes.len() < 100 {
+            assert!(matches!(last, Some(PlayerEvent::Error(_))), "{last:?}");
+        }
     }
 }

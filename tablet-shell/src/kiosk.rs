@@ -24,6 +24,7 @@ use proto::tablet::{
 };
 
 use crate::client::{MediaAssembly, MediaFile};
+use crate::photo::{self, Photo};
 use crate::vm::call::CallVm;
 use crate::vm::compose::{ComposeVm, ECardPickerVm};
 use crate::vm::contacts::ContactsVm;
@@ -107,6 +108,53 @@ pub enum ContactAction {
 pub enum MediaCommand {
     Start { media: proto::call::CallMedia, kind: CallKind },
     Stop,
+}
+
+/// Playing the open message's VideoGram, which the shell runs beside the
+/// kiosk (the kiosk never decodes video itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoGramCommand {
+    /// Play `media` (every byte of it is in [`Kiosk::media_file`]) from the
+    /// start. `play` names this run: the player's reports carry it back, so
+    /// a report of a run stopped since is told apart from the current one.
+    Play {
+        play: u64,
+        media: MediaId,
+    },
+    Pause,
+    Resume,
+    /// Stop and let go of the player and its pictures.
+    Stop,
+}
+
+/// What the VideoGram player reports about run `play`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoGramEvent {
+    /// The picture on screen is `ms` into the video.
+    Position { play: u64, ms: u64 },
+    /// The video played to its end.
+    Ended { play: u64 },
+    /// The file could not be played (not a VideoGram we can decode, or the
+    /// player failed).
+    Failed { play: u64 },
+}
+
+impl VideoGramEvent {
+    fn play(self) -> u64 {
+        match self {
+            VideoGramEvent::Position { play, .. }
+            | VideoGramEvent::Ended { play }
+            | VideoGramEvent::Failed { play } => play,
+        }
+    }
+}
+
+/// The VideoGram run the shell is playing (or holding paused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct VideoGramRun {
+    play: u64,
+    media: MediaId,
+    paused: bool,
 }
 
 /// The edge's answer to one [`Outgoing`] request.
@@ -215,12 +263,18 @@ pub struct Kiosk {
     save_in_flight: bool,
     picker_open: bool,
     playback: Option<VideoGramPlayback>,
-    playback_started_ms: Option<u64>,
-    /// The open message's media: where each stands, the chunks so far, and
-    /// the finished files.
+    /// The VideoGram the shell's player is running, if any.
+    videogram_run: Option<VideoGramRun>,
+    /// Counts runs across sessions, like `next_id`, so a late report of an
+    /// old run never matches a new one.
+    next_play: u64,
+    videogram_commands: Vec<VideoGramCommand>,
+    /// The open message's media: where each stands, the chunks so far, the
+    /// finished files and the decoded photos.
     media_state: HashMap<MediaId, MediaState>,
     media_parts: HashMap<MediaId, MediaAssembly>,
     media_files: HashMap<MediaId, MediaFile>,
+    photos: HashMap<MediaId, Photo>,
     stamps_contact: Option<ContactId>,
     confirm: Option<ConfirmPurchase>,
     purchase_result: Option<PurchaseResult>,
@@ -254,10 +308,13 @@ impl Kiosk {
             save_in_flight: false,
             picker_open: false,
             playback: None,
-            playback_started_ms: None,
+            videogram_run: None,
+            next_play: 1,
+            videogram_commands: Vec::new(),
             media_state: HashMap::new(),
             media_parts: HashMap::new(),
             media_files: HashMap::new(),
+            photos: HashMap::new(),
             stamps_contact: None,
             confirm: None,
             purchase_result: None,
@@ -304,6 +361,128 @@ impl Kiosk {
         std::mem::take(&mut self.media_commands)
     }
 
+    /// VideoGram player commands, in order.
+    pub fn take_videogram_commands(&mut self) -> Vec<VideoGramCommand> {
+        std::mem::take(&mut self.videogram_commands)
+    }
+
+    /// The VideoGram run whose pictures belong on the screen now: playing
+    /// or paused, on the open message's screen.
+    pub fn videogram_on_screen(&self) -> Option<u64> {
+        self.videogram_run.filter(|_| self.screen == Screen::Message).map(|run| run.play)
+    }
+
+    /// A report of the VideoGram player. Reports of a run stopped since are
+    /// dropped.
+    pub fn videogram(&mut self, event: VideoGramEvent) {
+        let Some(run) = self.videogram_run else { return };
+        if event.play() != run.play {
+            return;
+        }
+        match event {
+            VideoGramEvent::Position { ms, .. } => {
+                if let Some(playback) = &mut self.playback {
+                    playback.set_position_ms(ms);
+                }
+            }
+            VideoGramEvent::Ended { .. } => {
+                if let Some(playback) = &mut self.playback {
+                    playback.finish();
+                }
+                self.stop_videogram();
+            }
+            VideoGramEvent::Failed { .. } => {
+                tracing::warn!(media = %run.media, "the VideoGram could not be played");
+                self.media_state.insert(run.media, MediaState::Unavailable);
+                self.stop_videogram();
+                if let Some(playback) = &mut self.playback {
+                    playback.rewind();
+                }
+            }
+        }
+    }
+
+    /// Play / Pause on the VideoGram card; only once every byte is here.
+    fn toggle_videogram(&mut self) {
+        let Some(media) = self.videogram_media() else { return };
+        if self.media_state.get(&media) != Some(&MediaState::Ready) {
+            return;
+        }
+        let Some(playback) = &mut self.playback else { return };
+        match &mut self.videogram_run {
+            Some(run) if !run.paused => {
+                run.paused = true;
+                playback.set_playing(false);
+                self.videogram_commands.push(VideoGramCommand::Pause);
+            }
+            Some(run) => {
+                run.paused = false;
+                playback.set_playing(true);
+                self.videogram_commands.push(VideoGramCommand::Resume);
+            }
+            None => {
+                let play = self.next_play;
+                self.next_play += 1;
+                playback.rewind();
+                playback.set_playing(true);
+                self.videogram_run = Some(VideoGramRun { play, media, paused: false });
+                self.videogram_commands.push(VideoGramCommand::Play { play, media });
+            }
+        }
+    }
+
+    /// Lets go of the player (the message closed, the session ended, the
+    /// video ended or failed).
+    fn stop_videogram(&mut self) {
+        if self.videogram_run.take().is_some() {
+            self.videogram_commands.push(VideoGramCommand::Stop);
+        }
+        if let Some(playback) = &mut self.playback {
+            playback.set_playing(false);
+        }
+    }
+
+    /// The open message's VideoGram.
+    fn videogram_media(&self) -> Option<MediaId> {
+        self.data.message.as_ref()?.attachments.iter().find_map(|a| match a {
+            proto::messaging::Attachment::VideoGram { media, .. } => Some(*media),
+            _ => None,
+        })
+    }
+
+    /// Every byte of `file` is here: photos are decoded for the viewer now,
+    /// so a photo that cannot be shown says so instead of an empty frame.
+    fn media_arrived(&mut self, file: MediaFile) {
+        use proto::messaging::Attachment;
+        let media = file.media;
+        let attachment = self
+            .data
+            .message
+            .as_ref()
+            .and_then(|m| m.attachments.iter().find(|a| a.media() == Some(media)).copied());
+        let ready = match attachment {
+            Some(Attachment::Photo(_) | Attachment::SnapNSend(_)) => {
+                match photo::decode(file.content_type, &file.bytes, photo::VIEWER_WIDTH, photo::VIEWER_HEIGHT)
+                {
+                    Ok(photo) => {
+                        self.photos.insert(media, photo);
+                        true
+                    }
+                    Err(error) => {
+                        tracing::warn!(%media, %error, "a photo attachment cannot be shown");
+                        false
+                    }
+                }
+            }
+            Some(Attachment::VideoGram { .. }) => file.content_type.is_video(),
+            Some(Attachment::ECard(_)) | None => false,
+        };
+        if ready {
+            self.media_files.insert(media, file);
+        }
+        self.media_state.insert(media, if ready { MediaState::Ready } else { MediaState::Unavailable });
+    }
+
     /// Stops the media leg once the call is over (or gone).
     fn settle_media(&mut self) {
         if self.media_live && self.call.as_ref().is_none_or(CallVm::is_over) {
@@ -324,7 +503,8 @@ impl Kiosk {
         self.outgoing.push(Outgoing { id, request });
     }
 
-    /// Time passes: timers, lockout countdowns and VideoGram playback follow.
+    /// Time passes: timers and lockout countdowns follow (the VideoGram's
+    /// position comes from its player, [`Kiosk::videogram`]).
     pub fn tick(&mut self, now: Timestamp, now_ms: u64) {
         self.now = now;
         self.now_ms = now_ms;
@@ -334,12 +514,6 @@ impl Kiosk {
         }
         if self.screen == Screen::Login && now_ms.saturating_sub(self.last_touch_ms) >= LOGIN_IDLE_RESET_MS {
             self.forget_login_screen();
-        }
-        if let (Some(playback), Some(started)) = (&mut self.playback, self.playback_started_ms) {
-            if playback.is_playing() {
-                let secs = u32::try_from(now_ms.saturating_sub(started) / 1000).unwrap_or(u32::MAX);
-                playback.set_position(secs);
-            }
         }
     }
 
@@ -409,14 +583,7 @@ impl Kiosk {
             }
             UiEvent::MessageBack => self.navigate(Screen::Mailbox),
             UiEvent::MessageAction(index) => self.message_action(index),
-            UiEvent::PlayAttachment => {
-                if let Some(playback) = &mut self.playback {
-                    playback.toggle();
-                    if playback.is_playing() {
-                        self.playback_started_ms = Some(self.now_ms);
-                    }
-                }
-            }
+            UiEvent::PlayAttachment => self.toggle_videogram(),
             UiEvent::ComposeSubject(subject) => {
                 if let Some(compose) = &mut self.compose {
                     compose.set_subject(subject);
@@ -507,6 +674,9 @@ impl Kiosk {
             return;
         }
         self.screen = screen;
+        if screen != Screen::Message {
+            self.stop_videogram();
+        }
         match screen {
             Screen::Home => {
                 self.send(Purpose::Balances, TabletRequest::Balances);
@@ -542,6 +712,8 @@ impl Kiosk {
     fn back_to_login(&mut self, notice: Option<LoginNotice>) {
         let settings = self.default_settings;
         let media_stop = self.media_live;
+        let videogram_stop = self.videogram_run.is_some();
+        let next_play = self.next_play;
         let (now, now_ms, next_id, pending, outgoing) = (
             self.now,
             self.now_ms,
@@ -560,6 +732,10 @@ impl Kiosk {
         if media_stop {
             self.media_commands.push(MediaCommand::Stop);
         }
+        self.next_play = next_play;
+        if videogram_stop {
+            self.videogram_commands.push(VideoGramCommand::Stop);
+        }
     }
 
     fn contact_action(&mut self, row: usize, action: ContactAction) {
@@ -570,6 +746,7 @@ impl Kiosk {
             ContactAction::VoiceCall | ContactAction::VideoCall => {
                 let kind = if action == ContactAction::VideoCall { CallKind::Video } else { CallKind::Voice };
                 self.call = Some(CallVm::placing(contact.name.clone(), kind));
+                self.stop_videogram();
                 self.screen = Screen::Call;
                 self.send(
                     Purpose::StartCall,
@@ -743,17 +920,18 @@ impl Kiosk {
                 }
             }
             (Purpose::ReadMessage, TabletResponse::Message(view)) => {
+                self.stop_videogram();
                 self.playback = view.attachments.iter().find_map(|a| match a {
                     proto::messaging::Attachment::VideoGram { duration_secs, .. } => {
                         Some(VideoGramPlayback::new(u32::from(*duration_secs)))
                     }
                     _ => None,
                 });
-                self.playback_started_ms = None;
                 // Photos and VideoGrams come through the edge's cache, chunk by chunk.
                 self.media_state.clear();
                 self.media_parts.clear();
                 self.media_files.clear();
+                self.photos.clear();
                 for media in view.attachments.iter().filter_map(|a| a.media()) {
                     if self.media_state.insert(media, MediaState::Loading).is_none() {
                         self.media_parts.insert(media, MediaAssembly::new(media));
@@ -840,10 +1018,7 @@ impl Kiosk {
                     None => {
                         let done = self.media_parts.remove(&asked).map(MediaAssembly::finish);
                         match done {
-                            Some(Ok(file)) => {
-                                self.media_files.insert(asked, file);
-                                self.media_state.insert(asked, MediaState::Ready);
-                            }
+                            Some(Ok(file)) => self.media_arrived(file),
                             _ => {
                                 self.media_state.insert(asked, MediaState::Unavailable);
                             }
@@ -1003,6 +1178,11 @@ impl Kiosk {
     /// The open message's attachment `media`, once every byte is here.
     pub fn media_file(&self, media: MediaId) -> Option<&MediaFile> {
         self.media_files.get(&media)
+    }
+
+    /// The open message's photo `media`, decoded and fitted to the viewer.
+    pub fn photo(&self, media: MediaId) -> Option<&Photo> {
+        self.photos.get(&media)
     }
 
     /// The open VideoGram's playback, if the message has one.
@@ -1288,6 +1468,48 @@ mod media_tests {
             .collect()
     }
 
+    const PNG: &[u8] = include_bytes!("../../central-sim/fixtures/media/photo.png");
+    const WEBM: &[u8] = include_bytes!("../../central-sim/fixtures/media/videogram.webm");
+
+    fn kiosk() -> Kiosk {
+        let mut kiosk =
+            Kiosk::new(Settings { lang: Lang::English, large_text: false }, Timestamp::UNIX_EPOCH, 0);
+        kiosk.data.session = Some(SessionInfo {
+            resident: proto::domain::ResidentId::new("1001"),
+            name: "Andre Martin".into(),
+            unit: proto::domain::UnitId::new("A"),
+            session_id: 1,
+        });
+        kiosk
+    }
+
+    /// Answers request `id` for `media` with the whole file in one chunk.
+    fn serve(kiosk: &mut Kiosk, id: u64, media: MediaId, content_type: MediaType, bytes: &[u8]) {
+        let total = bytes.len() as u64;
+        let chunk = |offset: usize, end: usize| {
+            EdgeReply::Answer(TabletResponse::MediaChunk {
+                media,
+                content_type,
+                total,
+                offset: offset as u64,
+                bytes: bytes[offset..end].to_vec(),
+            })
+        };
+        // The edge's chunks are at most 48 KiB; the VideoGram takes two.
+        let mut id = id;
+        let mut offset = 0;
+        loop {
+            let end = (offset + 48 * 1024).min(bytes.len());
+            kiosk.reply(id, chunk(offset, end));
+            offset = end;
+            match media_requests(&kiosk.take_outgoing()).as_slice() {
+                [(next, m, at)] if *m == media && *at == offset as u64 => id = *next,
+                [] => break,
+                other => panic!("unexpected requests {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn opening_a_message_fetches_its_media_chunk_by_chunk() {
         let mut kiosk =
@@ -1309,22 +1531,26 @@ mod media_tests {
         assert_eq!(kiosk.media_state(MediaId(9)), None);
 
         // The photo comes in two chunks.
-        let chunk = |offset: u64, bytes: &[u8]| {
+        let total = PNG.len() as u64;
+        let chunk = |offset: usize, bytes: &[u8]| {
             EdgeReply::Answer(TabletResponse::MediaChunk {
                 media: MediaId(1),
                 content_type: MediaType::Png,
-                total: 5,
-                offset,
+                total,
+                offset: offset as u64,
                 bytes: bytes.to_vec(),
             })
         };
-        kiosk.reply(asked[0].0, chunk(0, b"abc"));
+        kiosk.reply(asked[0].0, chunk(0, &PNG[..1000]));
         let next = media_requests(&kiosk.take_outgoing());
-        assert_eq!(next.iter().map(|a| (a.1, a.2)).collect::<Vec<_>>(), vec![(MediaId(1), 3)]);
+        assert_eq!(next.iter().map(|a| (a.1, a.2)).collect::<Vec<_>>(), vec![(MediaId(1), 1000)]);
         assert_eq!(kiosk.media_file(MediaId(1)), None);
-        kiosk.reply(next[0].0, chunk(3, b"de"));
+        assert_eq!(kiosk.photo(MediaId(1)), None);
+        kiosk.reply(next[0].0, chunk(1000, &PNG[1000..]));
         assert_eq!(kiosk.media_state(MediaId(1)), Some(MediaState::Ready));
-        assert_eq!(kiosk.media_file(MediaId(1)).map(|f| f.bytes.as_slice()), Some(&b"abcde"[..]));
+        assert_eq!(kiosk.media_file(MediaId(1)).map(|f| f.bytes.as_slice()), Some(PNG));
+        let photo = kiosk.photo(MediaId(1)).expect("the photo is decoded once it is whole");
+        assert_eq!((photo.width, photo.height, photo.rgba.len()), (160, 120, 160 * 120 * 4));
         assert!(media_requests(&kiosk.take_outgoing()).is_empty());
 
         // The VideoGram is not on the edge yet: plain words, no error screen.
@@ -1335,6 +1561,183 @@ mod media_tests {
             Some("Todavía no se ha descargado. Inténtalo más tarde.")
         );
         assert!(kiosk.login_notice.is_none(), "a missing attachment is not an unreachable edge");
+    }
+
+    #[test]
+    fn a_photo_that_does_not_decode_is_unavailable_in_words() {
+        let mut kiosk = kiosk();
+        let out = open_message(
+            &mut kiosk,
+            vec![
+                Attachment::Photo(MediaId(1)),
+                Attachment::SnapNSend(MediaId(2)),
+                Attachment::Photo(MediaId(3)),
+            ],
+        );
+        let asked = media_requests(&out);
+        serve(&mut kiosk, asked[0].0, MediaId(1), MediaType::Png, &PNG[..PNG.len() / 2]);
+        // A video where a photo belongs is not shown as one.
+        serve(&mut kiosk, asked[1].0, MediaId(2), MediaType::WebmVp8, WEBM);
+        // Every byte of a good photo, labelled as the wrong kind.
+        serve(&mut kiosk, asked[2].0, MediaId(3), MediaType::Jpeg, PNG);
+        for media in [MediaId(1), MediaId(2), MediaId(3)] {
+            assert_eq!(kiosk.media_state(media), Some(MediaState::Unavailable), "{media}");
+            assert_eq!(kiosk.photo(media), None);
+            assert_eq!(
+                kiosk.media_state(media).map(|s| s.words(Lang::Spanish)).as_deref(),
+                Some("Este adjunto no se puede mostrar.")
+            );
+        }
+    }
+
+    /// A message with the 2 s fixture VideoGram, fetched whole; the kiosk on
+    /// its screen.
+    fn videogram_ready() -> Kiosk {
+        let mut kiosk = kiosk();
+        let out =
+            open_message(&mut kiosk, vec![Attachment::VideoGram { media: MediaId(2), duration_secs: 2 }]);
+        assert_eq!(kiosk.screen(), Screen::Message);
+        let asked = media_requests(&out);
+        serve(&mut kiosk, asked[0].0, MediaId(2), MediaType::WebmVp8, WEBM);
+        assert_eq!(kiosk.media_state(MediaId(2)), Some(MediaState::Ready));
+        kiosk
+    }
+
+    fn progress(kiosk: &Kiosk) -> (String, String) {
+        let playback = kiosk.playback().expect("the message has a VideoGram");
+        (playback.button_label(Lang::English), playback.progress_label())
+    }
+
+    #[test]
+    fn play_pause_and_resume_are_commands_and_the_player_moves_the_progress() {
+        let mut kiosk = videogram_ready();
+        assert!(kiosk.take_videogram_commands().is_empty(), "nothing plays by itself");
+        kiosk.ui(UiEvent::PlayAttachment);
+        let play = match kiosk.take_videogram_commands().as_slice() {
+            [VideoGramCommand::Play { play, media: MediaId(2) }] => *play,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kiosk.videogram_on_screen(), Some(play));
+        assert_eq!(progress(&kiosk), ("Pause".into(), "0:00 / 0:02".into()));
+
+        // Time alone moves nothing: only the player's reports do.
+        kiosk.tick(Timestamp::UNIX_EPOCH, 5_000);
+        assert_eq!(progress(&kiosk).1, "0:00 / 0:02");
+        kiosk.videogram(VideoGramEvent::Position { play, ms: 1_040 });
+        assert_eq!(progress(&kiosk).1, "0:01 / 0:02");
+        assert!((kiosk.playback().map_or(0.0, |p| p.fraction()) - 0.52).abs() < 1e-6);
+        // A report of some other run is not this one's.
+        kiosk.videogram(VideoGramEvent::Position { play: play + 7, ms: 1_900 });
+        kiosk.videogram(VideoGramEvent::Ended { play: play + 7 });
+        assert_eq!(progress(&kiosk), ("Pause".into(), "0:01 / 0:02".into()));
+
+        kiosk.ui(UiEvent::PlayAttachment);
+        assert_eq!(kiosk.take_videogram_commands(), vec![VideoGramCommand::Pause]);
+        assert_eq!(progress(&kiosk).0, "Play");
+        assert_eq!(kiosk.videogram_on_screen(), Some(play), "a paused picture stays");
+        kiosk.ui(UiEvent::PlayAttachment);
+        assert_eq!(kiosk.take_videogram_commands(), vec![VideoGramCommand::Resume]);
+
+        kiosk.videogram(VideoGramEvent::Position { play, ms: 2_000 });
+        kiosk.videogram(VideoGramEvent::Ended { play });
+        assert_eq!(kiosk.take_videogram_commands(), vec![VideoGramCommand::Stop]);
+        assert_eq!(progress(&kiosk), ("Play".into(), "0:02 / 0:02".into()));
+        assert_eq!(kiosk.videogram_on_screen(), None);
+
+        // Played again: a new run from the start.
+        kiosk.ui(UiEvent::PlayAttachment);
+        match kiosk.take_videogram_commands().as_slice() {
+            [VideoGramCommand::Play { play: again, media: MediaId(2) }] => assert_ne!(*again, play),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(progress(&kiosk), ("Pause".into(), "0:00 / 0:02".into()));
+    }
+
+    #[test]
+    fn a_videogram_not_here_yet_does_not_play() {
+        let mut kiosk = kiosk();
+        let out =
+            open_message(&mut kiosk, vec![Attachment::VideoGram { media: MediaId(2), duration_secs: 2 }]);
+        kiosk.ui(UiEvent::PlayAttachment);
+        assert!(kiosk.take_videogram_commands().is_empty(), "still loading");
+        let asked = media_requests(&out);
+        kiosk.reply(asked[0].0, EdgeReply::Refused(ApiError::MediaNotDownloaded { media: MediaId(2) }));
+        kiosk.ui(UiEvent::PlayAttachment);
+        assert!(kiosk.take_videogram_commands().is_empty(), "not downloaded");
+        assert_eq!(progress(&kiosk).0, "Play");
+    }
+
+    #[test]
+    fn a_player_error_leaves_the_videogram_unavailable_in_words() {
+        let mut kiosk = videogram_ready();
+        kiosk.ui(UiEvent::PlayAttachment);
+        let Some(VideoGramCommand::Play { play, .. }) = kiosk.take_videogram_commands().pop() else {
+            panic!("no Play");
+        };
+        kiosk.videogram(VideoGramEvent::Position { play, ms: 500 });
+        kiosk.videogram(VideoGramEvent::Failed { play });
+        assert_eq!(kiosk.take_videogram_commands(), vec![VideoGramCommand::Stop]);
+        assert_eq!(kiosk.media_state(MediaId(2)), Some(MediaState::Unavailable));
+        assert_eq!(
+            kiosk.media_state(MediaId(2)).map(|s| s.words(Lang::English)).as_deref(),
+            Some("This attachment cannot be shown.")
+        );
+        assert_eq!(progress(&kiosk), ("Play".into(), "0:00 / 0:02".into()));
+        kiosk.ui(UiEvent::PlayAttachment);
+        assert!(kiosk.take_videogram_commands().is_empty(), "it is not tried again");
+    }
+
+    /// One way off the message screen.
+    type Leave = fn(&mut Kiosk);
+
+    #[test]
+    fn leaving_the_message_logging_out_or_a_reset_stops_the_player() {
+        let leave: [(&str, Leave); 5] = [
+            ("back to the mailbox", |k| k.ui(UiEvent::MessageBack)),
+            ("the navigation bar", |k| k.ui(UiEvent::Navigate(Screen::Home))),
+            ("log out", |k| k.ui(UiEvent::Logout)),
+            ("Ctrl+Alt+Backspace", |k| k.ui(UiEvent::Reset)),
+            ("the edge ends the session", |k| {
+                k.event(ServerEvent::SessionEnded {
+                    reason: proto::tablet::SessionEndReason::LoggedInElsewhere,
+                })
+            }),
+        ];
+        for (how, leave) in leave {
+            for paused in [false, true] {
+                let mut kiosk = videogram_ready();
+                kiosk.ui(UiEvent::PlayAttachment);
+                if paused {
+                    kiosk.ui(UiEvent::PlayAttachment);
+                }
+                let Some(VideoGramCommand::Play { play, .. }) =
+                    kiosk.take_videogram_commands().first().cloned()
+                else {
+                    panic!("{how}: no Play");
+                };
+                leave(&mut kiosk);
+                assert_eq!(kiosk.take_videogram_commands(), vec![VideoGramCommand::Stop], "{how}");
+                assert_eq!(kiosk.videogram_on_screen(), None, "{how}");
+                // A late report of the stopped run changes nothing.
+                kiosk.videogram(VideoGramEvent::Ended { play });
+                assert!(kiosk.take_videogram_commands().is_empty(), "{how}");
+            }
+        }
+        // Nothing to stop when nothing played.
+        let mut kiosk = videogram_ready();
+        kiosk.ui(UiEvent::MessageBack);
+        assert!(kiosk.take_videogram_commands().is_empty());
+    }
+
+    #[test]
+    fn run_numbers_are_not_reused_after_a_logout() {
+        let mut kiosk = videogram_ready();
+        kiosk.ui(UiEvent::PlayAttachment);
+        let first = kiosk.take_videogram_commands();
+        kiosk.ui(UiEvent::Logout);
+        assert!(kiosk.next_play > 1);
+        let Some(VideoGramCommand::Play { play, .. }) = first.first().cloned() else { panic!("{first:?}") };
+        assert!(kiosk.next_play > play, "the next session's first run is numbered after {play}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod kiosk;
 #[cfg(feature = "media")]
 pub mod media_call;
 pub mod output;
+pub mod photo;
 pub mod session;
 #[cfg(feature = "ui")]
 pub mod ui;

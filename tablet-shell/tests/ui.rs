@@ -529,3 +529,91 @@ fn a_voice_call_has_no_self_view() {
     assert!(!shown, "a stray picture in a voice call is not shown");
     assert_eq!(d.window.get_self_frame().size().width, 0);
 }
+
+/// Opens the birthday message (the mailbox's first row).
+fn open_birthday_message(d: &mut Driver<CannedEdge>) {
+    log_in(d, "1234");
+    d.ui(UiEvent::Navigate(Screen::Mailbox));
+    d.ui(UiEvent::OpenMessage(0));
+    assert_eq!(d.kiosk.borrow().screen(), Screen::Message);
+}
+
+#[test]
+fn a_photo_that_arrived_is_shown_in_its_card() {
+    use support::{PHOTO, PHOTO_PNG};
+    let mut edge = CannedEdge { with_photo: true, ..CannedEdge::default() };
+    edge.media.push((PHOTO, proto::messaging::MediaType::Png, PHOTO_PNG.to_vec()));
+    let mut d = driver(edge, Settings::default());
+    open_birthday_message(&mut d);
+    let view = d.window.get_message();
+    let cards: Vec<_> = slint::Model::iter(&view.attachments).collect();
+    let photo = cards.iter().find(|a| a.label == "Photo").expect("a photo card");
+    assert!(photo.has_picture, "{photo:?}");
+    let size = photo.picture.size();
+    assert_eq!((size.width, size.height), (160, 120), "the 160x120 fixture, not scaled up");
+    assert_eq!(photo.state_text, "", "no words once it is here");
+    // The picture is an element on screen, named for screen readers.
+    let shown = support::labelled(&d)
+        .into_iter()
+        .filter(|e| e.accessible_label().is_some_and(|l| l == "Photo"))
+        .any(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Image));
+    assert!(shown, "no image labelled Photo; on screen: {:?}", labels(&d));
+}
+
+#[test]
+fn media_on_its_way_says_loading_and_media_not_on_the_edge_says_so() {
+    let mut edge = CannedEdge { with_photo: true, ..CannedEdge::default() };
+    edge.media.clear();
+    let mut d = driver(edge, Settings::default());
+    log_in(&mut d, "1234");
+    d.ui(UiEvent::Navigate(Screen::Mailbox));
+    // The message is answered; its media requests are left waiting.
+    d.kiosk.borrow_mut().ui(UiEvent::OpenMessage(0));
+    let sent = d.kiosk.borrow_mut().take_outgoing();
+    for out in sent {
+        if let proto::tablet::TabletRequest::ReadMessage { .. } = out.request {
+            let reply = d.edge.answer(&out.request);
+            d.kiosk.borrow_mut().reply(out.id, reply);
+        }
+    }
+    let waiting = d.kiosk.borrow_mut().take_outgoing();
+    assert!(waiting.iter().any(|o| matches!(o.request, proto::tablet::TabletRequest::Media { .. })));
+    tablet_shell::ui::render(&d.kiosk.borrow(), &d.window);
+    element(&d, "Loading…");
+    let view = d.window.get_message();
+    let videogram = slint::Model::iter(&view.attachments).find(|a| a.is_videogram).expect("VideoGram card");
+    assert_eq!(videogram.state_text, "Loading…");
+    assert!(!videogram.play_enabled, "nothing to play yet");
+
+    // Asked again, the edge has neither: plain words in the resident's language.
+    d.ui(UiEvent::ChooseLanguage(Lang::Spanish));
+    d.ui(UiEvent::Navigate(Screen::Mailbox));
+    d.ui(UiEvent::OpenMessage(0));
+    element(&d, "Todavía no se ha descargado. Inténtalo más tarde.");
+    assert!(!slint::Model::iter(&d.window.get_message().attachments).any(|a| a.has_picture));
+}
+
+#[test]
+fn a_videogram_picture_shows_only_while_its_run_is_on_screen() {
+    use tablet_shell::kiosk::{VideoGramCommand, VideoGramEvent};
+    let mut d = driver(CannedEdge::default(), Settings::default());
+    open_birthday_message(&mut d);
+    press(&mut d, "Play");
+    let play = match d.videogram_commands.as_slice() {
+        [VideoGramCommand::Play { play, media }] if *media == support::VIDEOGRAM => *play,
+        other => panic!("{other:?}"),
+    };
+    assert!(!d.window.get_videogram_showing(), "nothing shown before the first frame");
+    let frame = vec![90u8; 4 * 4 * 4];
+    d.videogram(VideoGramEvent::Position { play, ms: 1_000 });
+    assert!(tablet_shell::ui::show_videogram_picture(&d.kiosk.borrow(), &d.window, play, &frame, 4, 4));
+    assert!(d.window.get_videogram_showing());
+    assert_eq!(d.window.get_message().progress_label, "0:01 / 0:30");
+    assert_eq!(d.window.get_message().play_label, "Pause");
+    // Another run's picture is not this one's.
+    assert!(!tablet_shell::ui::show_videogram_picture(&d.kiosk.borrow(), &d.window, play + 1, &frame, 4, 4));
+
+    press(&mut d, "Back");
+    assert_eq!(d.videogram_commands.last(), Some(&VideoGramCommand::Stop));
+    assert!(!tablet_shell::ui::show_videogram_picture(&d.kiosk.borrow(), &d.window, play, &frame, 4, 4));
+}

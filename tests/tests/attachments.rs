@@ -1,14 +1,21 @@
 //! Issue 6 over real processes on loopback: a contact's photo and VideoGram
 //! go from central-sim through the edge's media cache to the tablet CLI,
 //! byte for byte; they stay available with central stopped once the edge
-//! has prefetched them; and another resident is refused them.
+//! has prefetched them; the kiosk shows the photo, decoded, from the
+//! edge's cache; and another resident is refused them.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use facility_tests::System;
+use proto::messaging::MediaId;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use slint::Model;
+use tablet_shell::kiosk::{Screen, UiEvent};
+use tablet_shell::ui::driver::{Driver, QuicEdge};
+use tablet_shell::vm::messages::MediaState;
+use tablet_shell::vm::settings::Settings;
 
 const PIN: &str = "1234";
 
@@ -135,4 +142,29 @@ fn photos_and_videograms_reach_the_tablet_and_stay_there_with_central_down() {
         );
     }
     assert!(!other.exists(), "nothing is written for a refusal");
+
+    // The kiosk (Slint's testing backend, no display) opens the message and
+    // shows the photo from the edge's cache, central still down.
+    i_slint_backend_testing::init_no_event_loop();
+    let bundle = net::Bundle::load(&system.provision("T-0100")).unwrap();
+    let edge = QuicEdge::connect(system.tablet_addr, &bundle, "localhost").unwrap();
+    let mut kiosk = Driver::new(edge, Settings::default(), jiff::Timestamp::now()).unwrap();
+    kiosk.set_id_prefix("R");
+    kiosk.log_in_with_keypad(&[1, 0, 0, 1], &[1, 2, 3, 4]);
+    kiosk.ui(UiEvent::Navigate(Screen::Mailbox));
+    let row = kiosk
+        .kiosk
+        .borrow()
+        .mailbox()
+        .and_then(|m| m.rows.iter().position(|r| r.subject == "From the park"))
+        .expect("the message is in the kiosk's inbox");
+    kiosk.ui(UiEvent::OpenMessage(row));
+    let state = |id: u64| kiosk.kiosk.borrow().media_state(MediaId(id));
+    assert_eq!(state(photo_id), Some(MediaState::Ready));
+    assert_eq!(state(video_id), Some(MediaState::Ready), "the VideoGram is here to play");
+    let cards: Vec<_> = kiosk.window.get_message().attachments.iter().collect();
+    let card = cards.iter().find(|a| a.has_picture).unwrap_or_else(|| panic!("no photo shown: {cards:?}"));
+    let size = card.picture.size();
+    assert_eq!((size.width, size.height), (160, 120), "the fixture photo, decoded");
+    assert_eq!(card.state_text, "");
 }

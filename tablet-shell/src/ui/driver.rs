@@ -14,7 +14,7 @@ use proto::tablet::ServerEvent;
 use slint::ComponentHandle;
 
 use super::{render, wire, AppWindow};
-use crate::kiosk::{EdgeReply, Kiosk, UiEvent};
+use crate::kiosk::{EdgeReply, Kiosk, UiEvent, VideoGramCommand, VideoGramEvent};
 use crate::vm::settings::Settings;
 use crate::EdgeClient;
 
@@ -64,6 +64,9 @@ pub struct Driver<E: Edge> {
     pub kiosk: Rc<RefCell<Kiosk>>,
     pub window: AppWindow,
     pub edge: E,
+    /// What the kiosk asked of the VideoGram player, in order (no player
+    /// runs here: tests answer with [`Driver::videogram`]).
+    pub videogram_commands: Vec<VideoGramCommand>,
     now: Timestamp,
     now_ms: u64,
 }
@@ -86,7 +89,7 @@ impl<E: Edge> Driver<E> {
             }),
         );
         render(&kiosk.borrow(), &window);
-        Ok(Driver { kiosk, window, edge, now, now_ms: 0 })
+        Ok(Driver { kiosk, window, edge, videogram_commands: Vec::new(), now, now_ms: 0 })
     }
 
     /// Starts over on the login screen with resident IDs beginning `prefix`
@@ -121,6 +124,8 @@ impl<E: Edge> Driver<E> {
     pub fn pump(&mut self) {
         loop {
             let outgoing = self.kiosk.borrow_mut().take_outgoing();
+            let videogram = self.kiosk.borrow_mut().take_videogram_commands();
+            self.videogram_commands.extend(videogram);
             let events = self.edge.events();
             if outgoing.is_empty() && events.is_empty() {
                 break;
@@ -134,6 +139,12 @@ impl<E: Edge> Driver<E> {
             }
         }
         render(&self.kiosk.borrow(), &self.window);
+    }
+
+    /// A report of the (absent) VideoGram player, as the runtime would hand it in.
+    pub fn videogram(&mut self, event: VideoGramEvent) {
+        self.kiosk.borrow_mut().videogram(event);
+        self.pump();
     }
 
     /// Lets `by` pass on the kiosk's clocks, then handles what arrived.

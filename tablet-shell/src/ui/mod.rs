@@ -15,11 +15,16 @@ pub mod tour;
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use std::sync::Arc;
+
+use proto::messaging::MediaId;
 use proto::tablet::Folder;
 use slint::{ComponentHandle, ModelRc, SharedString, VecModel};
 
 use crate::kiosk::{ContactAction, Kiosk, Screen, UiEvent};
+use crate::photo::Photo;
 use crate::vm::login::Field;
+use crate::vm::messages::MediaState;
 use crate::vm::{nav, Lang, Tone};
 
 #[allow(clippy::all, clippy::pedantic)]
@@ -281,15 +286,62 @@ fn render_mailbox(kiosk: &Kiosk, window: &AppWindow, lang: Lang) {
     });
 }
 
+/// A photo's media, its pixels as the kiosk holds them, and their Slint image.
+type CachedPhoto = (MediaId, Arc<[u8]>, slint::Image);
+
+thread_local! {
+    /// The open message's photos as Slint images, so a redraw (every tick)
+    /// does not copy their pixels again. Keyed by media and checked against
+    /// the kiosk's pixels (kept alive here, so the pointer stays unique):
+    /// a cache only, the kiosk still decides what is shown.
+    static PHOTO_IMAGES: RefCell<Vec<CachedPhoto>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The Slint image of a decoded photo, made once per photo.
+fn photo_image(media: MediaId, photo: &Photo) -> slint::Image {
+    PHOTO_IMAGES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, _, image)) =
+            cache.iter().find(|(m, px, _)| *m == media && Arc::ptr_eq(px, &photo.rgba))
+        {
+            return image.clone();
+        }
+        let buffer = slint::SharedPixelBuffer::<slint::Rgba8Pixel>::clone_from_slice(
+            &photo.rgba,
+            photo.width,
+            photo.height,
+        );
+        let image = slint::Image::from_rgba8(buffer);
+        cache.retain(|(m, _, _)| *m != media);
+        cache.push((media, photo.rgba.clone(), image.clone()));
+        image
+    })
+}
+
+/// Lets go of photos no longer on screen.
+fn forget_photos_except(keep: &[MediaId]) {
+    PHOTO_IMAGES.with(|cache| cache.borrow_mut().retain(|(m, _, _)| keep.contains(m)));
+}
+
 fn render_message(kiosk: &Kiosk, window: &AppWindow, nav_vm: &nav::NavVm, lang: Lang) {
     let Some(v) = kiosk.message_vm() else { return };
+    let shown: Vec<MediaId> = v.attachments.iter().filter_map(|a| a.media).collect();
+    forget_photos_except(&shown);
     let attachments = v
         .attachments
         .iter()
-        .map(|a| g::AttachmentView {
-            label: s(&a.label),
-            duration: s(&a.duration),
-            is_videogram: a.kind == crate::vm::messages::AttachmentKind::VideoGram,
+        .map(|a| {
+            let state = a.media.and_then(|m| kiosk.media_state(m));
+            let photo = a.media.and_then(|m| kiosk.photo(m).map(|p| photo_image(m, p)));
+            g::AttachmentView {
+                label: s(&a.label),
+                duration: s(&a.duration),
+                is_videogram: a.kind == crate::vm::messages::AttachmentKind::VideoGram,
+                state_text: s(state.map(|st| st.words(lang)).unwrap_or_default()),
+                has_picture: photo.is_some(),
+                picture: photo.unwrap_or_default(),
+                play_enabled: state == Some(MediaState::Ready),
+            }
         })
         .collect();
     let actions = v.actions.iter().map(|a| g::MessageActionView { label: s(&a.label) }).collect();
@@ -606,4 +658,35 @@ pub fn show_frame(window: &AppWindow, remote: bool, rgba: &[u8], width: u32, hei
     } else {
         window.set_self_frame(image);
     }
+}
+
+/// Puts a picture of the VideoGram run `play` on the message screen, but
+/// only while that run is the one on screen: a picture still in flight from
+/// a run stopped since (the message was left, the session ended) is dropped.
+pub fn show_videogram_picture(
+    kiosk: &Kiosk,
+    window: &AppWindow,
+    play: u64,
+    rgba: &[u8],
+    width: u32,
+    height: u32,
+) -> bool {
+    if kiosk.videogram_on_screen() != Some(play) {
+        return false;
+    }
+    let expected = usize::try_from(u64::from(width) * u64::from(height) * 4).unwrap_or(usize::MAX);
+    if rgba.len() != expected {
+        tracing::warn!(len = rgba.len(), width, height, "dropping a VideoGram frame of the wrong size");
+        return false;
+    }
+    let buffer = slint::SharedPixelBuffer::<slint::Rgba8Pixel>::clone_from_slice(rgba, width, height);
+    window.set_videogram_frame(slint::Image::from_rgba8(buffer));
+    window.set_videogram_showing(true);
+    true
+}
+
+/// Empties the VideoGram picture (a run started or stopped).
+pub fn clear_videogram_picture(window: &AppWindow) {
+    window.set_videogram_showing(false);
+    window.set_videogram_frame(slint::Image::default());
 }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use slint::ComponentHandle;
 
 use super::{render, wire, AppWindow};
-use crate::kiosk::{EdgeReply, Kiosk, MediaCommand, Outgoing, UiEvent};
+use crate::kiosk::{EdgeReply, Kiosk, MediaCommand, Outgoing, UiEvent, VideoGramCommand, VideoGramEvent};
 use crate::vm::settings::Settings;
 use crate::EdgeClient;
 
@@ -52,6 +52,18 @@ enum Inbound {
     /// tightly packed RGBA, width, height.
     #[cfg_attr(not(feature = "media"), allow(dead_code))]
     Picture(super::CallPicture, Vec<u8>, u32, u32),
+    /// A report of the VideoGram player.
+    VideoGram(VideoGramEvent),
+    /// A picture of VideoGram run `play`, `pts_ms` into the video: tightly
+    /// packed RGBA, width, height.
+    #[cfg_attr(not(feature = "media"), allow(dead_code))]
+    VideoGramPicture {
+        play: u64,
+        pts_ms: u64,
+        rgba: Vec<u8>,
+        width: u32,
+        height: u32,
+    },
 }
 
 thread_local! {
@@ -73,6 +85,8 @@ pub fn run(options: KioskOptions) -> anyhow::Result<()> {
         let kiosk = kiosk.clone();
         let window = window.as_weak();
         let out_tx = out_tx.clone();
+        let videograms = RefCell::new(VideoGramPlayer::default());
+        let videogram_reports = in_tx.clone();
         Rc::new(move || {
             let requests = kiosk.borrow_mut().take_outgoing().into_iter().map(NetCommand::Request);
             let media = kiosk.borrow_mut().take_media_commands();
@@ -81,6 +95,15 @@ pub fn run(options: KioskOptions) -> anyhow::Result<()> {
                 if let Some(window) = window.upgrade() {
                     super::clear_call_pictures(&window);
                 }
+            }
+            let videogram = kiosk.borrow_mut().take_videogram_commands();
+            for command in videogram {
+                if matches!(command, VideoGramCommand::Play { .. } | VideoGramCommand::Stop) {
+                    if let Some(window) = window.upgrade() {
+                        super::clear_videogram_picture(&window);
+                    }
+                }
+                videograms.borrow_mut().apply(command, &kiosk.borrow(), &videogram_reports);
             }
             for command in requests.chain(media.into_iter().map(NetCommand::Media)) {
                 if out_tx.send(command).is_err() {
@@ -114,6 +137,20 @@ pub fn run(options: KioskOptions) -> anyhow::Result<()> {
                     match inbound {
                         Inbound::Reply(id, reply) => kiosk.borrow_mut().reply(id, reply),
                         Inbound::Event(event) => kiosk.borrow_mut().event(event),
+                        Inbound::VideoGram(event) => kiosk.borrow_mut().videogram(event),
+                        Inbound::VideoGramPicture { play, pts_ms, rgba, width, height } => {
+                            kiosk.borrow_mut().videogram(VideoGramEvent::Position { play, ms: pts_ms });
+                            if let Some(window) = window.upgrade() {
+                                super::show_videogram_picture(
+                                    &kiosk.borrow(),
+                                    &window,
+                                    play,
+                                    &rgba,
+                                    width,
+                                    height,
+                                );
+                            }
+                        }
                         Inbound::Picture(picture, rgba, width, height) => {
                             if let Some(window) = window.upgrade() {
                                 super::show_call_picture(
@@ -330,6 +367,109 @@ impl MediaLegs {
             tracing::warn!(
                 "this build has no call media (feature `media`); the call runs without pictures or sound"
             );
+        }
+    }
+}
+
+/// The open message's VideoGram player, run on the UI thread beside the
+/// kiosk (GStreamer plays on its own threads; starting, pausing and
+/// stopping are quick state changes). Its reports go through the inbox
+/// like the edge's answers.
+#[derive(Default)]
+struct VideoGramPlayer {
+    #[cfg(feature = "media")]
+    live: Option<facility_media::FilePlayer>,
+}
+
+impl VideoGramPlayer {
+    #[cfg(feature = "media")]
+    fn apply(
+        &mut self,
+        command: VideoGramCommand,
+        kiosk: &Kiosk,
+        reports: &std::sync::mpsc::Sender<Inbound>,
+    ) {
+        use facility_media::{AudioOutput, FilePlayer, FilePlayerConfig, PlayerEvent};
+        match command {
+            VideoGramCommand::Play { play, media } => {
+                // One VideoGram at a time: a new run replaces the old one.
+                if let Some(old) = self.live.take() {
+                    old.stop();
+                }
+                let Some(file) = kiosk.media_file(media) else {
+                    deliver(reports, Inbound::VideoGram(VideoGramEvent::Failed { play }));
+                    return;
+                };
+                let to_ui = reports.clone();
+                let config =
+                    FilePlayerConfig { audio_output: AudioOutput::Device, ..FilePlayerConfig::default() };
+                let started = FilePlayer::start(file.bytes.clone(), &config, move |event| match event {
+                    PlayerEvent::Frame(frame) => {
+                        let row = frame.width as usize * 4;
+                        let rgba = if frame.stride == row {
+                            frame.rgba
+                        } else {
+                            frame
+                                .rgba
+                                .chunks(frame.stride.max(1))
+                                .flat_map(|r| r.iter().take(row).copied())
+                                .collect()
+                        };
+                        deliver(
+                            &to_ui,
+                            Inbound::VideoGramPicture {
+                                play,
+                                pts_ms: frame.pts_us / 1000,
+                                rgba,
+                                width: frame.width,
+                                height: frame.height,
+                            },
+                        );
+                    }
+                    PlayerEvent::Ended => deliver(&to_ui, Inbound::VideoGram(VideoGramEvent::Ended { play })),
+                    PlayerEvent::Error(error) => {
+                        tracing::warn!(%error, "VideoGram playback failed");
+                        deliver(&to_ui, Inbound::VideoGram(VideoGramEvent::Failed { play }));
+                    }
+                });
+                match started {
+                    Ok(player) => self.live = Some(player),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot play the VideoGram");
+                        deliver(reports, Inbound::VideoGram(VideoGramEvent::Failed { play }));
+                    }
+                }
+            }
+            VideoGramCommand::Pause => {
+                if let Some(Err(error)) = self.live.as_ref().map(|p| p.pause()) {
+                    tracing::warn!(%error, "cannot pause the VideoGram");
+                }
+            }
+            VideoGramCommand::Resume => {
+                if let Some(Err(error)) = self.live.as_ref().map(|p| p.resume()) {
+                    tracing::warn!(%error, "cannot resume the VideoGram");
+                }
+            }
+            VideoGramCommand::Stop => {
+                if let Some(player) = self.live.take() {
+                    player.stop();
+                }
+            }
+        }
+    }
+
+    /// Without GStreamer nothing can play: the kiosk is told so at once and
+    /// shows the VideoGram as one that cannot be shown.
+    #[cfg(not(feature = "media"))]
+    fn apply(
+        &mut self,
+        command: VideoGramCommand,
+        _kiosk: &Kiosk,
+        reports: &std::sync::mpsc::Sender<Inbound>,
+    ) {
+        if let VideoGramCommand::Play { play, .. } = command {
+            tracing::warn!("this build has no media (feature `media`); VideoGrams cannot play");
+            deliver(reports, Inbound::VideoGram(VideoGramEvent::Failed { play }));
         }
     }
 }

@@ -404,14 +404,14 @@ impl MediaState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoGramPlayback {
     duration_secs: u32,
-    position_secs: u32,
+    position_ms: u64,
     playing: bool,
 }
 
 impl VideoGramPlayback {
     /// Stopped at the start.
     pub fn new(duration_secs: u32) -> Self {
-        VideoGramPlayback { duration_secs, position_secs: 0, playing: false }
+        VideoGramPlayback { duration_secs, position_ms: 0, playing: false }
     }
 
     /// The video is playing (the button shows Pause).
@@ -419,21 +419,29 @@ impl VideoGramPlayback {
         self.playing
     }
 
-    /// The Play/Pause button was pressed. Playing again from the end
-    /// restarts from the beginning.
-    pub fn toggle(&mut self) {
-        if !self.playing && self.position_secs >= self.duration_secs {
-            self.position_secs = 0;
-        }
-        self.playing = !self.playing;
+    pub fn set_playing(&mut self, playing: bool) {
+        self.playing = playing;
     }
 
-    /// The player's position; past the end it stops at the end.
-    pub fn set_position(&mut self, secs: u32) {
-        self.position_secs = secs.min(self.duration_secs);
-        if self.position_secs == self.duration_secs {
-            self.playing = false;
-        }
+    /// Back to the start (played again from the beginning, or failed).
+    pub fn rewind(&mut self) {
+        self.position_ms = 0;
+    }
+
+    /// The player's position. The length central gave is whole seconds, so
+    /// a video a little longer than it says stops at its end on the bar.
+    pub fn set_position_ms(&mut self, ms: u64) {
+        self.position_ms = ms.min(self.duration_ms());
+    }
+
+    /// The player reached the end.
+    pub fn finish(&mut self) {
+        self.position_ms = self.duration_ms();
+        self.playing = false;
+    }
+
+    fn duration_ms(&self) -> u64 {
+        u64::from(self.duration_secs) * 1000
     }
 
     /// `Play` or `Pause`, for the button (and screen readers).
@@ -443,7 +451,7 @@ impl VideoGramPlayback {
 
     /// `0:12 / 0:30`.
     pub fn progress_label(&self) -> String {
-        format!("{} / {}", clock(u64::from(self.position_secs)), clock(u64::from(self.duration_secs)))
+        format!("{} / {}", clock(self.position_ms / 1000), clock(u64::from(self.duration_secs)))
     }
 
     /// 0.0 ..= 1.0, for the progress bar.
@@ -451,7 +459,7 @@ impl VideoGramPlayback {
         if self.duration_secs == 0 {
             return 0.0;
         }
-        self.position_secs as f32 / self.duration_secs as f32
+        self.position_ms as f32 / self.duration_ms() as f32
     }
 }
 
@@ -732,18 +740,21 @@ mod tests {
         let mut playback = VideoGramPlayback::new(30);
         assert_eq!(playback.button_label(Lang::English), "Play");
         assert_eq!(playback.progress_label(), "0:00 / 0:30");
-        playback.toggle();
+        playback.set_playing(true);
         assert!(playback.is_playing());
         assert_eq!(playback.button_label(Lang::English), "Pause");
         assert_eq!(playback.button_label(Lang::Spanish), "Pausa");
-        playback.set_position(12);
+        playback.set_position_ms(12_400);
         assert_eq!(playback.progress_label(), "0:12 / 0:30");
-        assert!((playback.fraction() - 0.4).abs() < 1e-6);
-        playback.set_position(99);
-        assert_eq!(playback.progress_label(), "0:30 / 0:30");
+        assert!((playback.fraction() - 12.4 / 30.0).abs() < 1e-6);
+        playback.set_position_ms(99_000);
+        assert_eq!(playback.progress_label(), "0:30 / 0:30", "a longer file stops at the end of the bar");
+        assert!(playback.is_playing(), "only the player says when it has ended");
+        playback.finish();
         assert!(!playback.is_playing());
         assert_eq!(playback.button_label(Lang::Spanish), "Reproducir");
-        playback.toggle();
+        assert_eq!(playback.fraction(), 1.0);
+        playback.rewind();
         assert_eq!(playback.progress_label(), "0:00 / 0:30");
         assert_eq!(VideoGramPlayback::new(0).fraction(), 0.0);
     }

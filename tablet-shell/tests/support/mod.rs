@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use proto::call::CallUpdate;
 use proto::domain::{Approval, CallKind, ContactId, LockdownScope, ResidentId, Service, UnitId};
 use proto::messaging::{
-    Attachment, Direction, ECardId, ECardRecord, IdempotencyKey, MediaId, MessageId, PackageId,
+    Attachment, Direction, ECardId, ECardRecord, IdempotencyKey, MediaId, MediaType, MessageId, PackageId,
     StampPackageRecord,
 };
 use proto::tablet::*;
@@ -32,7 +32,20 @@ pub struct CannedEdge {
     pub login_refusals: Vec<ApiError>,
     /// Answer to the next `StartCall`.
     pub call: Option<TabletResponse>,
+    /// The attachments this edge has downloaded; others are "not downloaded yet".
+    pub media: Vec<(MediaId, MediaType, Vec<u8>)>,
+    /// The birthday message also carries [`PHOTO`] (a photo attachment).
+    pub with_photo: bool,
 }
+
+/// The birthday message's VideoGram.
+pub const VIDEOGRAM: MediaId = MediaId(9);
+/// The birthday message's photo, when [`CannedEdge::with_photo`].
+pub const PHOTO: MediaId = MediaId(11);
+pub const PHOTO_PNG: &[u8] = include_bytes!("../../../central-sim/fixtures/media/photo.png");
+pub const VIDEOGRAM_WEBM: &[u8] = include_bytes!("../../../central-sim/fixtures/media/videogram.webm");
+/// The edge's chunk size (`MAX_TABLET_MEDIA_CHUNK`).
+const CHUNK: usize = 48 * 1024;
 
 impl Default for CannedEdge {
     fn default() -> Self {
@@ -48,6 +61,8 @@ impl Default for CannedEdge {
                 warn_at_secs: 840,
                 media: None,
             }),
+            media: vec![(VIDEOGRAM, MediaType::WebmVp8, VIDEOGRAM_WEBM.to_vec())],
+            with_photo: false,
         }
     }
 }
@@ -154,7 +169,7 @@ fn summary(
     }
 }
 
-pub fn mailbox(folder: Folder) -> MailboxView {
+pub fn mailbox(folder: Folder, with_photo: bool) -> MailboxView {
     let messages = match folder {
         Folder::Inbox => vec![
             summary(
@@ -164,7 +179,7 @@ pub fn mailbox(folder: Folder) -> MailboxView {
                 Direction::ContactToResident,
                 "Happy birthday!",
                 "2026-11-25T17:05:00Z",
-                2,
+                if with_photo { 3 } else { 2 },
                 MessageState::Received { read: false },
             ),
             summary(
@@ -205,7 +220,7 @@ pub fn mailbox(folder: Folder) -> MailboxView {
     MailboxView { folder, messages, unread: 1 }
 }
 
-pub fn message(id: MessageId) -> MessageView {
+pub fn message(id: MessageId, with_photo: bool) -> MessageView {
     if id == MessageId::from_u128(4) {
         return MessageView {
             id,
@@ -226,10 +241,14 @@ pub fn message(id: MessageId) -> MessageView {
         direction: Direction::ContactToResident,
         subject: "Happy birthday!".into(),
         body: "Happy birthday! We miss you and we are counting the days. The kids made you a video.".into(),
-        attachments: vec![
-            Attachment::ECard(ECardId(2)),
-            Attachment::VideoGram { media: MediaId(9), duration_secs: 30 },
-        ],
+        attachments: with_photo
+            .then_some(Attachment::Photo(PHOTO))
+            .into_iter()
+            .chain([
+                Attachment::ECard(ECardId(2)),
+                Attachment::VideoGram { media: VIDEOGRAM, duration_secs: 30 },
+            ])
+            .collect(),
         at: "2026-11-25T17:05:00Z".parse().expect("instant"),
         state: MessageState::Received { read: true },
     }
@@ -324,8 +343,8 @@ impl CannedEdge {
                     .collect(),
                 freshness: freshness(offline),
             }),
-            R::Mailbox { folder } => TabletResponse::Mailbox(mailbox(*folder)),
-            R::ReadMessage { id } => TabletResponse::Message(message(*id)),
+            R::Mailbox { folder } => TabletResponse::Mailbox(mailbox(*folder, self.with_photo)),
+            R::ReadMessage { id } => TabletResponse::Message(message(*id, self.with_photo)),
             R::SaveDraft { draft, .. } => {
                 TabletResponse::DraftSaved { id: (*draft).unwrap_or_else(|| MessageId::from_u128(50)) }
             }
@@ -375,9 +394,19 @@ impl CannedEdge {
                 TabletResponse::HungUp { call_id: *call_id }
             }
             R::PlaceCall { .. } => TabletResponse::Call(CallDecision::Denied(DenyReason::AccountClosed)),
-            // The canned edge has downloaded no attachment yet.
-            R::Media { media, .. } => {
-                return EdgeReply::Refused(ApiError::MediaNotDownloaded { media: *media })
+            R::Media { media, offset } => {
+                let Some((_, content_type, bytes)) = self.media.iter().find(|(m, _, _)| m == media) else {
+                    return EdgeReply::Refused(ApiError::MediaNotDownloaded { media: *media });
+                };
+                let start = usize::try_from(*offset).unwrap_or(usize::MAX).min(bytes.len());
+                let end = (start + CHUNK).min(bytes.len());
+                TabletResponse::MediaChunk {
+                    media: *media,
+                    content_type: *content_type,
+                    total: bytes.len() as u64,
+                    offset: *offset,
+                    bytes: bytes[start..end].to_vec(),
+                }
             }
         };
         EdgeReply::Answer(answer)
