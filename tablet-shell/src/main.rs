@@ -555,6 +555,12 @@ async fn run(args: CliArgs) -> ExitStatus {
                         facility_media::Sources::Devices { video_device: "/dev/video0".into() }
                     }
                 },
+                // A call from the camera and microphone is a person's call,
+                // so the contact is heard; test sources stay silent.
+                audio_output: match media {
+                    MediaArg::Test => facility_media::AudioOutput::Fake,
+                    MediaArg::Camera => facility_media::AudioOutput::Device,
+                },
             });
             let status = tablet_shell::dial::place(
                 session.client(),

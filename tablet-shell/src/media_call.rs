@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use facility_media::{
-    Capture, CaptureConfig, EncodedFrame, MediaKind, Playback, PlaybackConfig, PreviewConfig, PreviewSink,
-    Sources, TrackKind,
+    AudioOutput, Capture, CaptureConfig, EncodedFrame, MediaKind, Playback, PlaybackConfig, PreviewConfig,
+    PreviewSink, Sources, TrackKind,
 };
 use media_link::moq_transport::coding::TrackNamespace;
 use media_link::{follow_track, wall_micros, Broadcast, MediaObject, MoqSession, AUDIO_TRACK, VIDEO_TRACK};
@@ -58,6 +58,9 @@ pub struct MediaOptions {
     /// Gets small pictures of our own camera (the call screen's self view),
     /// in video calls only; `None` runs no preview at all.
     pub on_self_view: Option<OnVideo>,
+    /// Where the contact's voice goes: the speaker on a tablet, nowhere
+    /// for test sources.
+    pub audio_output: AudioOutput,
 }
 
 /// Where decoded pictures go.
@@ -151,12 +154,14 @@ async fn run(
     };
     let received = Arc::new(Received::default());
     let on_video = options.on_video.clone();
-    let playback =
-        Playback::start(&PlaybackConfig { kind: media_kind, ..PlaybackConfig::default() }, move |frame| {
+    let playback = Playback::start(
+        &PlaybackConfig { kind: media_kind, audio_output: options.audio_output, ..PlaybackConfig::default() },
+        move |frame| {
             if let Some(on_video) = &on_video {
                 on_video(frame);
             }
-        });
+        },
+    );
     let playback = match playback {
         Ok(playback) => Arc::new(playback),
         Err(error) => {

@@ -352,6 +352,7 @@ impl MediaLegs {
             sources: facility_media::Sources::Devices { video_device },
             on_video: Some(to_screen(CallPicture::Remote)),
             on_self_view: (kind == proto::domain::CallKind::Video).then(|| to_screen(CallPicture::SelfView)),
+            audio_output: facility_media::AudioOutput::Device,
         };
         self.live = Some(MediaLeg::start(leg_options, media, kind));
     }
