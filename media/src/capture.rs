@@ -8,7 +8,7 @@ use gst::prelude::*;
 use tokio::sync::mpsc;
 
 use crate::pipeline::{self, BusWatch};
-use crate::playback::to_frame;
+use crate::playback::deliver_frames;
 use crate::{DecodedVideoFrame, EncodedFrame, MediaError, MediaKind, TrackKind, VideoCodec};
 
 /// Where the raw media comes from.
@@ -271,18 +271,10 @@ impl Capture {
             let sink: gst_app::AppSink = pipeline::by_name(&pipeline, "vpreview")?;
             let on_frame = preview.sink.0.clone();
             let counters = counters.clone();
-            sink.set_callbacks(
-                gst_app::AppSinkCallbacks::builder()
-                    .new_sample(move |sink| {
-                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                        if let Some(frame) = to_frame(&sample) {
-                            counters.preview_frames.fetch_add(1, Ordering::Relaxed);
-                            on_frame(frame);
-                        }
-                        Ok(gst::FlowSuccess::Ok)
-                    })
-                    .build(),
-            );
+            deliver_frames(&sink, move |frame| {
+                counters.preview_frames.fetch_add(1, Ordering::Relaxed);
+                on_frame(frame);
+            });
         }
         let audio_sink: gst_app::AppSink = pipeline::by_name(&pipeline, "asink")?;
         audio_sink.set_callbacks(callbacks(TrackKind::Audio, tx, counters.clone()));

@@ -10,7 +10,7 @@ use std::time::Duration;
 use gst::prelude::*;
 
 use crate::pipeline;
-use crate::playback::to_frame;
+use crate::playback::deliver_frames;
 use crate::{AudioOutput, DecodedVideoFrame, MediaError};
 
 /// File player settings.
@@ -168,17 +168,7 @@ impl FilePlayer {
 
         let sink: gst_app::AppSink = pipeline::by_name(&pipeline, "vout")?;
         let frames = on_event.clone();
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    if let Some(frame) = to_frame(&sample) {
-                        frames(PlayerEvent::Frame(frame));
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
+        deliver_frames(&sink, move |frame| frames(PlayerEvent::Frame(frame)));
 
         // The whole file is one buffer followed by the end of the stream: the demuxer reads it in push
         // mode, as from a network stream.

@@ -218,18 +218,10 @@ impl Playback {
             count_buffers(&dec, "src", counters.clone(), |c| &c.video_decoded)?;
             let sink: gst_app::AppSink = pipeline::by_name(&pipeline, "vout")?;
             let c = counters.clone();
-            sink.set_callbacks(
-                gst_app::AppSinkCallbacks::builder()
-                    .new_sample(move |sink| {
-                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                        if let Some(frame) = to_frame(&sample) {
-                            c.video_delivered.fetch_add(1, Ordering::Relaxed);
-                            on_video(frame);
-                        }
-                        Ok(gst::FlowSuccess::Ok)
-                    })
-                    .build(),
-            );
+            deliver_frames(&sink, move |frame| {
+                c.video_delivered.fetch_add(1, Ordering::Relaxed);
+                on_video(frame);
+            });
             Some(src)
         } else {
             None
@@ -349,7 +341,25 @@ fn count_buffers(
     Ok(())
 }
 
-pub(crate) fn to_frame(sample: &gst::Sample) -> Option<DecodedVideoFrame> {
+/// Hands every RGBA picture that reaches `sink` to `on_frame`.
+pub(crate) fn deliver_frames(
+    sink: &gst_app::AppSink,
+    on_frame: impl Fn(DecodedVideoFrame) + Send + Sync + 'static,
+) {
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(frame) = to_frame(&sample) {
+                    on_frame(frame);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+fn to_frame(sample: &gst::Sample) -> Option<DecodedVideoFrame> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
     let buffer = sample.buffer()?;
     let map = buffer.map_readable().ok()?;
