@@ -335,13 +335,8 @@ impl MediaLegs {
         let to_screen = |picture: CallPicture| -> crate::media_call::OnVideo {
             let pictures = in_tx.clone();
             Arc::new(move |frame: facility_media::DecodedVideoFrame| {
-                let row = frame.width as usize * 4;
-                let rgba = if frame.stride == row {
-                    frame.rgba
-                } else {
-                    frame.rgba.chunks(frame.stride.max(1)).flat_map(|r| r.iter().take(row).copied()).collect()
-                };
-                deliver(&pictures, Inbound::Picture(picture, rgba, frame.width, frame.height));
+                let (width, height) = (frame.width, frame.height);
+                deliver(&pictures, Inbound::Picture(picture, packed_rgba(frame), width, height));
             })
         };
         let video_device = std::env::var("KIOSK_CAMERA").unwrap_or_else(|_| "/dev/video0".into());
@@ -369,6 +364,18 @@ impl MediaLegs {
                 "this build has no call media (feature `media`); the call runs without pictures or sound"
             );
         }
+    }
+}
+
+/// `frame`'s pixels without the row padding GStreamer may add, as Slint's
+/// pixel buffers want them.
+#[cfg(feature = "media")]
+fn packed_rgba(frame: facility_media::DecodedVideoFrame) -> Vec<u8> {
+    let row = frame.width as usize * 4;
+    if frame.stride == row {
+        frame.rgba
+    } else {
+        frame.rgba.chunks(frame.stride.max(1)).flat_map(|r| r.iter().take(row).copied()).collect()
     }
 }
 
@@ -406,26 +413,9 @@ impl VideoGramPlayer {
                     FilePlayerConfig { audio_output: AudioOutput::Device, ..FilePlayerConfig::default() };
                 let started = FilePlayer::start(file.bytes.clone(), &config, move |event| match event {
                     PlayerEvent::Frame(frame) => {
-                        let row = frame.width as usize * 4;
-                        let rgba = if frame.stride == row {
-                            frame.rgba
-                        } else {
-                            frame
-                                .rgba
-                                .chunks(frame.stride.max(1))
-                                .flat_map(|r| r.iter().take(row).copied())
-                                .collect()
-                        };
-                        deliver(
-                            &to_ui,
-                            Inbound::VideoGramPicture {
-                                play,
-                                pts_ms: frame.pts_us / 1000,
-                                rgba,
-                                width: frame.width,
-                                height: frame.height,
-                            },
-                        );
+                        let (width, height, pts_ms) = (frame.width, frame.height, frame.pts_us / 1000);
+                        let rgba = packed_rgba(frame);
+                        deliver(&to_ui, Inbound::VideoGramPicture { play, pts_ms, rgba, width, height });
                     }
                     PlayerEvent::Ended => deliver(&to_ui, Inbound::VideoGram(VideoGramEvent::Ended { play })),
                     PlayerEvent::Error(error) => {
