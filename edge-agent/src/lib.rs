@@ -8,6 +8,14 @@
 //! Must not: decide policy itself (that is `edge-core::policy`), render UI,
 //! or read central's database (only `proto` messages cross the uplink).
 
+/// mimalloc rather than glibc's malloc for every process built on this
+/// crate (the service and its benchmarks): the media bridge allocates per
+/// object and per packet, and with mimalloc the bridge benchmark carried
+/// about 8 % more calls per core at 25 and 50 calls, with about 15 % more
+/// resident memory per call.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod api;
 pub mod appliance;
 pub mod bridge;
