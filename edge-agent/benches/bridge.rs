@@ -38,9 +38,10 @@
 //! Run with `cargo bench -p edge-agent --bench bridge` (or `cargo xtask
 //! bench`). `BRIDGE_BENCH_CALLS=25,50,100` sets the steps of N;
 //! `BRIDGE_BENCH_NODE_THREADS=<n>` runs the node on n worker threads;
-//! `BRIDGE_BENCH_NODE_RCVBUF=<bytes>` gives the node's listening socket a
-//! larger receive buffer (default: the kernel's, as the edge has today).
-//! The load generator's sockets get 4 MiB so that the harness does not drop.
+//! `BRIDGE_BENCH_NODE_RCVBUF=<bytes>` sets the receive buffer of the node's
+//! listening socket (default: what the edge's tablet port asks for,
+//! `net::quic::SERVER_RECV_BUFFER`). The load generator's sockets get 4 MiB
+//! so that the harness does not drop.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -65,7 +66,7 @@ const DIR_ENV: &str = "BRIDGE_BENCH_DIR";
 const UPSTREAM_ENV: &str = "BRIDGE_BENCH_UPSTREAM";
 const CALLS_ENV: &str = "BRIDGE_BENCH_CALLS";
 /// Receive buffer (bytes) for the listening socket of the node under test;
-/// unset = the kernel default, as the edge's tablet endpoint has today.
+/// unset = as the edge's tablet port.
 const NODE_RCVBUF_ENV: &str = "BRIDGE_BENCH_NODE_RCVBUF";
 /// Worker threads of the node under test; unset or 1 = a current-thread
 /// runtime, so that its CPU is one thread's.
@@ -166,8 +167,10 @@ fn node_threads() -> usize {
     std::env::var(NODE_THREADS_ENV).ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(1)
 }
 
-fn node_rcvbuf() -> Option<usize> {
-    std::env::var(NODE_RCVBUF_ENV).ok().and_then(|v| v.parse().ok())
+/// The node's listening socket gets what the edge's tablet port asks for,
+/// unless the environment says otherwise.
+fn node_rcvbuf() -> usize {
+    std::env::var(NODE_RCVBUF_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(net::quic::SERVER_RECV_BUFFER)
 }
 
 fn roots(dir: &Path) -> anyhow::Result<rustls::RootCertStore> {
@@ -200,7 +203,7 @@ async fn bridge_node(dir: PathBuf, relay: SocketAddr) -> anyhow::Result<()> {
     // The edge's tablet port transport (net::quic::server_endpoint).
     let mut config = server_config(&dir, MOQT_ALPN)?;
     config.transport_config(net::quic::server_transport()?);
-    let endpoint = endpoint(Some(config), node_rcvbuf())?;
+    let endpoint = endpoint(Some(config), Some(node_rcvbuf()))?;
     let relay =
         Arc::new(RelayUplinks::new(RelayClient::new(relay, "localhost".into(), &dir.join("ca.pem"))?));
     announce_listening(&endpoint)?;
@@ -237,7 +240,7 @@ async fn bridge_one(incoming: quinn::Incoming, relay: &RelayUplinks) -> anyhow::
 /// The yardstick: plain quinn, one outgoing connection per incoming one,
 /// every unidirectional stream copied across in both directions.
 async fn raw_forwarder(dir: PathBuf, sink: SocketAddr) -> anyhow::Result<()> {
-    let endpoint = server_endpoint(&dir, RAW_ALPN, node_rcvbuf())?;
+    let endpoint = server_endpoint(&dir, RAW_ALPN, Some(node_rcvbuf()))?;
     let client = client_endpoint(raw_client_config(roots(&dir)?)?, None)?;
     announce_listening(&endpoint)?;
     while let Some(incoming) = endpoint.accept().await {
@@ -915,8 +918,7 @@ fn run_bench() -> anyhow::Result<()> {
     );
     println!(
         "  node listening socket receive buffer: {}",
-        node_rcvbuf()
-            .map_or("kernel default (as the edge's tablet endpoint)".to_string(), |b| format!("{b} bytes"))
+        format!("{} bytes asked (the kernel caps it at net.core.rmem_max)", node_rcvbuf())
     );
     println!(
         "  {} cores shared by the load generator, the relay and the node under test: figures include that contention",
