@@ -917,8 +917,8 @@ fn run_bench() -> anyhow::Result<()> {
         node_threads()
     );
     println!(
-        "  node listening socket receive buffer: {}",
-        format!("{} bytes asked (the kernel caps it at net.core.rmem_max)", node_rcvbuf())
+        "  node listening socket receive buffer: {} bytes asked (the kernel caps it at net.core.rmem_max)",
+        node_rcvbuf()
     );
     println!(
         "  {} cores shared by the load generator, the relay and the node under test: figures include that contention",
