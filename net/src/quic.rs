@@ -202,9 +202,21 @@ pub fn server_endpoint_alpns(
     config.transport_config(transport(false)?);
     let bind_error = |source| NetError::Bind { addr: bind, source };
     let socket = std::net::UdpSocket::bind(bind).map_err(bind_error)?;
-    // Best effort: the kernel caps it at net.core.rmem_max.
+    // Best effort: the kernel caps it at net.core.rmem_max (the edge image
+    // raises that limit in /etc/sysctl.d).
     if let Ok(state) = quinn::udp::UdpSocketState::new((&socket).into()) {
         let _ = state.set_recv_buffer_size((&socket).into(), SERVER_RECV_BUFFER);
+        // Linux reports twice what it granted (the other half is its own
+        // bookkeeping).
+        let granted = state.recv_buffer_size((&socket).into()).unwrap_or(0) / 2;
+        if granted < SERVER_RECV_BUFFER {
+            tracing::warn!(
+                %bind,
+                granted,
+                asked = SERVER_RECV_BUFFER,
+                "QUIC receive buffer capped by net.core.rmem_max; under heavy call load datagrams may be dropped"
+            );
+        }
     }
     let runtime = quinn::default_runtime()
         .ok_or_else(|| bind_error(std::io::Error::other("no async runtime for the QUIC endpoint")))?;
