@@ -74,13 +74,8 @@ impl RelayClient {
         // default receive buffer (about 200 KiB) overflows at a few hundred
         // Mbit/s while the runtime is busy (measured by the bridge
         // benchmark). Best effort: the kernel caps it at net.core.rmem_max.
-        let socket = std::net::UdpSocket::bind(bind).map_err(client)?;
-        if let Ok(state) = quinn::udp::UdpSocketState::new((&socket).into()) {
-            let _ = state.set_recv_buffer_size((&socket).into(), UPSTREAM_RECV_BUFFER);
-        }
-        let runtime = Arc::new(quinn::TokioRuntime);
-        let mut endpoint =
-            quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime).map_err(client)?;
+        let (mut endpoint, _granted) =
+            net::quic::endpoint_with_recv_buffer(bind, None, UPSTREAM_RECV_BUFFER).map_err(client)?;
         endpoint.set_default_client_config(config);
         Ok(RelayClient { endpoint, addr, server_name })
     }

@@ -200,27 +200,42 @@ pub fn server_endpoint_alpns(
         .map_err(|e| NetError::QuicCrypto(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport(false)?);
-    let bind_error = |source| NetError::Bind { addr: bind, source };
-    let socket = std::net::UdpSocket::bind(bind).map_err(bind_error)?;
-    // Best effort: the kernel caps it at net.core.rmem_max (the edge image
-    // raises that limit in /etc/sysctl.d).
-    if let Ok(state) = quinn::udp::UdpSocketState::new((&socket).into()) {
-        let _ = state.set_recv_buffer_size((&socket).into(), SERVER_RECV_BUFFER);
-        // Linux reports twice what it granted (the other half is its own
-        // bookkeeping).
-        let granted = state.recv_buffer_size((&socket).into()).unwrap_or(0) / 2;
-        if granted < SERVER_RECV_BUFFER {
-            tracing::warn!(
-                %bind,
-                granted,
-                asked = SERVER_RECV_BUFFER,
-                "QUIC receive buffer capped by net.core.rmem_max; under heavy call load datagrams may be dropped"
-            );
-        }
+    let (endpoint, granted) = endpoint_with_recv_buffer(bind, Some(config), SERVER_RECV_BUFFER)
+        .map_err(|source| NetError::Bind { addr: bind, source })?;
+    if granted < SERVER_RECV_BUFFER {
+        tracing::warn!(
+            %bind,
+            granted,
+            asked = SERVER_RECV_BUFFER,
+            "QUIC receive buffer capped by net.core.rmem_max; under heavy call load datagrams may be dropped"
+        );
     }
+    Ok(endpoint)
+}
+
+/// A quinn endpoint on a socket bound to `bind` that asked for
+/// `recv_buffer` bytes of receive buffer, with what the kernel granted.
+/// Asking is best effort: the kernel caps it at net.core.rmem_max (the edge
+/// image raises that limit in /etc/sysctl.d); 0 granted means unknown.
+pub fn endpoint_with_recv_buffer(
+    bind: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+    recv_buffer: usize,
+) -> std::io::Result<(quinn::Endpoint, usize)> {
+    let socket = std::net::UdpSocket::bind(bind)?;
+    let granted = match quinn::udp::UdpSocketState::new((&socket).into()) {
+        Ok(state) => {
+            let _ = state.set_recv_buffer_size((&socket).into(), recv_buffer);
+            // Linux reports twice what it granted (the other half is its
+            // own bookkeeping).
+            state.recv_buffer_size((&socket).into()).unwrap_or(0) / 2
+        }
+        Err(_) => 0,
+    };
     let runtime = quinn::default_runtime()
-        .ok_or_else(|| bind_error(std::io::Error::other("no async runtime for the QUIC endpoint")))?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, runtime).map_err(bind_error)
+        .ok_or_else(|| std::io::Error::other("no async runtime for the QUIC endpoint"))?;
+    let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime)?;
+    Ok((endpoint, granted))
 }
 
 /// Receive buffer asked for on a server's socket. Every tablet's call media
