@@ -19,12 +19,16 @@
 //! Each call: the tablet publishes `facility/F/call/<id>/resident` track
 //! `video` and follows the contact's; the contact (on the relay) publishes
 //! `.../contact` and follows the resident's. 30 objects/s of 6,250 bytes
-//! (1.5 Mbit/s), a new group every 60 objects. "Direct": the tablet connects
-//! to the relay; "edge": the tablet connects to the bridge node.
+//! (1.5 Mbit/s), a new group every 60 objects. As with calls placed
+//! independently, the calls' frames are spread over a frame period and
+//! their group starts over a group period ([`Cadence`]). "Direct": the
+//! tablet connects to the relay; "edge": the tablet connects to the bridge
+//! node.
 //!
 //! Figures:
 //! - latency of an object = `received_at_us - sent_at_us` (one wall clock);
 //!   added latency = edge percentile - direct percentile, per direction;
+//!   group starts (first objects of groups) are also reported apart;
 //! - node cores = (utime + stime) of the node process over the measured
 //!   window / window length (from `/proc/<pid>/stat`);
 //! - calls per core = N / bridge cores (extrapolated to a fully used core);
@@ -451,42 +455,66 @@ async fn sleep_until_wall(at_us: u64) {
 }
 
 /// One direction's figures: objects sent in the window, and the latency of
-/// each of them that arrived.
+/// each of them that arrived; the first objects of groups (each a new QUIC
+/// stream at every hop) are also kept apart, as the tail is made there.
 #[derive(Default)]
 struct Tally {
     sent: AtomicU64,
     latencies_us: Mutex<Vec<u32>>,
+    group_start_latencies_us: Mutex<Vec<u32>>,
 }
 
 impl Tally {
-    fn record(&self, window: &Window, sent_at_us: u64, received_at_us: u64) {
+    fn record(&self, window: &Window, sent_at_us: u64, received_at_us: u64, starts_group: bool) {
         if window.contains(sent_at_us) {
             let latency = received_at_us.saturating_sub(sent_at_us).min(u64::from(u32::MAX)) as u32;
             if let Ok(mut all) = self.latencies_us.lock() {
                 all.push(latency);
             }
+            if starts_group {
+                if let Ok(mut starts) = self.group_start_latencies_us.lock() {
+                    starts.push(latency);
+                }
+            }
         }
     }
 
     fn finish(&self) -> Direction {
-        let mut latencies = self.latencies_us.lock().map(|l| l.clone()).unwrap_or_default();
-        latencies.sort_unstable();
-        Direction { sent: self.sent.load(Ordering::Relaxed), latencies_us: latencies }
+        let sorted = |list: &Mutex<Vec<u32>>| {
+            let mut latencies = list.lock().map(|l| l.clone()).unwrap_or_default();
+            latencies.sort_unstable();
+            latencies
+        };
+        Direction {
+            sent: self.sent.load(Ordering::Relaxed),
+            latencies_us: sorted(&self.latencies_us),
+            group_start_latencies_us: sorted(&self.group_start_latencies_us),
+        }
     }
 }
 
 struct Direction {
     sent: u64,
     latencies_us: Vec<u32>,
+    group_start_latencies_us: Vec<u32>,
+}
+
+/// The `p`th percentile of sorted latencies, in ms.
+fn percentile_ms(sorted_us: &[u32], p: usize) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let i = (sorted_us.len() * p / 100).min(sorted_us.len() - 1);
+    f64::from(sorted_us[i]) / 1000.0
 }
 
 impl Direction {
     fn percentile_ms(&self, p: usize) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let i = (self.latencies_us.len() * p / 100).min(self.latencies_us.len() - 1);
-        f64::from(self.latencies_us[i]) / 1000.0
+        percentile_ms(&self.latencies_us, p)
+    }
+
+    fn group_start_percentile_ms(&self, p: usize) -> f64 {
+        percentile_ms(&self.group_start_latencies_us, p)
     }
 
     fn received(&self) -> u64 {
@@ -573,6 +601,40 @@ fn tick_every() -> Duration {
     Duration::from_micros(1_000_000 / OBJECTS_PER_SECOND)
 }
 
+/// When one end of a call sends: its frames' offset within the frame
+/// period, and where its groups start. Calls placed independently have
+/// independent phases, so both are spread evenly over the calls: frames
+/// over one frame period, and group starts (keyframes, each a new QUIC
+/// stream at every hop) over one group period. Without the second, every
+/// call would open its new stream in the same frame period every two
+/// seconds, a burst no set of independent calls produces.
+#[derive(Clone, Copy)]
+struct Cadence {
+    offset: Duration,
+    /// Objects into its group the end's second object is.
+    group_phase: u64,
+}
+
+impl Cadence {
+    fn of_call(index: usize, calls: usize) -> Cadence {
+        let (index, calls) = (index as u64, calls.max(1) as u64);
+        let offset = Duration::from_micros(tick_every().as_micros() as u64 * index / calls);
+        Cadence { offset, group_phase: index * OBJECTS_PER_GROUP / calls }
+    }
+
+    /// The other end of the same call: half a frame later, the same groups.
+    fn far_end(self) -> Cadence {
+        Cadence { offset: self.offset + tick_every() / 2, ..self }
+    }
+
+    /// Whether the `n`th object sent starts a group: the first one always
+    /// (nothing before a keyframe can be decoded), then every
+    /// `OBJECTS_PER_GROUP` objects from the phase.
+    fn starts_group(&self, n: u64) -> bool {
+        n == 0 || (n + self.group_phase).is_multiple_of(OBJECTS_PER_GROUP)
+    }
+}
+
 // ------------------------------------------------------------ MoQ calls
 
 struct OpenCall {
@@ -618,9 +680,9 @@ async fn open_call(
     Ok((open, load))
 }
 
-async fn send_video(mut sender: TrackSender, offset: Duration, window: Window, tally: Arc<Tally>) {
+async fn send_video(mut sender: TrackSender, cadence: Cadence, window: Window, tally: Arc<Tally>) {
     let template = payload_object();
-    tokio::time::sleep(offset).await;
+    tokio::time::sleep(cadence.offset).await;
     let mut tick = tokio::time::interval(tick_every());
     for n in 0u64.. {
         tick.tick().await;
@@ -629,7 +691,7 @@ async fn send_video(mut sender: TrackSender, offset: Duration, window: Window, t
             break;
         }
         let object = MediaObject {
-            keyframe: n % OBJECTS_PER_GROUP == 0,
+            keyframe: cadence.starts_group(n),
             pts_us: n * 1_000_000 / OBJECTS_PER_SECOND,
             sent_at_us: now,
             data: template.data.clone(),
@@ -647,7 +709,8 @@ async fn receive_video(mut track: FollowedTrack, window: Window, tally: Arc<Tall
     let stop = tokio::time::Instant::now()
         + Duration::from_micros(window.stop_recv_us.saturating_sub(wall_micros()));
     while let Ok(Some(frame)) = tokio::time::timeout_at(stop, track.frames.recv()).await {
-        tally.record(&window, frame.object.sent_at_us, frame.received_at_us);
+        // Each group's first object is the keyframe the sender put there.
+        tally.record(&window, frame.object.sent_at_us, frame.received_at_us, frame.object.keyframe);
     }
 }
 
@@ -677,12 +740,10 @@ async fn moq_run(
     let window = Window::after_warmup();
     let (up, down) = (Arc::new(Tally::default()), Arc::new(Tally::default()));
     let mut tasks = tokio::task::JoinSet::new();
-    let spacing = tick_every() / calls as u32;
     for (i, load) in loads.into_iter().enumerate() {
-        let offset = spacing * i as u32;
-        tasks.spawn(send_video(load.resident_video, offset, window, up.clone()));
-        // The contact's frames go out half a frame later than the tablet's.
-        tasks.spawn(send_video(load.contact_video, offset + tick_every() / 2, window, down.clone()));
+        let tablet = Cadence::of_call(i, calls);
+        tasks.spawn(send_video(load.resident_video, tablet, window, up.clone()));
+        tasks.spawn(send_video(load.contact_video, tablet.far_end(), window, down.clone()));
         tasks.spawn(receive_video(load.up, window, up.clone()));
         tasks.spawn(receive_video(load.down, window, down.clone()));
     }
@@ -712,13 +773,13 @@ async fn moq_run(
 /// and records the latency of what arrives.
 async fn raw_peer(
     connection: quinn::Connection,
-    offset: Duration,
+    cadence: Cadence,
     window: Window,
     sending: Arc<Tally>,
     receiving: Arc<Tally>,
 ) {
     let reader = tokio::spawn(raw_receive(connection.clone(), window, receiving));
-    tokio::time::sleep(offset).await;
+    tokio::time::sleep(cadence.offset).await;
     let mut tick = tokio::time::interval(tick_every());
     let mut buf = vec![0x5a; RAW_HEADER + OBJECT_BYTES];
     buf[..4].copy_from_slice(&(OBJECT_BYTES as u32).to_be_bytes());
@@ -729,7 +790,7 @@ async fn raw_peer(
         if now >= window.stop_send_us {
             break;
         }
-        if n % OBJECTS_PER_GROUP == 0 {
+        if cadence.starts_group(n) {
             if let Some(mut done) = stream.take() {
                 let _ = done.finish();
             }
@@ -762,6 +823,7 @@ async fn raw_receive(connection: quinn::Connection, window: Window, tally: Arc<T
         readers.spawn(async move {
             let mut header = [0u8; RAW_HEADER];
             let mut payload = Vec::new();
+            let mut starts_group = true;
             while recv.read_exact(&mut header).await.is_ok() {
                 let mut len = [0u8; 4];
                 len.copy_from_slice(&header[..4]);
@@ -775,7 +837,8 @@ async fn raw_receive(connection: quinn::Connection, window: Window, tally: Arc<T
                 if recv.read_exact(&mut payload).await.is_err() {
                     return;
                 }
-                tally.record(&window, u64::from_be_bytes(sent), wall_micros());
+                tally.record(&window, u64::from_be_bytes(sent), wall_micros(), starts_group);
+                starts_group = false;
             }
         });
     }
@@ -814,12 +877,11 @@ async fn raw_run(
         far_ends.push(incoming.await?);
     }
     let window = Window::after_warmup();
-    let spacing = tick_every() / calls as u32;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (near, far)) in connections.into_iter().zip(far_ends).enumerate() {
-        let offset = spacing * i as u32;
-        tasks.spawn(raw_peer(near, offset, window, up.clone(), down.clone()));
-        tasks.spawn(raw_peer(far, offset + tick_every() / 2, window, down.clone(), up.clone()));
+        let tablet = Cadence::of_call(i, calls);
+        tasks.spawn(raw_peer(near, tablet, window, up.clone(), down.clone()));
+        tasks.spawn(raw_peer(far, tablet.far_end(), window, down.clone(), up.clone()));
     }
     let generator_ports = [tablets.local_addr()?.port(), sink_addr.port()];
     let Measured { cores: [node_cores, relay_cores, generator_cores], node_rss_kib, drops } =
@@ -1043,6 +1105,31 @@ fn report(steps: &[Step], bridge_idle_kib: u64) {
         "  loss: objects sent in the window not received within {} ms after it (late counts as lost).",
         GRACE.as_millis()
     );
+    println!();
+    println!(
+        "{:>5} {:<6} {:>23} {:>23}",
+        "calls", "path", "group starts up p50/p99", "group starts down p50/p99"
+    );
+    for step in steps {
+        for (path, run) in [("direct", &step.direct), ("edge", &step.edge), ("raw", &step.raw)] {
+            println!(
+                "{:>5} {:<6} {:>15.2}/{:<7.2} {:>17.2}/{:<7.2}",
+                step.calls,
+                path,
+                run.up.group_start_percentile_ms(50),
+                run.up.group_start_percentile_ms(99),
+                run.down.group_start_percentile_ms(50),
+                run.down.group_start_percentile_ms(99),
+            );
+        }
+    }
+    println!(
+        "  group starts: latency (ms) of the first object of each group, which opens a new QUIC stream at every"
+    );
+    println!(
+        "  hop; one object in {OBJECTS_PER_GROUP}, so they make the p99 of the whole. Group starts are spread over the"
+    );
+    println!("  calls as independent calls' keyframes are (see `Cadence`).");
     println!();
     println!(
         "{:>5} {:>14} {:>19} {:>15} {:>15} {:>16} {:>8}",
