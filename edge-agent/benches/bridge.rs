@@ -607,11 +607,12 @@ fn tick_every() -> Duration {
 /// over one frame period, and group starts (keyframes, each a new QUIC
 /// stream at every hop) over one group period. Without the second, every
 /// call would open its new stream in the same frame period every two
-/// seconds, a burst no set of independent calls produces.
+/// seconds, a burst that independent calls would hardly ever produce.
 #[derive(Clone, Copy)]
 struct Cadence {
     offset: Duration,
-    /// Objects into its group the end's second object is.
+    /// Shifts the group starts: they fall where `n + group_phase` is a
+    /// multiple of `OBJECTS_PER_GROUP` (`n` counting the objects sent).
     group_phase: u64,
 }
 
