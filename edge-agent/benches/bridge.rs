@@ -135,17 +135,19 @@ fn announce_listening(endpoint: &quinn::Endpoint) -> anyhow::Result<()> {
 }
 
 /// Receive buffer of the load generator's sockets, so that the harness is
-/// not where datagrams are dropped (the nodes under test keep the default,
-/// as the edge does). The kernel caps it at `net.core.rmem_max`.
+/// not where datagrams are dropped (the node's listening socket gets what
+/// the edge's tablet port asks for, [`node_rcvbuf`]). The kernel caps it at
+/// `net.core.rmem_max`.
 const GENERATOR_RCVBUF: usize = 4 << 20;
 
-/// A quinn endpoint on 127.0.0.1, with a larger receive buffer if asked.
+/// A quinn endpoint on 127.0.0.1, asking for a larger receive buffer as the
+/// edge does (`net::quic::endpoint_with_recv_buffer`) when `rcvbuf` is set.
 fn endpoint(server: Option<quinn::ServerConfig>, rcvbuf: Option<usize>) -> anyhow::Result<quinn::Endpoint> {
-    let socket = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let bind = SocketAddr::from(([127, 0, 0, 1], 0));
     if let Some(bytes) = rcvbuf {
-        let state = quinn::udp::UdpSocketState::new((&socket).into())?;
-        state.set_recv_buffer_size((&socket).into(), bytes)?;
+        return Ok(net::quic::endpoint_with_recv_buffer(bind, server, bytes)?.0);
     }
+    let socket = std::net::UdpSocket::bind(bind)?;
     let runtime = Arc::new(quinn::TokioRuntime);
     Ok(quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime)?)
 }
