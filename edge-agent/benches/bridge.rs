@@ -10,7 +10,9 @@
 //!   the real [`edge_agent::bridge::forward_call`] for each, upstream through
 //!   a share of a [`media_link::RelayUplinks`] session. Authorization is replaced by a fixed
 //!   `MediaGrant { call_id, kind: Video }` and tablets present no client
-//!   certificate; everything after admission is the production path;
+//!   certificate; everything after admission is the production path, and
+//!   the node logs as the service does ([`edge_agent::logging`], so
+//!   `RUST_LOG` applies);
 //! - the raw forwarder: this binary with `BRIDGE_BENCH_ROLE=raw-forwarder`, a
 //!   1-thread runtime that accepts a QUIC connection, opens one to a sink and
 //!   copies every unidirectional stream across chunk by chunk (no MoQ);
@@ -109,6 +111,9 @@ type NodeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Res
 /// A node process: a 1-thread runtime, its listening address on stdout, and
 /// exit when the parent closes our stdin (the parent is gone or done).
 fn child_main(node: fn(PathBuf, SocketAddr) -> NodeFuture) -> anyhow::Result<()> {
+    // As the service logs: span bookkeeping in the media path is part of
+    // what a call costs.
+    edge_agent::logging::init();
     let dir = PathBuf::from(std::env::var_os(DIR_ENV).context("BRIDGE_BENCH_DIR unset")?);
     let upstream: SocketAddr = std::env::var(UPSTREAM_ENV)
         .context("BRIDGE_BENCH_UPSTREAM unset")?

@@ -21,6 +21,7 @@ pub mod appliance;
 pub mod bridge;
 pub mod calls;
 pub mod config;
+pub mod logging;
 pub mod media_core;
 pub mod media_fetch;
 pub mod messaging_api;

@@ -145,21 +145,6 @@ enum OnOff {
     Off,
 }
 
-fn init_logging() {
-    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
-    // Under systemd stderr is already captured, but the journal keeps the
-    // structured fields.
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        if let Ok(journald) = tracing_journald::layer() {
-            registry.with(journald).init();
-            return;
-        }
-    }
-    registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init();
-}
-
 fn actor() -> String {
     format!(
         "it:{}",
@@ -168,7 +153,7 @@ fn actor() -> String {
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    edge_agent::logging::init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -73,7 +73,8 @@ impl RelayClient {
         // Every call's downstream media arrives on this one socket: the
         // default receive buffer (about 200 KiB) overflows at a few hundred
         // Mbit/s while the runtime is busy (measured by the bridge
-        // benchmark). Best effort: the kernel caps it at net.core.rmem_max.
+        // benchmark). Best effort: the kernel caps it at net.core.rmem_max,
+        // and a capped grant is logged.
         let (mut endpoint, _granted) =
             net::quic::endpoint_with_recv_buffer(bind, None, UPSTREAM_RECV_BUFFER).map_err(client)?;
         endpoint.set_default_client_config(config);

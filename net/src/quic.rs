@@ -200,23 +200,17 @@ pub fn server_endpoint_alpns(
         .map_err(|e| NetError::QuicCrypto(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(transport(false)?);
-    let (endpoint, granted) = endpoint_with_recv_buffer(bind, Some(config), SERVER_RECV_BUFFER)
+    let (endpoint, _granted) = endpoint_with_recv_buffer(bind, Some(config), SERVER_RECV_BUFFER)
         .map_err(|source| NetError::Bind { addr: bind, source })?;
-    if granted < SERVER_RECV_BUFFER {
-        tracing::warn!(
-            %bind,
-            granted,
-            asked = SERVER_RECV_BUFFER,
-            "QUIC receive buffer capped by net.core.rmem_max; under heavy call load datagrams may be dropped"
-        );
-    }
     Ok(endpoint)
 }
 
 /// A quinn endpoint on a socket bound to `bind` that asked for
 /// `recv_buffer` bytes of receive buffer, with what the kernel granted.
 /// Asking is best effort: the kernel caps it at net.core.rmem_max (the edge
-/// image raises that limit in /etc/sysctl.d); 0 granted means unknown.
+/// image raises that limit in /etc/sysctl.d); 0 granted means unknown. A
+/// smaller grant is logged as a warning, since on a box whose limit was
+/// not raised it is the first sign of media dropped under call load.
 pub fn endpoint_with_recv_buffer(
     bind: SocketAddr,
     server: Option<quinn::ServerConfig>,
@@ -232,6 +226,14 @@ pub fn endpoint_with_recv_buffer(
         }
         Err(_) => 0,
     };
+    if granted < recv_buffer {
+        tracing::warn!(
+            %bind,
+            granted,
+            asked = recv_buffer,
+            "QUIC receive buffer capped by net.core.rmem_max; under heavy call load datagrams may be dropped"
+        );
+    }
     let runtime = quinn::default_runtime()
         .ok_or_else(|| std::io::Error::other("no async runtime for the QUIC endpoint"))?;
     let endpoint = quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket, runtime)?;

@@ -99,3 +99,21 @@ async fn oversized_frame_is_refused_before_reading_it() {
     assert!(outcome.unwrap_err().contains("exceeds the limit"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The grant a socket reports is what the capped-buffer warning compares
+/// with the request: the whole request within net.core.rmem_max, the limit
+/// beyond it.
+#[tokio::test]
+async fn receive_buffer_grant_is_what_the_kernel_allowed() {
+    let limit: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .expect("net.core.rmem_max")
+        .trim()
+        .parse()
+        .expect("a number");
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let within = limit / 2;
+    let (_endpoint, granted) = quic::endpoint_with_recv_buffer(loopback, None, within).unwrap();
+    assert_eq!(granted, within);
+    let (_endpoint, granted) = quic::endpoint_with_recv_buffer(loopback, None, limit + (1 << 20)).unwrap();
+    assert_eq!(granted, limit, "a request beyond net.core.rmem_max is capped to it");
+}
