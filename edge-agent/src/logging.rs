@@ -1,15 +1,30 @@
 //! The service's logging, shared with the bridge benchmark's node so that
-//! the benchmark measures what ships: `RUST_LOG` or `info`, to the journal
-//! with structured fields under systemd, else formatted on stderr.
-//!
-//! The level matters to the media path's cost: `moq-transport` opens a
-//! session span at the most verbose level the filter enables for
-//! `moq_transport::session`, and enters it on every stream read and write.
+//! the benchmark measures what ships: `RUST_LOG` or [`DEFAULT_DIRECTIVES`],
+//! to the journal with structured fields under systemd, else formatted on
+//! stderr.
+
+/// What the service logs when `RUST_LOG` is unset: its own events from
+/// `info` up, and nothing from `moq-transport`.
+///
+/// That library logs routine media events as warnings and errors: each
+/// refused subscription while a contact's phone is still ringing (the
+/// tablet retries every 100 ms), and each stream reset when a call ends.
+/// A box's journal would fill with several such lines per call per
+/// second of ringing, none of them actionable, and they would bury the
+/// warnings that are. The bridge logs its own admission, refusal and
+/// relay failures. `RUST_LOG=info,moq_transport=debug` brings the
+/// library's events back for a diagnosis.
+///
+/// It also keeps the media path cheaper: `moq-transport` opens a session
+/// span at the most verbose level the filter enables for its target and
+/// enters it on every stream read and write; with the target off there is
+/// no span.
+pub const DEFAULT_DIRECTIVES: &str = "info,moq_transport=off";
 
 /// Installs the global subscriber; call once, first thing in `main`.
 pub fn init() {
     use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_DIRECTIVES));
     let registry = tracing_subscriber::registry().with(filter);
     // Under systemd stderr is already captured, but the journal keeps the
     // structured fields.

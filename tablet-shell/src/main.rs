@@ -357,7 +357,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // moq-transport logs routine media events (a refused
+                // subscription while the contact's phone rings, a stream
+                // reset at hangup) as warnings and errors.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,moq_transport=off")),
         )
         .init();
 

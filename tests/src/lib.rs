@@ -241,7 +241,8 @@ impl System {
         let child = self
             .edge_cmd()
             .arg("run")
-            .env("RUST_LOG", "info")
+            // The shipped default filter (`edge_agent::logging`), as on a box.
+            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

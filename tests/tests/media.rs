@@ -75,6 +75,38 @@ fn video_frames_flow_both_ways_and_decode() {
     assert!(count(&contact, "audio_frames_received") >= 100, "{contact}");
     let latency = count(&contact, "latency_p50_us");
     assert!(latency < 500_000, "median resident-to-contact latency {latency} µs");
+    assert_quiet_after_placing(&system.edge_log());
+}
+
+/// A call that rings, connects and ends as calls do leaves no warning or
+/// error in the edge's log: facility IT reads those as something to act on.
+/// (Start-up may warn, e.g. of a capped socket buffer, so only lines from
+/// the call on count.)
+fn assert_quiet_after_placing(log: &str) {
+    let plain = strip_ansi(log);
+    let from_call = plain.find("call placed").map_or("", |at| &plain[at..]);
+    assert!(!from_call.is_empty(), "no call in the edge's log:\n{plain}");
+    let loud: Vec<&str> =
+        from_call.lines().filter(|line| line.contains(" WARN ") || line.contains(" ERROR ")).collect();
+    assert!(loud.is_empty(), "a normal call logged {} warnings or errors:\n{}", loud.len(), loud.join("\n"));
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An escape sequence runs to its final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 #[test]
