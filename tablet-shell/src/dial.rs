@@ -132,7 +132,7 @@ pub async fn place<W: Write>(
                 connected_at.get_or_insert(now);
                 #[cfg(feature = "media")]
                 if let Some(leg) = &leg {
-                    leg.request_keyframe();
+                    leg.contact_joined();
                 }
                 if let Some(after) = hangup_after {
                     hang_up_at = Some(now + after);

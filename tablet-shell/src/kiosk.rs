@@ -106,7 +106,15 @@ pub enum ContactAction {
 /// contact's pictures), which the shell runs beside the kiosk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaCommand {
-    Start { media: proto::call::CallMedia, kind: CallKind },
+    /// The call is placed: connect, publish the camera and microphone.
+    Start {
+        media: proto::call::CallMedia,
+        kind: CallKind,
+    },
+    /// The contact answered: receive their tracks from now on (not while
+    /// their phone rings, when every try is refused) and send them a
+    /// keyframe at once rather than at the next group.
+    ContactJoined,
     Stop,
 }
 
@@ -865,7 +873,11 @@ impl Kiosk {
 
     fn call_update(&mut self, update: &CallUpdate) {
         if let Some(call) = &mut self.call {
+            let answered_before = call.has_connected();
             call.apply_update(update, self.now_ms);
+            if self.media_live && !answered_before && call.has_connected() {
+                self.media_commands.push(MediaCommand::ContactJoined);
+            }
         }
         self.settle_media();
     }
@@ -972,6 +984,10 @@ impl Kiosk {
                             self.media_live = true;
                             self.media_commands
                                 .push(MediaCommand::Start { media: media.clone(), kind: call.kind() });
+                            // The answer may have overtaken `CallStarted`.
+                            if call.has_connected() {
+                                self.media_commands.push(MediaCommand::ContactJoined);
+                            }
                         }
                     }
                 }

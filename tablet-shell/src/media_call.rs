@@ -26,7 +26,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How long the contact's tracks are waited for (the contact may answer late).
+/// How long the contact's tracks are waited for once they answered, and how
+/// long their track may fall silent before the leg stops following it.
 const SUBSCRIBE_PATIENCE: Duration = Duration::from_secs(120);
 
 /// What the media leg did, for the call summary.
@@ -71,6 +72,7 @@ pub struct MediaLeg {
     stop: watch::Sender<bool>,
     task: JoinHandle<MediaReport>,
     capture_keyframe: watch::Sender<u64>,
+    contact_joined: watch::Sender<bool>,
 }
 
 impl MediaLeg {
@@ -78,12 +80,17 @@ impl MediaLeg {
     pub fn start(options: MediaOptions, media: CallMedia, kind: CallKind) -> MediaLeg {
         let (stop, stopped) = watch::channel(false);
         let (capture_keyframe, keyframe_requests) = watch::channel(0);
-        let task = tokio::spawn(run(options, media, kind, stopped, keyframe_requests));
-        MediaLeg { stop, task, capture_keyframe }
+        let (contact_joined, joined) = watch::channel(false);
+        let task = tokio::spawn(run(options, media, kind, stopped, keyframe_requests, joined));
+        MediaLeg { stop, task, capture_keyframe, contact_joined }
     }
 
-    /// The contact joined: send a keyframe now rather than at the next GOP.
-    pub fn request_keyframe(&self) {
+    /// The contact answered: start receiving their tracks, and send them a
+    /// keyframe now rather than at the next group. Until then the leg only
+    /// publishes: while their phone rings the relay has nothing to give,
+    /// and every subscription would be refused and tried again.
+    pub fn contact_joined(&self) {
+        self.contact_joined.send_replace(true);
         self.capture_keyframe.send_modify(|n| *n += 1);
     }
 
@@ -111,6 +118,7 @@ async fn run(
     kind: CallKind,
     mut stopped: watch::Receiver<bool>,
     mut keyframe_requests: watch::Receiver<u64>,
+    joined: watch::Receiver<bool>,
 ) -> MediaReport {
     let mut report = MediaReport::default();
     let session = match connect(options.edge, &options.server_name, &options.identity).await {
@@ -176,12 +184,17 @@ async fn run(
         .iter()
         .map(|name| (if *name == VIDEO_TRACK { TrackKind::Video } else { TrackKind::Audio }, *name))
     {
-        let mut subscription =
-            follow_track(session.subscriber.clone(), subscribe.clone(), name, SUBSCRIBE_PATIENCE);
+        let subscriber = session.subscriber.clone();
+        let subscribe = subscribe.clone();
+        let mut joined = joined.clone();
         let playback = playback.clone();
         let received = received.clone();
         let latencies = latencies.clone();
         receivers.push(tokio::spawn(async move {
+            if joined.wait_for(|answered| *answered).await.is_err() {
+                return;
+            }
+            let mut subscription = follow_track(subscriber, subscribe, name, SUBSCRIBE_PATIENCE);
             while let Some(frame) = subscription.frames.recv().await {
                 let counter = if track == TrackKind::Video { &received.video } else { &received.audio };
                 counter.fetch_add(1, Ordering::Relaxed);

@@ -360,12 +360,49 @@ fn a_call_with_media_starts_the_media_leg_and_its_end_stops_it() {
         d.kiosk.borrow_mut().take_media_commands(),
         vec![MediaCommand::Start { media, kind: proto::domain::CallKind::Video }]
     );
+    d.edge.events.push(call_update(CallState::Ringing));
+    d.pump();
+    assert!(d.kiosk.borrow_mut().take_media_commands().is_empty(), "nothing to receive while it rings");
     d.edge.events.push(call_update(CallState::Connected { limit_secs: 900 }));
+    d.pump();
+    assert_eq!(d.kiosk.borrow_mut().take_media_commands(), vec![MediaCommand::ContactJoined]);
+    d.edge.events.push(call_update(CallState::Warned { remaining_secs: 60 }));
     d.pump();
     assert!(d.kiosk.borrow_mut().take_media_commands().is_empty(), "nothing new while the call runs");
     d.edge.events.push(call_update(CallState::Ended { reason: CallEndReason::Lockdown }));
     d.pump();
     assert_eq!(d.kiosk.borrow_mut().take_media_commands(), vec![MediaCommand::Stop]);
+}
+
+#[test]
+fn an_answer_that_overtakes_call_started_still_joins_the_contact() {
+    use tablet_shell::kiosk::MediaCommand;
+    let media = proto::call::CallMedia {
+        publish: "facility/F/call/77/resident".into(),
+        subscribe: "facility/F/call/77/contact".into(),
+    };
+    let edge = CannedEdge {
+        call: Some(proto::tablet::TabletResponse::CallStarted {
+            call_id: 77,
+            max_duration_secs: 900,
+            warn_at_secs: 840,
+            media: Some(media.clone()),
+        }),
+        ..CannedEdge::default()
+    };
+    let mut d = driver(edge, Settings::default());
+    log_in(&mut d, "1234");
+    d.ui(UiEvent::Navigate(Screen::Contacts));
+    // The driver hands in events before answers: the update comes first.
+    d.edge.events.push(call_update(CallState::Connected { limit_secs: 900 }));
+    d.ui(UiEvent::ContactAction { row: 0, action: ContactAction::VideoCall });
+    assert_eq!(
+        d.kiosk.borrow_mut().take_media_commands(),
+        vec![
+            MediaCommand::Start { media, kind: proto::domain::CallKind::Video },
+            MediaCommand::ContactJoined
+        ]
+    );
 }
 
 fn text_scale(d: &Driver<CannedEdge>) -> f32 {

@@ -324,6 +324,12 @@ impl MediaLegs {
         in_tx: &std::sync::mpsc::Sender<Inbound>,
     ) {
         use crate::media_call::{MediaLeg, MediaOptions};
+        if command == MediaCommand::ContactJoined {
+            if let Some(leg) = &self.live {
+                leg.contact_joined();
+            }
+            return;
+        }
         if let Some(leg) = self.live.take() {
             tokio::spawn(async move {
                 let report = leg.finish().await;

@@ -145,6 +145,11 @@ impl CallVm {
         self.kind
     }
 
+    /// Whether the contact has answered (the call may have ended since).
+    pub fn has_connected(&self) -> bool {
+        self.connected_at_ms.is_some()
+    }
+
     /// Ended, refused or failed: nothing more will happen on this screen.
     pub fn is_over(&self) -> bool {
         matches!(self.phase, CallPhase::Ended(_) | CallPhase::Denied(_) | CallPhase::Failed(_))
