@@ -180,6 +180,7 @@ pub async fn serve_media(connection: quinn::Connection, shared: Shared, fingerpr
     let (grant, relay) = match grant {
         Ok(granted) => granted,
         Err(refusal) => {
+            shared.lock().counters.call_media_refused += 1;
             tracing::warn!(%remote, namespace = %namespace.to_utf8_path(), %refusal, "media announcement refused");
             let _ = announced.reject(UNAUTHORIZED, &refusal.to_string());
             // Let the refusal reach the tablet before the connection goes.
@@ -191,6 +192,7 @@ pub async fn serve_media(connection: quinn::Connection, shared: Shared, fingerpr
     let upstream = match relay.lease().await {
         Ok(session) => session,
         Err(error) => {
+            shared.lock().counters.call_media_refused += 1;
             tracing::warn!(call = grant.call_id.0, %error, "media relay unreachable; call continues without media");
             let _ = announced.reject(UNAUTHORIZED, "relay unreachable");
             tablet.close(CLOSE_REFUSED, "relay unreachable");
@@ -199,7 +201,11 @@ pub async fn serve_media(connection: quinn::Connection, shared: Shared, fingerpr
     };
     let registered = {
         let mut state = shared.lock();
-        state.add_media_leg(grant.call_id, tablet.connection().clone()).then(|| state.facility.clone())
+        let added = state.add_media_leg(grant.call_id, tablet.connection().clone());
+        if added {
+            state.counters.call_media_bridged += 1;
+        }
+        added.then(|| state.facility.clone())
     };
     let Some(facility) = registered else { return };
     tracing::info!(call = grant.call_id.0, %remote, kind = ?grant.kind, %facility, "media bridged");

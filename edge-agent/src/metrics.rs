@@ -33,6 +33,16 @@ pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
     gauge("edge_connected_tablets", "tablets and kiosks connected now", state.devices.len() as f64);
     gauge("edge_sessions", "resident sessions live now", state.sessions.len() as f64);
     gauge("edge_lockdowns", "lockdowns in force (facility or unit)", state.lockdowns.len() as f64);
+    gauge(
+        "edge_calls_live",
+        "calls placed and not ended (ringing or connected)",
+        state.calls.live().count() as f64,
+    );
+    gauge(
+        "edge_call_media_legs",
+        "tablet media connections bridged to the relay now",
+        state.media_legs() as f64,
+    );
     gauge("edge_cached_residents", "residents in the cache", state.directory.counts().residents as f64);
     gauge("edge_cached_contacts", "contacts in the cache", state.directory.counts().contacts as f64);
     gauge("edge_outbox_live", "outbox items waiting for central", state.outbox.live_len() as f64);
@@ -93,6 +103,16 @@ pub fn render(shared: &Shared, now: jiff::Timestamp) -> String {
         c.media_download_failures,
     );
     counter("edge_media_evicted_total", "cached media evicted to make room for newer mail", c.media_evicted);
+    counter(
+        "edge_call_media_bridged_total",
+        "tablet media connections admitted and bridged to the relay",
+        c.call_media_bridged,
+    );
+    counter(
+        "edge_call_media_refused_total",
+        "tablet media announcements refused (no such call of that device, no relay, relay unreachable)",
+        c.call_media_refused,
+    );
     out
 }
 

@@ -103,6 +103,11 @@ pub struct Counters {
     pub media_downloaded: u64,
     pub media_download_failures: u64,
     pub media_evicted: u64,
+    /// Tablet media connections admitted and bridged to the relay.
+    pub call_media_bridged: u64,
+    /// Tablet media announcements refused (not a live call of that device,
+    /// no relay configured, relay unreachable).
+    pub call_media_refused: u64,
 }
 
 /// Fingerprints of provisioned, unrevoked devices, read by the TLS handshake.

@@ -55,6 +55,9 @@ fn video_frames_flow_both_ways_and_decode() {
     let call_id = started["ok"]["CallStarted"]["call_id"].as_u64().unwrap();
     assert_eq!(media["publish"], format!("facility/demo-ca-01/call/{call_id}/resident"));
     assert_eq!(media["subscribe"], format!("facility/demo-ca-01/call/{call_id}/contact"));
+    // Facility IT sees the call and its bridged media on the metrics page.
+    system.wait_metric("edge_call_media_legs", Duration::from_secs(10), |legs| legs == 1.0);
+    assert_eq!(system.metric("edge_calls_live"), Some(1.0));
     let summary = call.summary(Duration::from_secs(40));
     assert_eq!(summary["outcome"], "ContactHungUp", "{:?}", call.values());
     let tablet = &summary["media"];
@@ -76,6 +79,10 @@ fn video_frames_flow_both_ways_and_decode() {
     let latency = count(&contact, "latency_p50_us");
     assert!(latency < 500_000, "median resident-to-contact latency {latency} µs");
     assert_quiet_after_placing(&system.edge_log());
+    system.wait_metric("edge_call_media_legs", Duration::from_secs(5), |legs| legs == 0.0);
+    assert_eq!(system.metric("edge_calls_live"), Some(0.0));
+    assert_eq!(system.metric("edge_call_media_bridged_total"), Some(1.0));
+    assert_eq!(system.metric("edge_call_media_refused_total"), Some(0.0));
 }
 
 /// A call that rings, connects and ends as calls do leaves no warning or
