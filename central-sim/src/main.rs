@@ -59,7 +59,7 @@ enum Command {
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // As the edge: moq-transport logs routine ringing and hangups as
+        // As the edge: moq-transport logs routine refusals and hangups as
         // warnings and errors.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,moq_transport=off"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();

@@ -289,7 +289,18 @@ async fn serve_unannounced(mut publisher: Publisher, tracks: TracksReader, grant
     let mut served = tokio::task::JoinSet::new();
     while let Some(subscribed) = publisher.subscribed().await {
         let name = String::from_utf8_lossy(subscribed.info.track_name.as_ref()).into_owned();
-        if subscribed.info.track_namespace != tracks.namespace || !grant.allows(&name) {
+        if subscribed.info.track_namespace != tracks.namespace {
+            tracing::warn!(
+                call = grant.call_id.0,
+                namespace = %subscribed.info.track_namespace.to_utf8_path(),
+                track = %name,
+                "tablet asked for media outside its call; refused"
+            );
+            let _ = subscribed.close(ServeError::not_found_ctx("not part of this call"));
+            continue;
+        }
+        if !grant.allows(&name) {
+            tracing::info!(call = grant.call_id.0, track = %name, "track refused by the bridge");
             let _ = subscribed.close(ServeError::not_found_ctx("not part of this call"));
             continue;
         }

@@ -7,13 +7,14 @@
 /// `info` up, and nothing from `moq-transport`.
 ///
 /// That library logs routine media events as warnings and errors: each
-/// refused subscription while a contact's phone is still ringing (the
-/// tablet retries every 100 ms), and each stream reset when a call ends.
-/// A box's journal would fill with several such lines per call per
-/// second of ringing, none of them actionable, and they would bury the
-/// warnings that are. The bridge logs its own admission, refusal and
-/// relay failures. `RUST_LOG=info,moq_transport=debug` brings the
-/// library's events back for a diagnosis.
+/// refused subscription (a tablet subscribing in the moment between the
+/// answer and the contact's tracks reaching the relay, or a tablet of an
+/// older release that subscribes while the phone rings, retrying every
+/// 100 ms), and each stream reset when a call ends. None of them needs
+/// action, and they would bury the warnings that do. The bridge logs its
+/// own admissions, refusals and relay failures. On a development host
+/// `RUST_LOG=info,moq_transport=debug` brings the library's events back
+/// for a diagnosis.
 ///
 /// It also keeps the media path cheaper: `moq-transport` opens a session
 /// span at the most verbose level the filter enables for its target and

@@ -226,9 +226,12 @@ pub fn endpoint_with_recv_buffer(
         }
         Err(_) => 0,
     };
-    if granted < recv_buffer {
+    let local = socket.local_addr()?;
+    if granted == 0 {
+        tracing::debug!(%local, "QUIC receive buffer size unknown");
+    } else if granted < recv_buffer {
         tracing::warn!(
-            %bind,
+            %local,
             granted,
             asked = recv_buffer,
             "QUIC receive buffer capped by net.core.rmem_max; under heavy call load datagrams may be dropped"

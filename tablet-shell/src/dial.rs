@@ -139,6 +139,14 @@ pub async fn place<W: Write>(
                 }
             }
             CallState::Warned { remaining_secs } => {
+                // A warning that overtook `Connected` means the call is up.
+                if connected_at.is_none() {
+                    connected_at = Some(now);
+                    #[cfg(feature = "media")]
+                    if let Some(leg) = &leg {
+                        leg.contact_joined();
+                    }
+                }
                 let after = connected_at.map_or(Duration::ZERO, |at| now - at);
                 warned = Some((after, remaining_secs));
             }

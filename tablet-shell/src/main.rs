@@ -357,9 +357,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                // moq-transport logs routine media events (a refused
-                // subscription while the contact's phone rings, a stream
-                // reset at hangup) as warnings and errors.
+                // moq-transport logs routine media events (a subscription
+                // refused until the contact's tracks reach the relay, a
+                // stream reset at hangup) as warnings and errors.
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,moq_transport=off")),
         )
         .init();

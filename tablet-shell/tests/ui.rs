@@ -374,6 +374,53 @@ fn a_call_with_media_starts_the_media_leg_and_its_end_stops_it() {
     assert_eq!(d.kiosk.borrow_mut().take_media_commands(), vec![MediaCommand::Stop]);
 }
 
+/// A media call placed and answered by the fixture's canned edge, its
+/// `Start` already taken.
+fn media_call_started() -> Driver<CannedEdge> {
+    let media = proto::call::CallMedia {
+        publish: "facility/F/call/77/resident".into(),
+        subscribe: "facility/F/call/77/contact".into(),
+    };
+    let edge = CannedEdge {
+        call: Some(proto::tablet::TabletResponse::CallStarted {
+            call_id: 77,
+            max_duration_secs: 900,
+            warn_at_secs: 840,
+            media: Some(media),
+        }),
+        ..CannedEdge::default()
+    };
+    let mut d = driver(edge, Settings::default());
+    log_in(&mut d, "1234");
+    d.ui(UiEvent::Navigate(Screen::Contacts));
+    d.ui(UiEvent::ContactAction { row: 0, action: ContactAction::VideoCall });
+    let started = d.kiosk.borrow_mut().take_media_commands();
+    assert!(matches!(started.as_slice(), [tablet_shell::kiosk::MediaCommand::Start { .. }]), "{started:?}");
+    d
+}
+
+#[test]
+fn an_unanswered_media_call_never_joins_the_contact() {
+    use tablet_shell::kiosk::MediaCommand;
+    let mut d = media_call_started();
+    d.edge.events.push(call_update(CallState::Ringing));
+    d.edge.events.push(call_update(CallState::Ended { reason: CallEndReason::DidNotAnswer }));
+    d.pump();
+    assert_eq!(d.kiosk.borrow_mut().take_media_commands(), vec![MediaCommand::Stop]);
+}
+
+#[test]
+fn a_warning_that_overtakes_connected_joins_the_contact_once() {
+    use tablet_shell::kiosk::MediaCommand;
+    let mut d = media_call_started();
+    d.edge.events.push(call_update(CallState::Warned { remaining_secs: 60 }));
+    d.pump();
+    assert_eq!(d.kiosk.borrow_mut().take_media_commands(), vec![MediaCommand::ContactJoined]);
+    d.edge.events.push(call_update(CallState::Connected { limit_secs: 900 }));
+    d.pump();
+    assert!(d.kiosk.borrow_mut().take_media_commands().is_empty());
+}
+
 #[test]
 fn an_answer_that_overtakes_call_started_still_joins_the_contact() {
     use tablet_shell::kiosk::MediaCommand;

@@ -215,7 +215,7 @@ impl System {
             .arg(&self.central_dir)
             .args(["--listen", &self.central_addr.to_string()])
             .args(self.relay_addr.iter().flat_map(|addr| ["--media-relay".to_string(), addr.to_string()]))
-            .env("RUST_LOG", "info")
+            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -241,8 +241,10 @@ impl System {
         let child = self
             .edge_cmd()
             .arg("run")
-            // The shipped default filter (`edge_agent::logging`), as on a box.
+            // The shipped default filter (`edge_agent::logging`), as on a
+            // box, and to the log file even when the tests run under systemd.
             .env_remove("RUST_LOG")
+            .env_remove("JOURNAL_STREAM")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -78,8 +78,8 @@ fn video_frames_flow_both_ways_and_decode() {
     assert!(count(&contact, "audio_frames_received") >= 100, "{contact}");
     let latency = count(&contact, "latency_p50_us");
     assert!(latency < 500_000, "median resident-to-contact latency {latency} µs");
-    assert_quiet_after_placing(&system.edge_log());
     system.wait_metric("edge_call_media_legs", Duration::from_secs(5), |legs| legs == 0.0);
+    assert_quiet_after_placing(&settled_log(&system));
     assert_eq!(system.metric("edge_calls_live"), Some(0.0));
     assert_eq!(system.metric("edge_call_media_bridged_total"), Some(1.0));
     assert_eq!(system.metric("edge_call_media_refused_total"), Some(0.0));
@@ -96,6 +96,19 @@ fn assert_quiet_after_placing(log: &str) {
     let loud: Vec<&str> =
         from_call.lines().filter(|line| line.contains(" WARN ") || line.contains(" ERROR ")).collect();
     assert!(loud.is_empty(), "a normal call logged {} warnings or errors:\n{}", loud.len(), loud.join("\n"));
+}
+
+/// The edge's log once the teardown has stopped writing to it.
+fn settled_log(system: &System) -> String {
+    let mut log = system.edge_log();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let later = system.edge_log();
+        if later.len() == log.len() {
+            return later;
+        }
+        log = later;
+    }
 }
 
 fn strip_ansi(text: &str) -> String {

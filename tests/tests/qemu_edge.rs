@@ -132,11 +132,12 @@ fn the_edge_image_provisions_serves_tablets_and_loses_nothing_to_power_cuts() {
         mentions(v, "Allowed")
     });
     assert!(find(&call, "max_duration_secs").and_then(Value::as_u64).is_some_and(|s| s > 0), "{call}");
-    // The image raises net.core.rmem_max, so the tablet port got the receive
-    // buffer the agent asks for (it warns on the console when capped).
+    // The image raises net.core.rmem_max, so the tablet port (and the relay
+    // uplink, when configured) got the receive buffer the agent asks for (it
+    // warns on the console when capped).
     assert!(
         !vm.console().contains("QUIC receive buffer capped"),
-        "the tablet port's receive buffer was capped\n{}",
+        "a QUIC socket's receive buffer was capped\n{}",
         tail(&vm.console(), 40)
     );
     let blocked = tablet(&vm, &device, &["call", "--contact", "3", "--kind", "voice"]);

@@ -90,7 +90,7 @@ pub fn run(options: KioskOptions) -> anyhow::Result<()> {
         Rc::new(move || {
             let requests = kiosk.borrow_mut().take_outgoing().into_iter().map(NetCommand::Request);
             let media = kiosk.borrow_mut().take_media_commands();
-            if !media.is_empty() {
+            if media.iter().any(|command| *command != MediaCommand::ContactJoined) {
                 // A new or ended leg: no picture of an earlier call may stay on screen.
                 if let Some(window) = window.upgrade() {
                     super::clear_call_pictures(&window);
