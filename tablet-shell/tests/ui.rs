@@ -338,19 +338,7 @@ fn every_control_has_a_label_and_a_role() {
 #[test]
 fn a_call_with_media_starts_the_media_leg_and_its_end_stops_it() {
     use tablet_shell::kiosk::MediaCommand;
-    let media = proto::call::CallMedia {
-        publish: "facility/F/call/77/resident".into(),
-        subscribe: "facility/F/call/77/contact".into(),
-    };
-    let edge = CannedEdge {
-        call: Some(proto::tablet::TabletResponse::CallStarted {
-            call_id: 77,
-            max_duration_secs: 900,
-            warn_at_secs: 840,
-            media: Some(media.clone()),
-        }),
-        ..CannedEdge::default()
-    };
+    let (media, edge) = media_call_edge();
     let mut d = driver(edge, Settings::default());
     log_in(&mut d, "1234");
     assert!(d.kiosk.borrow_mut().take_media_commands().is_empty());
@@ -374,9 +362,8 @@ fn a_call_with_media_starts_the_media_leg_and_its_end_stops_it() {
     assert_eq!(d.kiosk.borrow_mut().take_media_commands(), vec![MediaCommand::Stop]);
 }
 
-/// A media call placed and answered by the fixture's canned edge, its
-/// `Start` already taken.
-fn media_call_started() -> Driver<CannedEdge> {
+/// An edge that places call 77 with media.
+fn media_call_edge() -> (proto::call::CallMedia, CannedEdge) {
     let media = proto::call::CallMedia {
         publish: "facility/F/call/77/resident".into(),
         subscribe: "facility/F/call/77/contact".into(),
@@ -386,10 +373,17 @@ fn media_call_started() -> Driver<CannedEdge> {
             call_id: 77,
             max_duration_secs: 900,
             warn_at_secs: 840,
-            media: Some(media),
+            media: Some(media.clone()),
         }),
         ..CannedEdge::default()
     };
+    (media, edge)
+}
+
+/// A media call placed through [`media_call_edge`], its `Start` already
+/// taken.
+fn media_call_started() -> Driver<CannedEdge> {
+    let (_, edge) = media_call_edge();
     let mut d = driver(edge, Settings::default());
     log_in(&mut d, "1234");
     d.ui(UiEvent::Navigate(Screen::Contacts));
@@ -424,19 +418,7 @@ fn a_warning_that_overtakes_connected_joins_the_contact_once() {
 #[test]
 fn an_answer_that_overtakes_call_started_still_joins_the_contact() {
     use tablet_shell::kiosk::MediaCommand;
-    let media = proto::call::CallMedia {
-        publish: "facility/F/call/77/resident".into(),
-        subscribe: "facility/F/call/77/contact".into(),
-    };
-    let edge = CannedEdge {
-        call: Some(proto::tablet::TabletResponse::CallStarted {
-            call_id: 77,
-            max_duration_secs: 900,
-            warn_at_secs: 840,
-            media: Some(media.clone()),
-        }),
-        ..CannedEdge::default()
-    };
+    let (media, edge) = media_call_edge();
     let mut d = driver(edge, Settings::default());
     log_in(&mut d, "1234");
     d.ui(UiEvent::Navigate(Screen::Contacts));
@@ -514,19 +496,7 @@ fn a_language_picked_at_login_lasts_the_session_and_every_exit_restores_the_faci
 }
 
 fn media_call(kind: proto::domain::CallKind) -> Driver<CannedEdge> {
-    let media = proto::call::CallMedia {
-        publish: "facility/F/call/77/resident".into(),
-        subscribe: "facility/F/call/77/contact".into(),
-    };
-    let edge = CannedEdge {
-        call: Some(proto::tablet::TabletResponse::CallStarted {
-            call_id: 77,
-            max_duration_secs: 900,
-            warn_at_secs: 840,
-            media: Some(media),
-        }),
-        ..CannedEdge::default()
-    };
+    let (_, edge) = media_call_edge();
     let mut d = driver(edge, Settings::default());
     log_in(&mut d, "1234");
     d.ui(UiEvent::Navigate(Screen::Contacts));
